@@ -1,0 +1,72 @@
+// The op library's host side: every op's argument checks, shape inference, cost model, float64
+// CPU reference and PyTorch rendering. No CUDA here: the parent process and the catalog use it.
+#pragma once
+
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core.hpp"
+
+namespace kb {
+
+// A dense row-major float64 tensor on the host, the currency of CPU references. Integer and
+// boolean values are held exactly as doubles.
+struct HostTensor {
+  Shape shape;
+  std::vector<double> data;
+
+  HostTensor() = default;
+  explicit HostTensor(Shape s)
+      : shape(std::move(s)), data(static_cast<std::size_t>(numel(shape))) {}
+  HostTensor(Shape s, std::vector<double> d) : shape(std::move(s)), data(std::move(d)) {}
+  int64_t size() const { return static_cast<int64_t>(data.size()); }
+};
+
+// Arithmetic and memory cost of one op application.
+struct OpCost {
+  double flops = 0.0;
+  double bytes = 0.0; // minimum bytes read + written by a perfect implementation of this op alone
+};
+
+// One op of the library. All callbacks throw kb::Error with a precise message on bad arguments.
+struct OpDef {
+  std::string name;
+  int min_inputs = 1;
+  int max_inputs = 1;
+  // Attribute names this op accepts (anything else is an error) and those it requires.
+  std::vector<std::string> attrs;
+  std::vector<std::string> required_attrs;
+  // Output spec from input specs; checks arity-independent argument rules (ranks, matching dims,
+  // attribute ranges). Arity and attribute names are checked by check_node() before this runs.
+  std::function<ValueSpec(const Attrs&, std::span<const ValueSpec>)> infer;
+  // Cost of the op on these inputs producing `out`.
+  std::function<OpCost(const Attrs&, std::span<const ValueSpec>, const ValueSpec& out)> cost;
+  // Float64 reference: computes `out` (already shaped by infer) from the inputs.
+  std::function<void(const Attrs&, std::span<const HostTensor>, HostTensor& out)> cpu;
+  // PyTorch expression for the op, given the Python names of its inputs (e.g.
+  // "torch.nn.functional.conv2d(x, w, b, stride=4, padding=2)").
+  std::function<std::string(const Attrs&, std::span<const std::string>)> torch;
+  // True when the op's output is very sensitive to cancellation in its inputs (norms, softmax,
+  // variance): problems with such ops get an ill-conditioned input distribution in checks.
+  bool cancellation_sensitive = false;
+};
+
+// The registry of all ops, in a stable order.
+const std::vector<OpDef>& all_ops();
+// Finds an op by name; nullptr when unknown.
+const OpDef* find_op(std::string_view name);
+
+// Checks a node against its op: known op, arity, attribute names; then runs infer. Throws
+// kb::Error (without file/line; the catalog adds them).
+ValueSpec check_node(const OpNode& node, std::span<const ValueSpec> inputs);
+
+// Evaluates a whole graph on the host in float64. `feeds` holds every input and parameter by
+// name; returns the requested outputs in order. Throws kb::Error on unknown names.
+std::vector<HostTensor> run_graph_cpu(const std::vector<OpNode>& graph,
+                                      const std::map<std::string, HostTensor, std::less<>>& feeds,
+                                      const std::vector<std::string>& outputs);
+
+} // namespace kb

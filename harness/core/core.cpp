@@ -1,0 +1,316 @@
+// Implementation of kbench's shared vocabulary: names, shapes, attributes, hashing, files.
+#include "core.hpp"
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include "version.hpp"
+
+namespace kb {
+
+InputError::InputError(std::string file, int line, std::string field, const std::string& message)
+    : Error(fmt::format("{}:{}: {}: {}", file, line, field, message)), m_file(std::move(file)),
+      m_line(line), m_field(std::move(field)), m_message(message) {}
+
+namespace {
+struct DTypeInfo {
+  DType type;
+  std::string_view name;
+  std::size_t size;
+};
+constexpr std::array<DTypeInfo, 7> k_dtypes{{{DType::f32, "f32", 4},
+                                             {DType::f16, "f16", 2},
+                                             {DType::bf16, "bf16", 2},
+                                             {DType::i32, "i32", 4},
+                                             {DType::i64, "i64", 8},
+                                             {DType::b8, "bool", 1},
+                                             {DType::f64, "f64", 8}}};
+const DTypeInfo& info(DType t) {
+  for (const auto& i : k_dtypes)
+    if (i.type == t)
+      return i;
+  throw Error(fmt::format("unknown dtype code {}", static_cast<int>(t)));
+}
+} // namespace
+
+std::size_t dtype_size(DType t) {
+  return info(t).size;
+}
+std::string_view dtype_name(DType t) {
+  return info(t).name;
+}
+std::optional<DType> parse_dtype(std::string_view name) {
+  if (name == "b8")
+    return DType::b8;
+  for (const auto& i : k_dtypes)
+    if (i.name == name)
+      return i.type;
+  return std::nullopt;
+}
+bool is_floating(DType t) {
+  return t == DType::f32 || t == DType::f16 || t == DType::bf16 || t == DType::f64;
+}
+
+int64_t numel(const Shape& s) {
+  int64_t n = 1;
+  for (auto d : s)
+    n *= d;
+  return n;
+}
+std::string shape_str(const Shape& s) {
+  return fmt::format("[{}]", fmt::join(s, ", "));
+}
+Shape contiguous_strides(const Shape& s) {
+  Shape st(s.size(), 1);
+  for (int i = static_cast<int>(s.size()) - 2; i >= 0; --i)
+    st[i] = st[i + 1] * s[i + 1];
+  return st;
+}
+
+namespace {
+constexpr std::array<std::pair<DistKind, std::string_view>, 5> k_dists{{
+    {DistKind::uniform, "uniform"},
+    {DistKind::normal, "normal"},
+    {DistKind::randint, "randint"},
+    {DistKind::ill_conditioned, "ill_conditioned"},
+    {DistKind::constant, "constant"},
+}};
+constexpr std::array<std::pair<Outcome, std::string_view>, 8> k_outcomes{{
+    {Outcome::no_code, "no_code"},
+    {Outcome::compile_error, "compile_error"},
+    {Outcome::rejected, "rejected"},
+    {Outcome::load_error, "load_error"},
+    {Outcome::runtime_error, "runtime_error"},
+    {Outcome::timeout, "timeout"},
+    {Outcome::mismatch, "mismatch"},
+    {Outcome::correct, "correct"},
+}};
+template <class E, std::size_t N>
+std::string_view name_of(const std::array<std::pair<E, std::string_view>, N>& table, E e) {
+  for (const auto& [k, v] : table)
+    if (k == e)
+      return v;
+  return "unknown";
+}
+template <class E, std::size_t N>
+std::optional<E> parse_name(const std::array<std::pair<E, std::string_view>, N>& table,
+                            std::string_view s) {
+  for (const auto& [k, v] : table)
+    if (v == s)
+      return k;
+  return std::nullopt;
+}
+} // namespace
+
+std::string_view dist_kind_name(DistKind k) {
+  return name_of(k_dists, k);
+}
+std::optional<DistKind> parse_dist_kind(std::string_view name) {
+  return parse_name(k_dists, name);
+}
+std::string_view outcome_name(Outcome o) {
+  return name_of(k_outcomes, o);
+}
+std::optional<Outcome> parse_outcome(std::string_view name) {
+  return parse_name(k_outcomes, name);
+}
+
+std::vector<std::string> flag_names(uint32_t flags) {
+  static constexpr std::array<std::pair<uint32_t, std::string_view>, 6> k_flags{{
+      {flag_above_roofline, "above_roofline"},
+      {flag_speedup_threshold, "speedup_above_threshold"},
+      {flag_off_stream, "off_stream_work"},
+      {flag_nondeterministic, "nondeterministic"},
+      {flag_library_calls, "library_calls"},
+      {flag_noisy, "noisy_timing"},
+  }};
+  std::vector<std::string> out;
+  for (const auto& [bit, name] : k_flags)
+    if (flags & bit)
+      out.emplace_back(name);
+  return out;
+}
+
+// ----- attributes -----------------------------------------------------------------------------
+
+namespace {
+const AttrValue* find_attr(const Attrs& a, std::string_view key) {
+  auto it = a.find(key);
+  return it == a.end() ? nullptr : &it->second;
+}
+[[noreturn]] void attr_type_error(std::string_view key, std::string_view want) {
+  throw Error(fmt::format("attribute '{}' must be {}", key, want));
+}
+} // namespace
+
+int64_t attr_int(const Attrs& a, std::string_view key) {
+  const AttrValue* v = find_attr(a, key);
+  if (!v)
+    throw Error(fmt::format("missing attribute '{}'", key));
+  if (auto* i = std::get_if<int64_t>(v))
+    return *i;
+  attr_type_error(key, "an integer");
+}
+int64_t attr_int(const Attrs& a, std::string_view key, int64_t fallback) {
+  return find_attr(a, key) ? attr_int(a, key) : fallback;
+}
+double attr_double(const Attrs& a, std::string_view key) {
+  const AttrValue* v = find_attr(a, key);
+  if (!v)
+    throw Error(fmt::format("missing attribute '{}'", key));
+  if (auto* d = std::get_if<double>(v))
+    return *d;
+  if (auto* i = std::get_if<int64_t>(v))
+    return static_cast<double>(*i);
+  attr_type_error(key, "a number");
+}
+double attr_double(const Attrs& a, std::string_view key, double fallback) {
+  return find_attr(a, key) ? attr_double(a, key) : fallback;
+}
+bool attr_bool(const Attrs& a, std::string_view key, bool fallback) {
+  const AttrValue* v = find_attr(a, key);
+  if (!v)
+    return fallback;
+  if (auto* b = std::get_if<bool>(v))
+    return *b;
+  attr_type_error(key, "true or false");
+}
+std::string attr_string(const Attrs& a, std::string_view key, std::string_view fallback) {
+  const AttrValue* v = find_attr(a, key);
+  if (!v)
+    return std::string(fallback);
+  if (auto* s = std::get_if<std::string>(v))
+    return *s;
+  attr_type_error(key, "a string");
+}
+std::vector<int64_t> attr_ints(const Attrs& a, std::string_view key, std::size_t rank,
+                               std::vector<int64_t> fallback) {
+  const AttrValue* v = find_attr(a, key);
+  if (!v)
+    return fallback;
+  if (auto* i = std::get_if<int64_t>(v))
+    return std::vector<int64_t>(rank == 0 ? 1 : rank, *i);
+  if (auto* l = std::get_if<std::vector<int64_t>>(v)) {
+    if (rank > 0 && l->size() != rank)
+      throw Error(fmt::format("attribute '{}' must have {} entries, has {}", key, rank, l->size()));
+    return *l;
+  }
+  attr_type_error(key, "an integer or a list of integers");
+}
+std::vector<double> attr_doubles(const Attrs& a, std::string_view key,
+                                 std::vector<double> fallback) {
+  const AttrValue* v = find_attr(a, key);
+  if (!v)
+    return fallback;
+  if (auto* d = std::get_if<std::vector<double>>(v))
+    return *d;
+  if (auto* l = std::get_if<std::vector<int64_t>>(v))
+    return std::vector<double>(l->begin(), l->end());
+  if (auto* d = std::get_if<double>(v))
+    return {*d};
+  if (auto* i = std::get_if<int64_t>(v))
+    return {static_cast<double>(*i)};
+  attr_type_error(key, "a number or a list of numbers");
+}
+
+namespace {
+std::string py_double(double d) {
+  std::string s = fmt::format("{}", d);
+  if (s == "inf")
+    return "float('inf')";
+  if (s == "-inf")
+    return "float('-inf')";
+  if (s.find_first_of(".en") == std::string::npos)
+    s += ".0";
+  return s;
+}
+} // namespace
+
+std::string attr_to_python(const AttrValue& v) {
+  struct Visitor {
+    std::string operator()(bool b) const { return b ? "True" : "False"; }
+    std::string operator()(int64_t i) const { return std::to_string(i); }
+    std::string operator()(double d) const { return py_double(d); }
+    std::string operator()(const std::string& s) const { return "'" + s + "'"; }
+    std::string operator()(const std::vector<int64_t>& l) const {
+      return fmt::format("[{}]", fmt::join(l, ", "));
+    }
+    std::string operator()(const std::vector<double>& l) const {
+      std::vector<std::string> parts;
+      for (double d : l)
+        parts.push_back(py_double(d));
+      return fmt::format("[{}]", fmt::join(parts, ", "));
+    }
+  };
+  return std::visit(Visitor{}, v);
+}
+
+// ----- problems -------------------------------------------------------------------------------
+
+Tolerance default_tolerance(DType t) {
+  switch (t) {
+  case DType::f16:
+  case DType::bf16:
+    return {1e-2, 1e-2, ""};
+  case DType::i32:
+  case DType::i64:
+  case DType::b8:
+    return {0.0, 0.0, ""};
+  default:
+    return {1e-4, 1e-4, ""};
+  }
+}
+
+const ValueSpec& Problem::output_spec(std::string_view name) const {
+  auto it = values.find(name);
+  if (it == values.end())
+    throw Error(fmt::format("problem {}: unknown value '{}'", id, name));
+  return it->second;
+}
+
+// ----- utilities ------------------------------------------------------------------------------
+
+std::string content_hash(std::string_view bytes) {
+  return fmt::format("{:016x}", XXH64(bytes.data(), bytes.size(), 0));
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw Error(fmt::format("cannot read {}", path));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_file_atomic(const std::string& path, std::string_view bytes) {
+  std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out)
+      throw Error(fmt::format("cannot write {}", tmp));
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!out)
+      throw Error(fmt::format("cannot write {}", tmp));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec)
+    throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, ec.message()));
+}
+
+std::string git_commit() {
+  return KB_GIT_COMMIT_STR;
+}
+std::string version_string() {
+  return fmt::format("{} (commit {})", KB_VERSION_STR, KB_GIT_COMMIT_STR);
+}
+
+} // namespace kb
