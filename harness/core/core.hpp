@@ -129,7 +129,8 @@ struct TensorSpec {
   std::string name;
   Shape shape;
   DType dtype = DType::f32;
-  Distribution dist;
+  Distribution dist;                      // the problem's own distribution (timing, first checks)
+  std::vector<Distribution> check_dists;  // further distributions the correctness checks draw
 };
 
 // Shape and dtype of a value flowing through the graph.

@@ -52,13 +52,15 @@ AttrValue attr_from(const json& j) {
 } // namespace
 
 void to_json(json& j, const TensorSpec& t) {
-  j = json{{"name", t.name}, {"shape", t.shape}, {"dtype", dtype_name(t.dtype)}, {"dist", t.dist}};
+  j = json{{"name", t.name}, {"shape", t.shape}, {"dtype", dtype_name(t.dtype)}, {"dist", t.dist},
+           {"check_dists", t.check_dists}};
 }
 void from_json(const json& j, TensorSpec& t) {
   t.name = j.at("name").get<std::string>();
   t.shape = j.at("shape").get<Shape>();
   t.dtype = dtype_from(j.at("dtype"));
   t.dist = j.at("dist").get<Distribution>();
+  t.check_dists = j.value("check_dists", std::vector<Distribution>{});
 }
 void to_json(json& j, const ValueSpec& v) {
   j = json{{"shape", v.shape}, {"dtype", dtype_name(v.dtype)}};
