@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Packs a built tree for a GPU machine that has the CUDA driver and toolkit but not every library
+# this build links: copies build/bin (debug info stripped), the CTest files, and the shared
+# libraries the GPU machine may lack into DEST/build, keeping paths so CTest runs there unchanged.
+# Usage: tools/bundle_gpu.sh [BUILD_DIR] [DEST]   (defaults: build .carry)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+dest=${2:-.carry}
+rm -rf "$dest/build"
+mkdir -p "$dest/build/bin/lib"
+# CTest metadata (absolute paths inside point at this checkout's build dir).
+(cd "$build" && find . \( -name CTestTestfile.cmake -o -name '*_tests.cmake' -o -name '*_include.cmake' \) -print0 |
+  xargs -0 -I{} cp --parents {} "../$dest/build/")
+for f in "$build"/bin/*; do
+  [ -f "$f" ] || continue
+  cp "$f" "$dest/build/bin/"
+  strip --strip-debug "$dest/build/bin/$(basename "$f")" 2>/dev/null || true
+done
+# Libraries that differ between distributions (soname or presence): carry Debian's copies.
+for f in "$build"/bin/*; do
+  [ -x "$f" ] && [ -f "$f" ] || continue
+  ldd "$f" 2>/dev/null | awk '/=>/ {print $3}' | grep -E 'yaml-cpp|spdlog|xxhash|libfmt|benchmark' || true
+done | sort -u | while read -r lib; do cp -L "$lib" "$dest/build/bin/lib/"; done
+du -sh "$dest/build"
