@@ -6,6 +6,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <cuda_runtime.h>
@@ -66,6 +67,8 @@ private:
 // supports f64 tensors (the float64 GPU reference) besides the dtypes problems use.
 void run_op(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
             const DeviceTensor& out);
+// True when run_op has a GPU reference for the op of this name.
+bool has_gpu_op(std::string_view op);
 
 // Executes a problem's graph op by op ("eager"), like a framework user would. Intermediates are
 // allocated once at construction, so run() does only the ops. With `as_f64` every value is

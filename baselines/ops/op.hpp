@@ -46,12 +46,14 @@ struct OpDef {
   std::function<OpCost(const Attrs&, std::span<const ValueSpec>, const ValueSpec& out)> cost;
   // Float64 reference: computes `out` (already shaped by infer) from the inputs.
   std::function<void(const Attrs&, std::span<const HostTensor>, HostTensor& out)> cpu;
-  // PyTorch expression for the op, given the Python names of its inputs (e.g.
-  // "torch.nn.functional.conv2d(x, w, b, stride=4, padding=2)").
+  // PyTorch expression for the op, given the Python names of its inputs, using only `torch` and
+  // `F` (= torch.nn.functional), e.g. "F.conv2d(x, w, b, stride=4, padding=2)".
   std::function<std::string(const Attrs&, std::span<const std::string>)> torch;
   // True when the op's output is very sensitive to cancellation in its inputs (norms, softmax,
   // variance): problems with such ops get an ill-conditioned input distribution in checks.
   bool cancellation_sensitive = false;
+  // Positions of inputs that hold integer class indices (i64), e.g. cross_entropy's target.
+  std::vector<int> index_inputs;
 };
 
 // The registry of all ops, in a stable order.
@@ -68,5 +70,11 @@ ValueSpec check_node(const OpNode& node, std::span<const ValueSpec> inputs);
 std::vector<HostTensor> run_graph_cpu(const std::vector<OpNode>& graph,
                                       const std::map<std::string, HostTensor, std::less<>>& feeds,
                                       const std::vector<std::string>& outputs);
+// As above with the dtype of each feed given (feeds not listed are f64, or i64 where an op takes
+// them as class indices), so that dtype rules are checked as the problem declares them.
+std::vector<HostTensor> run_graph_cpu(const std::vector<OpNode>& graph,
+                                      const std::map<std::string, HostTensor, std::less<>>& feeds,
+                                      const std::vector<std::string>& outputs,
+                                      const std::map<std::string, DType, std::less<>>& feed_dtypes);
 
 } // namespace kb

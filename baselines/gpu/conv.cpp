@@ -1,0 +1,285 @@
+// conv1d/2d/3d (cuDNN forward) and conv_transpose2d (cuDNN backward-data): descriptors and the
+// algorithm chosen once per shape by cuDNN's heuristics (like PyTorch eager without benchmark
+// mode) and cached in the Context. f64 and shapes cuDNN refuses run the direct kernels.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "gpu_internal.hpp"
+
+namespace kb::gpu {
+
+namespace {
+
+struct ConvPlan : Plan {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  bool use_cudnn = false;
+  int algo = 0;
+  std::size_t workspace_bytes = 0;
+  ~ConvPlan() override {
+    if (x)
+      cudnnDestroyTensorDescriptor(x);
+    if (y)
+      cudnnDestroyTensorDescriptor(y);
+    if (w)
+      cudnnDestroyFilterDescriptor(w);
+    if (conv)
+      cudnnDestroyConvolutionDescriptor(conv);
+  }
+};
+
+constexpr std::size_t k_max_workspace_bytes = std::size_t{4} << 30;
+
+cudnnDataType_t cudnn_type(DType t) {
+  switch (t) {
+  case DType::f16:
+    return CUDNN_DATA_HALF;
+  case DType::bf16:
+    return CUDNN_DATA_BFLOAT16;
+  case DType::f64:
+    return CUDNN_DATA_DOUBLE;
+  default:
+    return CUDNN_DATA_FLOAT;
+  }
+}
+
+std::string dims_key(const int64_t* v) {
+  return fmt::format("{}x{}x{}", v[0], v[1], v[2]);
+}
+
+void set_tensor(const OpNode& node, cudnnTensorDescriptor_t d, DType t, int64_t n, int64_t c,
+                const int64_t* sp, int nsp) {
+  // cuDNN wants at least 4 dims: 1-D convolutions run as 2-D ones of height 1.
+  const int nb = std::max(nsp, 2) + 2;
+  std::vector<int> dims, strides(nb);
+  dims.push_back(static_cast<int>(n));
+  dims.push_back(static_cast<int>(c));
+  for (int i = 3 - std::max(nsp, 2); i < 3; ++i)
+    dims.push_back(static_cast<int>(sp[i]));
+  int64_t s = 1;
+  for (int i = nb - 1; i >= 0; --i) {
+    strides[i] = static_cast<int>(s);
+    s *= dims[i];
+  }
+  if (s >= (int64_t{1} << 31))
+    op_fail(node, "tensor too large for cuDNN's 32-bit descriptors");
+  KB_CUDNN_CHECK(cudnnSetTensorNdDescriptor(d, cudnn_type(t), nb, dims.data(), strides.data()));
+}
+
+// Fills the plan's descriptors; the filter is [k0, k1, kernel...].
+void make_descriptors(const OpNode& node, ConvPlan& p, DType t, const ConvGeom& g, int nsp,
+                      bool transposed, cudnnMathType_t math) {
+  KB_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.x));
+  KB_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.y));
+  KB_CUDNN_CHECK(cudnnCreateFilterDescriptor(&p.w));
+  KB_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p.conv));
+  set_tensor(node, p.x, t, g.N, g.Cin, g.in, nsp);
+  set_tensor(node, p.y, t, g.N, g.Cout, g.out, nsp);
+  const int ns = std::max(nsp, 2);
+  std::vector<int> fdims = {static_cast<int>(transposed ? g.Cin : g.Cout),
+                            static_cast<int>(transposed ? g.Cout / g.groups : g.Cin / g.groups)};
+  std::vector<int> pads, strides, dils;
+  for (int i = 3 - ns; i < 3; ++i) {
+    fdims.push_back(static_cast<int>(g.k[i]));
+    pads.push_back(static_cast<int>(g.pad[i]));
+    strides.push_back(static_cast<int>(g.stride[i]));
+    dils.push_back(static_cast<int>(g.dil[i]));
+  }
+  KB_CUDNN_CHECK(cudnnSetFilterNdDescriptor(p.w, cudnn_type(t), CUDNN_TENSOR_NCHW,
+                                            static_cast<int>(fdims.size()), fdims.data()));
+  KB_CUDNN_CHECK(cudnnSetConvolutionNdDescriptor(
+      p.conv, ns, pads.data(), strides.data(), dils.data(), CUDNN_CROSS_CORRELATION,
+      t == DType::f64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT));
+  KB_CUDNN_CHECK(cudnnSetConvolutionGroupCount(p.conv, static_cast<int>(g.groups)));
+  KB_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, math));
+}
+
+// Picks the first heuristic result that succeeded, respects the precision contract (strict FP32:
+// FMA math only) and fits the workspace limit.
+template <class Perf> bool pick(const Perf* perf, int n, bool strict_fp32, ConvPlan& p) {
+  for (int i = 0; i < n; ++i) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > k_max_workspace_bytes)
+      continue;
+    if (strict_fp32 && perf[i].mathType != CUDNN_FMA_MATH)
+      continue;
+    p.algo = static_cast<int>(perf[i].algo);
+    p.workspace_bytes = perf[i].memory;
+    KB_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, perf[i].mathType));
+    return true;
+  }
+  return false;
+}
+
+ConvPlan& get_plan(Context& ctx, const OpNode& node, DType t, const ConvGeom& g, int nsp,
+                   bool transposed) {
+  auto& c = ctx.impl();
+  const bool strict = t == DType::f32 && !c.allow_tf32;
+  const std::string key = fmt::format(
+      "conv:{}:{}:{}:N{}:Ci{}:Co{}:g{}:in{}:out{}:k{}:s{}:p{}:d{}:tf32{}", transposed,
+      dtype_name(t), nsp, g.N, g.Cin, g.Cout, g.groups, dims_key(g.in), dims_key(g.out),
+      dims_key(g.k), dims_key(g.stride), dims_key(g.pad), dims_key(g.dil), c.allow_tf32);
+  if (Plan* p = c.find_plan(key))
+    return *static_cast<ConvPlan*>(p);
+  auto plan = std::make_unique<ConvPlan>();
+  if (t != DType::f64) {
+    const cudnnMathType_t math =
+        t == DType::f32 ? (strict ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH) : CUDNN_TENSOR_OP_MATH;
+    cudnnHandle_t h = c.cudnn();
+    make_descriptors(node, *plan, t, g, nsp, transposed, math);
+    if (!transposed) {
+      cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+      int n = 0;
+      const cudnnStatus_t st = cudnnGetConvolutionForwardAlgorithm_v7(
+          h, plan->x, plan->w, plan->conv, plan->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf);
+      if (st != CUDNN_STATUS_NOT_SUPPORTED)
+        KB_CUDNN_CHECK(st);
+      plan->use_cudnn = st == CUDNN_STATUS_SUCCESS && pick(perf, n, strict, *plan);
+    } else {
+      cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+      int n = 0;
+      const cudnnStatus_t st = cudnnGetConvolutionBackwardDataAlgorithm_v7(
+          h, plan->w, plan->x, plan->conv, plan->y, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n,
+          perf);
+      if (st != CUDNN_STATUS_NOT_SUPPORTED)
+        KB_CUDNN_CHECK(st);
+      plan->use_cudnn = st == CUDNN_STATUS_SUCCESS && pick(perf, n, strict, *plan);
+    }
+  }
+  return *static_cast<ConvPlan*>(c.put_plan(key, std::move(plan)));
+}
+
+// One cuDNN (or direct) call on a batch slice; no bias.
+void run_slice(Context& ctx, const OpNode& node, const DeviceTensor& x, const DeviceTensor& w,
+               const DeviceTensor& out, const ConvGeom& g, int nsp, bool transposed) {
+  ConvPlan& p = get_plan(ctx, node, x.dtype, g, nsp, transposed);
+  auto& c = ctx.impl();
+  if (!p.use_cudnn) {
+    launch_conv_direct(node, x, w, out, g, transposed, c.stream);
+    return;
+  }
+  void* ws = p.workspace_bytes ? c.scratch(p.workspace_bytes) : nullptr;
+  const float alpha = 1.0f, beta = 0.0f;
+  if (!transposed)
+    KB_CUDNN_CHECK(cudnnConvolutionForward(c.cudnn(), &alpha, p.x, x.data, p.w, w.data, p.conv,
+                                           static_cast<cudnnConvolutionFwdAlgo_t>(p.algo), ws,
+                                           p.workspace_bytes, &beta, p.y, out.data));
+  else
+    KB_CUDNN_CHECK(cudnnConvolutionBackwardData(c.cudnn(), &alpha, p.w, w.data, p.x, x.data, p.conv,
+                                                static_cast<cudnnConvolutionBwdDataAlgo_t>(p.algo),
+                                                ws, p.workspace_bytes, &beta, p.y, out.data));
+}
+
+void run_conv(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
+              const DeviceTensor& out, const ConvGeom& g, int nsp, bool transposed) {
+  const DeviceTensor &x = in[0], &w = in[1];
+  auto& c = ctx.impl();
+  const int64_t x_per_n = g.Cin * g.in[0] * g.in[1] * g.in[2];
+  const int64_t y_per_n = g.Cout * g.out[0] * g.out[1] * g.out[2];
+  // cuDNN's descriptors hold 32-bit sizes: larger batches run as slices of the batch.
+  const int64_t limit = (int64_t{1} << 31) - 1;
+  const int64_t chunk = std::max<int64_t>(1, limit / std::max<int64_t>({x_per_n, y_per_n, 1}));
+  if (x.dtype == DType::f64 || chunk >= g.N || std::max(x_per_n, y_per_n) > limit) {
+    if (x.dtype != DType::f64 && std::max(x_per_n, y_per_n) > limit)
+      launch_conv_direct(node, x, w, out, g, transposed, c.stream);
+    else
+      run_slice(ctx, node, x, w, out, g, nsp, transposed);
+  } else {
+    const std::size_t es = dtype_size(x.dtype);
+    for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
+      ConvGeom gs = g;
+      gs.N = std::min(chunk, g.N - n0);
+      DeviceTensor xs{static_cast<char*>(x.data) + n0 * x_per_n * es, x.dtype, {}};
+      DeviceTensor ys{static_cast<char*>(out.data) + n0 * y_per_n * es, out.dtype, {}};
+      run_slice(ctx, node, xs, w, ys, gs, nsp, transposed);
+    }
+  }
+  if (in.size() == 3) {
+    if (in[2].numel() != g.Cout)
+      op_fail(node, fmt::format("bias {} must have {} elements", shape_str(in[2].shape), g.Cout));
+    launch_add_bias_channels(out, in[2], g.N, g.Cout, g.out[0] * g.out[1] * g.out[2], c.stream);
+  }
+}
+
+void check_common(const OpNode& node, std::span<const DeviceTensor> in, const DeviceTensor& out,
+                  std::size_t nsp) {
+  if (in.size() < 2 || in.size() > 3)
+    op_fail(node, "expects x, w and an optional b");
+  require_float_dtype(node, in[0], "x");
+  for (const auto& t : in)
+    if (t.dtype != in[0].dtype)
+      op_fail(node, "inputs must share one dtype");
+  if (out.dtype != in[0].dtype)
+    op_fail(node, "output dtype differs from x");
+  if (in[0].shape.size() != nsp + 2 || in[1].shape.size() != nsp + 2 || out.shape.size() != nsp + 2)
+    op_fail(node, fmt::format("x, w and the output must have rank {}", nsp + 2));
+}
+
+} // namespace
+
+void op_conv(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
+             const DeviceTensor& out) {
+  const std::size_t nsp = node.op == "conv1d" ? 1 : (node.op == "conv2d" ? 2 : 3);
+  check_common(node, in, out, nsp);
+  const DeviceTensor &x = in[0], &w = in[1];
+  ConvGeom g;
+  g.N = x.shape[0];
+  g.Cin = x.shape[1];
+  g.Cout = w.shape[0];
+  g.groups = attr_int(node.attrs, "groups", 1);
+  if (g.groups <= 0 || g.Cin % g.groups || g.Cout % g.groups || w.shape[1] * g.groups != g.Cin)
+    op_fail(node, fmt::format("groups={} does not fit x {} and w {}", g.groups, shape_str(x.shape),
+                              shape_str(w.shape)));
+  const auto st = attr_ints(node.attrs, "stride", nsp, std::vector<int64_t>(nsp, 1));
+  const auto pad = attr_ints(node.attrs, "padding", nsp, std::vector<int64_t>(nsp, 0));
+  const auto dil = attr_ints(node.attrs, "dilation", nsp, std::vector<int64_t>(nsp, 1));
+  for (std::size_t i = 0; i < nsp; ++i) {
+    const std::size_t d = 3 - nsp + i;
+    g.in[d] = x.shape[2 + i];
+    g.out[d] = out.shape[2 + i];
+    g.k[d] = w.shape[2 + i];
+    g.stride[d] = st[i];
+    g.pad[d] = pad[i];
+    g.dil[d] = dil[i];
+  }
+  if (out.shape[0] != g.N || out.shape[1] != g.Cout)
+    op_fail(node, "output batch/channels do not match");
+  if (out.numel() == 0)
+    return;
+  run_conv(ctx, node, in, out, g, static_cast<int>(nsp), false);
+}
+
+void op_conv_transpose(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
+                       const DeviceTensor& out) {
+  constexpr std::size_t nsp = 2;
+  check_common(node, in, out, nsp);
+  const DeviceTensor &x = in[0], &w = in[1];
+  ConvGeom g;
+  g.N = x.shape[0];
+  g.Cin = x.shape[1];
+  g.groups = attr_int(node.attrs, "groups", 1);
+  if (g.groups <= 0 || w.shape[0] != g.Cin || g.Cin % g.groups)
+    op_fail(node, fmt::format("groups={} does not fit x {} and w {}", g.groups, shape_str(x.shape),
+                              shape_str(w.shape)));
+  g.Cout = w.shape[1] * g.groups;
+  const auto st = attr_ints(node.attrs, "stride", nsp, std::vector<int64_t>(nsp, 1));
+  const auto pad = attr_ints(node.attrs, "padding", nsp, std::vector<int64_t>(nsp, 0));
+  const auto dil = attr_ints(node.attrs, "dilation", nsp, std::vector<int64_t>(nsp, 1));
+  for (std::size_t i = 0; i < nsp; ++i) {
+    const std::size_t d = 3 - nsp + i;
+    g.in[d] = x.shape[2 + i];
+    g.out[d] = out.shape[2 + i];
+    g.k[d] = w.shape[2 + i];
+    g.stride[d] = st[i];
+    g.pad[d] = pad[i];
+    g.dil[d] = dil[i];
+  }
+  if (out.shape[0] != g.N || out.shape[1] != g.Cout)
+    op_fail(node, "output batch/channels do not match");
+  if (out.numel() == 0)
+    return;
+  run_conv(ctx, node, in, out, g, static_cast<int>(nsp), true);
+}
+
+} // namespace kb::gpu

@@ -1,0 +1,403 @@
+// Element-wise ops: activations, clamp, broadcasting add/sub/mul/div (or with a scalar), and the
+// bias-add kernels used after GEMMs and convolutions.
+#include "kernel_common.cuh"
+
+namespace kb::gpu {
+
+namespace {
+
+enum class Unary : int {
+  relu,
+  leaky_relu,
+  gelu,
+  gelu_tanh,
+  sigmoid,
+  tanh,
+  swish,
+  elu,
+  selu,
+  hardtanh,
+  hardsigmoid,
+  hardswish,
+  mish,
+  softplus,
+  softsign,
+  abs,
+  exp,
+  log,
+  sqrt,
+  clamp
+};
+
+template <class A> __device__ __forceinline__ A sigmoid_of(A x) {
+  return A(1) / (A(1) + d_exp(-x));
+}
+
+template <class A> __device__ __forceinline__ A apply_unary(Unary op, A x, A p0, A p1) {
+  switch (op) {
+  case Unary::relu:
+    return x > A(0) ? x : (x != x ? x : A(0));
+  case Unary::leaky_relu:
+    return x > A(0) ? x : x * p0;
+  case Unary::gelu:
+    return A(0.5) * x * (A(1) + d_erf(x * A(0.70710678118654752440)));
+  case Unary::gelu_tanh: {
+    const A inner = A(0.79788456080286535588) * (x + A(0.044715) * x * x * x);
+    return A(0.5) * x * (A(1) + d_tanh(inner));
+  }
+  case Unary::sigmoid:
+    return sigmoid_of(x);
+  case Unary::tanh:
+    return d_tanh(x);
+  case Unary::swish:
+    return x * sigmoid_of(x);
+  case Unary::elu:
+    return x > A(0) ? x : p0 * d_expm1(x);
+  case Unary::selu: {
+    const A scale = A(1.0507009873554804934193349852946);
+    const A alpha = A(1.6732632423543772848170429916717);
+    return scale * (x > A(0) ? x : alpha * d_expm1(x));
+  }
+  case Unary::hardtanh:
+    return x < p0 ? p0 : (x > p1 ? p1 : x);
+  case Unary::hardsigmoid: {
+    const A v = x / A(6) + A(0.5);
+    return v < A(0) ? A(0) : (v > A(1) ? A(1) : v);
+  }
+  case Unary::hardswish: {
+    const A v = x + A(3);
+    return x * (v < A(0) ? A(0) : (v > A(6) ? A(6) : v)) / A(6);
+  }
+  case Unary::mish:
+    return x * d_tanh(d_log1p(d_exp(x)));
+  case Unary::softplus:
+    return x * p0 > p1 ? x : d_log1p(d_exp(x * p0)) / p0;
+  case Unary::softsign:
+    return x / (A(1) + d_abs(x));
+  case Unary::abs:
+    return d_abs(x);
+  case Unary::exp:
+    return d_exp(x);
+  case Unary::log:
+    return d_log(x);
+  case Unary::sqrt:
+    return d_sqrt(x);
+  case Unary::clamp: {
+    // NaN stays NaN, as in torch.clamp; p0/p1 are -inf/+inf when absent.
+    if (x != x)
+      return x;
+    return x < p0 ? p0 : (x > p1 ? p1 : x);
+  }
+  }
+  return x;
+}
+
+template <class T>
+__global__ void unary_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, Unary op,
+                             Acc<T> p0, Acc<T> p1) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x)
+    y[i] = from_acc<T>(apply_unary(op, to_acc(x[i]), p0, p1));
+}
+
+enum class Binary : int { add, sub, mul, div };
+
+template <class A> __device__ __forceinline__ A apply_binary(Binary op, A a, A b) {
+  switch (op) {
+  case Binary::add:
+    return a + b;
+  case Binary::sub:
+    return a - b;
+  case Binary::mul:
+    return a * b;
+  case Binary::div:
+    return a / b;
+  }
+  return a;
+}
+
+constexpr int k_max_dims = 8;
+
+struct BroadcastIndex {
+  int rank = 0;
+  int64_t shape[k_max_dims] = {};
+  int64_t sa[k_max_dims] = {};
+  int64_t sb[k_max_dims] = {};
+  FastDiv div[k_max_dims];
+};
+
+template <class T>
+__global__ void binary_flat_kernel(const T* __restrict__ a, const T* __restrict__ b,
+                                   T* __restrict__ y, int64_t n, Binary op) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x)
+    y[i] = from_acc<T>(apply_binary(op, to_acc(a[i]), to_acc(b[i])));
+}
+
+template <class T>
+__global__ void binary_scalar_kernel(const T* __restrict__ a, T* __restrict__ y, int64_t n,
+                                     Binary op, Acc<T> s) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x)
+    y[i] = from_acc<T>(apply_binary(op, to_acc(a[i]), s));
+}
+
+// 32-bit index math with multiply-high division (n < 2^31).
+template <class T>
+__global__ void binary_bcast32_kernel(const T* __restrict__ a, const T* __restrict__ b,
+                                      T* __restrict__ y, uint32_t n, Binary op, BroadcastIndex ix) {
+  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    uint32_t rem = i, oa = 0, ob = 0;
+    for (int d = ix.rank - 1; d >= 0; --d) {
+      const uint32_t q = ix.div[d].div(rem);
+      const uint32_t c = rem - q * static_cast<uint32_t>(ix.shape[d]);
+      oa += c * static_cast<uint32_t>(ix.sa[d]);
+      ob += c * static_cast<uint32_t>(ix.sb[d]);
+      rem = q;
+    }
+    y[i] = from_acc<T>(apply_binary(op, to_acc(a[oa]), to_acc(b[ob])));
+  }
+}
+
+template <class T>
+__global__ void binary_bcast64_kernel(const T* __restrict__ a, const T* __restrict__ b,
+                                      T* __restrict__ y, int64_t n, Binary op, BroadcastIndex ix) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    int64_t rem = i, oa = 0, ob = 0;
+    for (int d = ix.rank - 1; d >= 0; --d) {
+      const int64_t c = rem % ix.shape[d];
+      rem /= ix.shape[d];
+      oa += c * ix.sa[d];
+      ob += c * ix.sb[d];
+    }
+    y[i] = from_acc<T>(apply_binary(op, to_acc(a[oa]), to_acc(b[ob])));
+  }
+}
+
+// Strides of `in` broadcast against `out` (0 where `in` has size 1 or lacks the dim).
+Shape broadcast_strides_of(const Shape& in, const Shape& out) {
+  Shape s(out.size(), 0);
+  const Shape cs = contiguous_strides(in);
+  const std::size_t off = out.size() - in.size();
+  for (std::size_t i = 0; i < in.size(); ++i)
+    s[off + i] = in[i] == 1 ? 0 : cs[i];
+  return s;
+}
+
+template <class T>
+__global__ void bias_cols_kernel(T* __restrict__ y, const T* __restrict__ bias, int64_t rows,
+                                 int64_t cols) {
+  const int64_t n = rows * cols;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x)
+    y[i] = from_acc<T>(to_acc(y[i]) + to_acc(bias[i % cols]));
+}
+
+// grid.y walks (n, channel) pairs so the channel needs no division per element.
+template <class T>
+__global__ void bias_channels_kernel(T* __restrict__ y, const T* __restrict__ bias,
+                                     int64_t channels, int64_t inner, int64_t row_offset) {
+  const int64_t row = blockIdx.y + row_offset;
+  const Acc<T> b = to_acc(bias[row % channels]);
+  T* p = y + row * inner;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < inner;
+       i += int64_t{gridDim.x} * blockDim.x)
+    p[i] = from_acc<T>(to_acc(p[i]) + b);
+}
+
+const OpNode k_bias_node{"bias_add", {}, {}, {}, 0};
+
+} // namespace
+
+void op_unary(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
+              const DeviceTensor& out) {
+  static const std::map<std::string, Unary, std::less<>> names = {
+      {"relu", Unary::relu},
+      {"leaky_relu", Unary::leaky_relu},
+      {"gelu", Unary::gelu},
+      {"sigmoid", Unary::sigmoid},
+      {"tanh", Unary::tanh},
+      {"swish", Unary::swish},
+      {"elu", Unary::elu},
+      {"selu", Unary::selu},
+      {"hardtanh", Unary::hardtanh},
+      {"hardsigmoid", Unary::hardsigmoid},
+      {"hardswish", Unary::hardswish},
+      {"mish", Unary::mish},
+      {"softplus", Unary::softplus},
+      {"softsign", Unary::softsign},
+      {"abs", Unary::abs},
+      {"exp", Unary::exp},
+      {"log", Unary::log},
+      {"sqrt", Unary::sqrt},
+      {"clamp", Unary::clamp}};
+  const auto it = names.find(node.op);
+  if (it == names.end())
+    op_fail(node, "not an element-wise op");
+  if (in.size() != 1)
+    op_fail(node, "expects one input");
+  require_float_dtype(node, in[0], "x");
+  if (out.dtype != in[0].dtype || out.numel() != in[0].numel())
+    op_fail(node, "output spec does not match the input");
+  Unary op = it->second;
+  double p0 = 0.0, p1 = 0.0;
+  switch (op) {
+  case Unary::leaky_relu:
+    p0 = attr_double(node.attrs, "negative_slope", 0.01);
+    break;
+  case Unary::elu:
+    p0 = attr_double(node.attrs, "alpha", 1.0);
+    break;
+  case Unary::hardtanh:
+    p0 = attr_double(node.attrs, "min_val", -1.0);
+    p1 = attr_double(node.attrs, "max_val", 1.0);
+    break;
+  case Unary::softplus:
+    p0 = attr_double(node.attrs, "beta", 1.0);
+    p1 = attr_double(node.attrs, "threshold", 20.0);
+    break;
+  case Unary::gelu: {
+    const std::string approx = attr_string(node.attrs, "approximate", "none");
+    if (approx == "tanh")
+      op = Unary::gelu_tanh;
+    else if (approx != "none")
+      op_fail(node, str_cat("approximate must be 'none' or 'tanh', got '", approx, "'"));
+    break;
+  }
+  case Unary::clamp:
+    p0 = attr_double(node.attrs, "min", -HUGE_VAL);
+    p1 = attr_double(node.attrs, "max", HUGE_VAL);
+    break;
+  default:
+    break;
+  }
+  const int64_t n = out.numel();
+  if (n == 0)
+    return;
+  KB_DISPATCH_FLOAT(out.dtype, node, {
+    unary_kernel<T><<<grid_for(n, 256), 256, 0, ctx.stream()>>>(
+        static_cast<const T*>(in[0].data), static_cast<T*>(out.data), n, op,
+        static_cast<Acc<T>>(p0), static_cast<Acc<T>>(p1));
+  });
+  KB_CUDA_CHECK_LAUNCH();
+}
+
+void op_binary(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
+               const DeviceTensor& out) {
+  Binary op = Binary::add;
+  if (node.op == "sub")
+    op = Binary::sub;
+  else if (node.op == "mul")
+    op = Binary::mul;
+  else if (node.op == "div")
+    op = Binary::div;
+  else if (node.op != "add")
+    op_fail(node, "not a binary op");
+  if (in.empty() || in.size() > 2)
+    op_fail(node, "expects one or two inputs");
+  for (const auto& t : in) {
+    require_float_dtype(node, t, "input");
+    if (t.dtype != out.dtype)
+      op_fail(node, "inputs and output must share one dtype");
+  }
+  const int64_t n = out.numel();
+  if (n == 0)
+    return;
+  cudaStream_t s = ctx.stream();
+  if (in.size() == 1) {
+    const double scalar = attr_double(node.attrs, "scalar");
+    if (in[0].numel() != n)
+      op_fail(node, "output spec does not match the input");
+    KB_DISPATCH_FLOAT(out.dtype, node, {
+      binary_scalar_kernel<T><<<grid_for(n, 256), 256, 0, s>>>(static_cast<const T*>(in[0].data),
+                                                               static_cast<T*>(out.data), n, op,
+                                                               static_cast<Acc<T>>(scalar));
+    });
+    KB_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  const Shape& os = out.shape;
+  if (in[0].shape.size() > os.size() || in[1].shape.size() > os.size())
+    op_fail(node, "input rank exceeds the output rank");
+  if (in[0].numel() == n && in[1].numel() == n) {
+    KB_DISPATCH_FLOAT(out.dtype, node, {
+      binary_flat_kernel<T><<<grid_for(n, 256), 256, 0, s>>>(static_cast<const T*>(in[0].data),
+                                                             static_cast<const T*>(in[1].data),
+                                                             static_cast<T*>(out.data), n, op);
+    });
+    KB_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  // Coalesce dims: drop size-1 output dims, merge neighbours that are contiguous in both inputs.
+  const Shape sa = broadcast_strides_of(in[0].shape, os);
+  const Shape sb = broadcast_strides_of(in[1].shape, os);
+  std::vector<int64_t> shp, va, vb;
+  for (std::size_t d = 0; d < os.size(); ++d) {
+    if (os[d] == 1)
+      continue;
+    if (!shp.empty() && va.back() == sa[d] * os[d] && vb.back() == sb[d] * os[d]) {
+      shp.back() *= os[d];
+      va.back() = sa[d];
+      vb.back() = sb[d];
+      continue;
+    }
+    shp.push_back(os[d]);
+    va.push_back(sa[d]);
+    vb.push_back(sb[d]);
+  }
+  if (static_cast<int>(shp.size()) > k_max_dims)
+    op_fail(node, str_cat("broadcast over ", shp.size(), " dims exceeds ", k_max_dims));
+  BroadcastIndex ix;
+  ix.rank = static_cast<int>(shp.size());
+  for (int d = 0; d < ix.rank; ++d) {
+    ix.shape[d] = shp[d];
+    ix.sa[d] = va[d];
+    ix.sb[d] = vb[d];
+    if (shp[d] < (int64_t{1} << 31))
+      ix.div[d] = FastDiv(static_cast<uint32_t>(shp[d]));
+  }
+  const bool small = n < (int64_t{1} << 31) && in[0].numel() < (int64_t{1} << 31) &&
+                     in[1].numel() < (int64_t{1} << 31);
+  KB_DISPATCH_FLOAT(out.dtype, node, {
+    const T* a = static_cast<const T*>(in[0].data);
+    const T* b = static_cast<const T*>(in[1].data);
+    T* y = static_cast<T*>(out.data);
+    if (small)
+      binary_bcast32_kernel<T>
+          <<<grid_for(n, 256), 256, 0, s>>>(a, b, y, static_cast<uint32_t>(n), op, ix);
+    else
+      binary_bcast64_kernel<T><<<grid_for(n, 256), 256, 0, s>>>(a, b, y, n, op, ix);
+  });
+  KB_CUDA_CHECK_LAUNCH();
+}
+
+void launch_add_bias_cols(const DeviceTensor& out, const DeviceTensor& bias, int64_t rows,
+                          int64_t cols, cudaStream_t s) {
+  if (rows * cols == 0)
+    return;
+  KB_DISPATCH_FLOAT(out.dtype, k_bias_node, {
+    bias_cols_kernel<T><<<grid_for(rows * cols, 256), 256, 0, s>>>(
+        static_cast<T*>(out.data), static_cast<const T*>(bias.data), rows, cols);
+  });
+  KB_CUDA_CHECK_LAUNCH();
+}
+
+void launch_add_bias_channels(const DeviceTensor& out, const DeviceTensor& bias, int64_t n,
+                              int64_t channels, int64_t inner, cudaStream_t s) {
+  if (n * channels * inner == 0)
+    return;
+  const int64_t rows = n * channels;
+  const int64_t gx = std::min<int64_t>((inner + 255) / 256, 1024);
+  for (int64_t r0 = 0; r0 < rows; r0 += 65535) {
+    const int64_t rc = std::min<int64_t>(65535, rows - r0);
+    KB_DISPATCH_FLOAT(out.dtype, k_bias_node, {
+      bias_channels_kernel<T>
+          <<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(rc)), 256, 0, s>>>(
+              static_cast<T*>(out.data), static_cast<const T*>(bias.data), channels, inner, r0);
+    });
+    KB_CUDA_CHECK_LAUNCH();
+  }
+}
+
+} // namespace kb::gpu

@@ -1,0 +1,250 @@
+// Reductions sum / mean / max / min / argmax / argmin over one or more dims: block-per-row when the
+// reduced dims are innermost, a 2-D block over columns otherwise, a generic gather kernel for
+// non-adjacent dims.
+#include <numeric>
+
+#include "kernel_common.cuh"
+
+namespace kb::gpu {
+
+namespace {
+
+enum class Red : int { sum, mean, max, min, argmax, argmin };
+
+template <class A> struct Item {
+  A v;
+  int64_t i;
+};
+
+template <class A> __device__ __forceinline__ Item<A> identity(Red k) {
+  switch (k) {
+  case Red::max:
+  case Red::argmax:
+    return {neg_inf<A>(), INT64_MAX};
+  case Red::min:
+  case Red::argmin:
+    return {pos_inf<A>(), INT64_MAX};
+  default:
+    return {A(0), INT64_MAX};
+  }
+}
+
+// Combines two partial results; NaN wins (first NaN by index for arg*), ties go to the lower index.
+template <class A> __device__ __forceinline__ Item<A> combine(Red k, Item<A> a, Item<A> b) {
+  if (k == Red::sum || k == Red::mean)
+    return {a.v + b.v, 0};
+  const bool an = a.v != a.v, bn = b.v != b.v;
+  if (an || bn) {
+    if (an && bn)
+      return a.i <= b.i ? a : b;
+    return an ? a : b;
+  }
+  const bool is_max = k == Red::max || k == Red::argmax;
+  if (a.v == b.v)
+    return a.i <= b.i ? a : b;
+  return (is_max ? b.v > a.v : b.v < a.v) ? b : a;
+}
+
+template <class A> __device__ Item<A> warp_combine(Red k, Item<A> it) {
+  for (int o = 16; o > 0; o >>= 1) {
+    Item<A> other{__shfl_xor_sync(0xffffffffu, it.v, o), __shfl_xor_sync(0xffffffffu, it.i, o)};
+    it = combine(k, it, other);
+  }
+  return it;
+}
+
+template <class T>
+__device__ __forceinline__ void write_result(Red k, Item<Acc<T>> it, int64_t R, void* out,
+                                             int64_t idx) {
+  if (k == Red::argmax || k == Red::argmin)
+    static_cast<int64_t*>(out)[idx] = it.i == INT64_MAX ? 0 : it.i;
+  else if (k == Red::mean)
+    static_cast<T*>(out)[idx] = from_acc<T>(it.v / static_cast<Acc<T>>(R));
+  else
+    static_cast<T*>(out)[idx] = from_acc<T>(it.v);
+}
+
+// One block per row of a [rows, R] view.
+template <class T>
+__global__ void reduce_rows_kernel(const T* __restrict__ x, void* out, int64_t rows, int64_t R,
+                                   Red k) {
+  using A = Acc<T>;
+  __shared__ A sv[32];
+  __shared__ int64_t si[32];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* xr = x + row * R;
+    Item<A> it = identity<A>(k);
+    for (int64_t r = threadIdx.x; r < R; r += blockDim.x)
+      it = combine(k, it, Item<A>{to_acc(xr[r]), r});
+    it = warp_combine(k, it);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) {
+      sv[warp] = it.v;
+      si[warp] = it.i;
+    }
+    __syncthreads();
+    if (warp == 0) {
+      const int warps = blockDim.x >> 5;
+      Item<A> t = lane < warps ? Item<A>{sv[lane], si[lane]} : identity<A>(k);
+      t = warp_combine(k, t);
+      if (lane == 0)
+        write_result<T>(k, t, R, out, row);
+    }
+  }
+}
+
+// [outer, R, inner] with inner > 1: a (32 x 8) block covers 32 adjacent columns; its 8 rows of
+// threads split R, then combine through shared memory.
+template <class T>
+__global__ void reduce_cols_kernel(const T* __restrict__ x, void* out, int64_t outer, int64_t R,
+                                   int64_t inner, Red k) {
+  using A = Acc<T>;
+  __shared__ A sv[8][33];
+  __shared__ int64_t si[8][33];
+  const int64_t col = blockIdx.x * int64_t{32} + threadIdx.x;
+  for (int64_t o = blockIdx.y; o < outer; o += gridDim.y) {
+    Item<A> it = identity<A>(k);
+    if (col < inner)
+      for (int64_t r = threadIdx.y; r < R; r += blockDim.y)
+        it = combine(k, it, Item<A>{to_acc(x[(o * R + r) * inner + col]), r});
+    sv[threadIdx.y][threadIdx.x] = it.v;
+    si[threadIdx.y][threadIdx.x] = it.i;
+    __syncthreads();
+    if (threadIdx.y == 0 && col < inner) {
+      for (int j = 1; j < static_cast<int>(blockDim.y); ++j)
+        it = combine(k, it, Item<A>{sv[j][threadIdx.x], si[j][threadIdx.x]});
+      write_result<T>(k, it, R, out, o * inner + col);
+    }
+    __syncthreads();
+  }
+}
+
+constexpr int k_max_dims = 8;
+struct GenericIndex {
+  int rank_kept = 0, rank_red = 0;
+  int64_t kept_shape[k_max_dims], kept_stride[k_max_dims];
+  int64_t red_shape[k_max_dims], red_stride[k_max_dims];
+};
+
+// Any set of reduced dims: one thread per output element walks the reduced index space.
+template <class T>
+__global__ void reduce_generic_kernel(const T* __restrict__ x, void* out, int64_t n_out, int64_t R,
+                                      Red k, GenericIndex ix) {
+  using A = Acc<T>;
+  for (int64_t t = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; t < n_out;
+       t += int64_t{gridDim.x} * blockDim.x) {
+    int64_t rem = t, base = 0;
+    for (int d = ix.rank_kept - 1; d >= 0; --d) {
+      base += (rem % ix.kept_shape[d]) * ix.kept_stride[d];
+      rem /= ix.kept_shape[d];
+    }
+    Item<A> it = identity<A>(k);
+    for (int64_t r = 0; r < R; ++r) {
+      int64_t rr = r, off = base;
+      for (int d = ix.rank_red - 1; d >= 0; --d) {
+        off += (rr % ix.red_shape[d]) * ix.red_stride[d];
+        rr /= ix.red_shape[d];
+      }
+      it = combine(k, it, Item<A>{to_acc(x[off]), r});
+    }
+    write_result<T>(k, it, R, out, t);
+  }
+}
+
+} // namespace
+
+void op_reduce(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
+               const DeviceTensor& out) {
+  static const std::map<std::string, Red, std::less<>> names = {
+      {"sum", Red::sum}, {"mean", Red::mean},     {"max", Red::max},
+      {"min", Red::min}, {"argmax", Red::argmax}, {"argmin", Red::argmin}};
+  const auto found = names.find(node.op);
+  if (found == names.end())
+    op_fail(node, "not a reduction");
+  const Red k = found->second;
+  if (in.size() != 1)
+    op_fail(node, "expects one input");
+  const DeviceTensor& x = in[0];
+  require_float_dtype(node, x, "x");
+  const bool arg = k == Red::argmax || k == Red::argmin;
+  if (arg ? out.dtype != DType::i64 : out.dtype != x.dtype)
+    op_fail(node, str_cat("output dtype ", dtype_name(out.dtype), " is wrong"));
+  const int64_t rank = static_cast<int64_t>(x.shape.size());
+  std::vector<bool> reduced(std::max<int64_t>(rank, 1), false);
+  if (rank == 0) {
+    reduced.assign(0, false);
+  } else if (arg) {
+    reduced[norm_dim(node, attr_int(node.attrs, "dim"), rank)] = true;
+  } else {
+    for (int64_t d : attr_ints(node.attrs, "dim", 0, {}))
+      reduced[norm_dim(node, d, rank)] = true;
+  }
+  const int64_t n_out = out.numel();
+  if (n_out == 0)
+    return;
+  int64_t R = 1;
+  for (int64_t d = 0; d < rank; ++d)
+    if (reduced[d])
+      R *= x.shape[d];
+  if (R == 0 && k != Red::sum && k != Red::mean)
+    op_fail(node, "reduction over an empty dim has no identity");
+  if (n_out * R != x.numel())
+    op_fail(node, "output size does not match the reduction");
+  cudaStream_t s = ctx.stream();
+  // Span of reduced dims, ignoring size-1 dims: adjacent when nothing kept of size > 1 lies
+  // between.
+  int64_t first = -1, last = -1;
+  for (int64_t d = 0; d < rank; ++d)
+    if (reduced[d] && x.shape[d] != 1) {
+      if (first < 0)
+        first = d;
+      last = d;
+    }
+  bool adjacent = true;
+  for (int64_t d = first; first >= 0 && d <= last; ++d)
+    if (!reduced[d] && x.shape[d] != 1)
+      adjacent = false;
+  if (first < 0) {
+    first = 0;
+    last = -1; // nothing of size > 1 reduced: R == 1
+  }
+  if (adjacent) {
+    const int64_t outer = shape_prod(x.shape, 0, first);
+    const int64_t inner = shape_prod(x.shape, last + 1, x.shape.size());
+    KB_DISPATCH_FLOAT(x.dtype, node, {
+      if (inner == 1) {
+        const int block = R >= 2048 ? 512 : (R >= 256 ? 256 : 64);
+        reduce_rows_kernel<T><<<static_cast<int>(std::min<int64_t>(outer, 1 << 20)), block, 0, s>>>(
+            static_cast<const T*>(x.data), out.data, outer, R, k);
+      } else {
+        const dim3 grid(static_cast<unsigned>((inner + 31) / 32),
+                        static_cast<unsigned>(std::min<int64_t>(outer, 65535)));
+        reduce_cols_kernel<T><<<grid, dim3(32, 8), 0, s>>>(static_cast<const T*>(x.data), out.data,
+                                                           outer, R, inner, k);
+      }
+    });
+    KB_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  GenericIndex ix;
+  const Shape st = contiguous_strides(x.shape);
+  for (int64_t d = 0; d < rank; ++d) {
+    if (ix.rank_kept >= k_max_dims || ix.rank_red >= k_max_dims)
+      op_fail(node, "too many dims");
+    if (reduced[d]) {
+      ix.red_shape[ix.rank_red] = x.shape[d];
+      ix.red_stride[ix.rank_red++] = st[d];
+    } else {
+      ix.kept_shape[ix.rank_kept] = x.shape[d];
+      ix.kept_stride[ix.rank_kept++] = st[d];
+    }
+  }
+  KB_DISPATCH_FLOAT(x.dtype, node, {
+    reduce_generic_kernel<T><<<grid_for(n_out, 128), 128, 0, s>>>(static_cast<const T*>(x.data),
+                                                                  out.data, n_out, R, k, ix);
+  });
+  KB_CUDA_CHECK_LAUNCH();
+}
+
+} // namespace kb::gpu

@@ -1,0 +1,198 @@
+// softmax / log_softmax: one block per contiguous row (online max/sum, then one write pass), or one
+// thread per column when the softmax dim is not the last; also the attention softmax.
+#include "kernel_common.cuh"
+
+namespace kb::gpu {
+
+namespace {
+
+// Running (max, sum of exp(x - max)) with a guard for -inf (fully masked so far).
+template <class A> struct MaxSum {
+  A m, s;
+  __device__ __forceinline__ void add(A x) {
+    if (x == neg_inf<A>())
+      return;
+    if (x > m) {
+      s = s * d_exp(m - x) + A(1);
+      m = x;
+    } else {
+      s += d_exp(x - m);
+    }
+  }
+  __device__ __forceinline__ void merge(A bm, A bs) {
+    const A nm = fmax(m, bm);
+    if (nm == neg_inf<A>())
+      return;
+    s = (m == neg_inf<A>() ? A(0) : s * d_exp(m - nm)) +
+        (bm == neg_inf<A>() ? A(0) : bs * d_exp(bm - nm));
+    m = nm;
+  }
+};
+
+template <class Tin, class Tout>
+__global__ void softmax_rows_kernel(const Tin* __restrict__ x, Tout* __restrict__ y, int64_t rows,
+                                    int64_t cols, bool log, int64_t causal_rows) {
+  using A = Acc<Tin>;
+  __shared__ A sm[32], ss[32];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const Tin* xr = x + row * cols;
+    Tout* yr = y + row * cols;
+    // Columns past `limit` are masked (causal); limit = cols without a mask.
+    const int64_t limit = causal_rows > 0 ? std::min<int64_t>(cols, row % causal_rows + 1) : cols;
+    MaxSum<A> st{neg_inf<A>(), A(0)};
+    for (int64_t c = threadIdx.x; c < limit; c += blockDim.x) {
+      const A v = to_acc(xr[c]);
+      if (v != v) {
+        st.m = v; // NaN poisons the row, as in PyTorch
+        st.s = v;
+      } else if (st.m == st.m) {
+        st.add(v);
+      }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+      const A bm = __shfl_xor_sync(0xffffffffu, st.m, o);
+      const A bs = __shfl_xor_sync(0xffffffffu, st.s, o);
+      if (bm != bm || st.m != st.m) {
+        st.m = st.m != st.m ? st.m : bm;
+        st.s = st.m;
+      } else {
+        st.merge(bm, bs);
+      }
+    }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) {
+      sm[warp] = st.m;
+      ss[warp] = st.s;
+    }
+    __syncthreads();
+    if (warp == 0) {
+      const int warps = blockDim.x >> 5;
+      MaxSum<A> t{lane < warps ? sm[lane] : neg_inf<A>(), lane < warps ? ss[lane] : A(0)};
+      for (int o = 16; o > 0; o >>= 1) {
+        const A bm = __shfl_xor_sync(0xffffffffu, t.m, o);
+        const A bs = __shfl_xor_sync(0xffffffffu, t.s, o);
+        if (bm != bm || t.m != t.m) {
+          t.m = t.m != t.m ? t.m : bm;
+          t.s = t.m;
+        } else {
+          t.merge(bm, bs);
+        }
+      }
+      if (lane == 0) {
+        sm[0] = t.m;
+        ss[0] = t.s;
+      }
+    }
+    __syncthreads();
+    const A m = sm[0], s = ss[0];
+    const A log_s = d_log(s);
+    const A inv_s = A(1) / s;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+      A r;
+      if (c >= limit)
+        r = log ? neg_inf<A>() : A(0);
+      else {
+        const A v = to_acc(xr[c]);
+        r = log ? v - m - log_s : d_exp(v - m) * inv_s;
+      }
+      yr[c] = from_acc<Tout>(r);
+    }
+  }
+}
+
+// Softmax over the middle dim of [outer, R, inner]: one thread per (outer, inner) column.
+template <class T>
+__global__ void softmax_cols_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t outer,
+                                    int64_t R, int64_t inner, bool log) {
+  using A = Acc<T>;
+  const int64_t n = outer * inner;
+  for (int64_t t = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; t < n;
+       t += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t o = t / inner, i = t - o * inner;
+    const T* xc = x + o * R * inner + i;
+    T* yc = y + o * R * inner + i;
+    A m = neg_inf<A>();
+    bool nan = false;
+    for (int64_t r = 0; r < R; ++r) {
+      const A v = to_acc(xc[r * inner]);
+      nan |= v != v;
+      m = fmax(m, v);
+    }
+    A s = 0;
+    for (int64_t r = 0; r < R; ++r)
+      s += m == neg_inf<A>() ? A(0) : d_exp(to_acc(xc[r * inner]) - m);
+    if (nan)
+      m = s = A(NAN);
+    const A log_s = d_log(s), inv_s = A(1) / s;
+    for (int64_t r = 0; r < R; ++r) {
+      const A v = to_acc(xc[r * inner]);
+      yc[r * inner] = from_acc<T>(log ? v - m - log_s : d_exp(v - m) * inv_s);
+    }
+  }
+}
+
+template <class Tin, class Tout>
+void launch_rows(const void* in, void* out, int64_t rows, int64_t cols, bool log,
+                 int64_t causal_rows, cudaStream_t s) {
+  const int block = cols >= 4096 ? 512 : (cols >= 512 ? 256 : 128);
+  const int grid = static_cast<int>(std::min<int64_t>(rows, 1 << 20));
+  softmax_rows_kernel<Tin, Tout><<<grid, block, 0, s>>>(
+      static_cast<const Tin*>(in), static_cast<Tout*>(out), rows, cols, log, causal_rows);
+  KB_CUDA_CHECK_LAUNCH();
+}
+
+} // namespace
+
+void launch_softmax_rows(const OpNode& node, const void* in, DType in_dtype, void* out,
+                         DType out_dtype, int64_t rows, int64_t cols, bool log, int64_t causal_rows,
+                         cudaStream_t s) {
+  if (rows == 0 || cols == 0)
+    return;
+  if (in_dtype == out_dtype) {
+    KB_DISPATCH_FLOAT(in_dtype, node,
+                      { launch_rows<T, T>(in, out, rows, cols, log, causal_rows, s); });
+    return;
+  }
+  if (in_dtype == DType::f32 && out_dtype == DType::f16)
+    launch_rows<float, __half>(in, out, rows, cols, log, causal_rows, s);
+  else if (in_dtype == DType::f32 && out_dtype == DType::bf16)
+    launch_rows<float, __nv_bfloat16>(in, out, rows, cols, log, causal_rows, s);
+  else
+    op_fail(node, str_cat("softmax from ", dtype_name(in_dtype), " to ", dtype_name(out_dtype),
+                          " is not supported"));
+}
+
+void op_softmax(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
+                const DeviceTensor& out) {
+  if (in.size() != 1)
+    op_fail(node, "expects one input");
+  const DeviceTensor& x = in[0];
+  require_float_dtype(node, x, "x");
+  if (out.dtype != x.dtype || out.numel() != x.numel())
+    op_fail(node, "output spec does not match the input");
+  const bool log = node.op == "log_softmax";
+  const int64_t rank = static_cast<int64_t>(x.shape.size());
+  if (x.numel() == 0)
+    return;
+  if (rank == 0) {
+    // Softmax of a scalar is 1 (log: 0); PyTorch accepts dim 0 / -1 here.
+    launch_softmax_rows(node, x.data, x.dtype, out.data, out.dtype, 1, 1, log, 0, ctx.stream());
+    return;
+  }
+  const int64_t dim = norm_dim(node, attr_int(node.attrs, "dim"), rank);
+  const int64_t outer = shape_prod(x.shape, 0, dim);
+  const int64_t R = x.shape[dim];
+  const int64_t inner = shape_prod(x.shape, dim + 1, x.shape.size());
+  if (inner == 1) {
+    launch_softmax_rows(node, x.data, x.dtype, out.data, out.dtype, outer, R, log, 0, ctx.stream());
+    return;
+  }
+  KB_DISPATCH_FLOAT(x.dtype, node, {
+    softmax_cols_kernel<T><<<grid_for(outer * inner, 256), 256, 0, ctx.stream()>>>(
+        static_cast<const T*>(x.data), static_cast<T*>(out.data), outer, R, inner, log);
+  });
+  KB_CUDA_CHECK_LAUNCH();
+}
+
+} // namespace kb::gpu

@@ -1,0 +1,58 @@
+// The problem catalog: levels/levelN/*.yaml -> validated kb::Problem values. The only place that
+// parses problem YAML.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core.hpp"
+
+namespace kb {
+
+// One file that failed to load, with the precise place and reason.
+struct LoadIssue {
+  std::string file;
+  int line = 0;
+  std::string field;
+  std::string message;
+  std::string str() const; // "file:line: field: message"
+};
+
+struct Catalog {
+  std::vector<Problem> problems; // sorted by level, then id
+  std::vector<LoadIssue> errors; // files that failed; they never stop the others from loading
+  // Finds a problem by id ("l1/softmax_4096x65536"); nullptr when absent.
+  const Problem* find(std::string_view id) const;
+};
+
+// Loads and validates one problem file. `levels_dir` is the root holding level1/, level2/, ...;
+// the id is "l<level>/<file stem>". Throws kb::InputError naming file, line and field.
+Problem load_problem(const std::string& path, const std::string& levels_dir);
+
+// Loads every levels_dir/level*/*.yaml. Never throws for a bad problem file (it lands in errors);
+// throws kb::Error only when levels_dir itself cannot be read.
+Catalog load_catalog(const std::string& levels_dir);
+
+// The default levels directory: $KB_LEVELS_DIR, else <source dir>/levels as built.
+std::string default_levels_dir();
+
+// Problem as an equivalent, runnable PyTorch script: a Model(nn.Module) whose forward runs the
+// graph, get_inputs()/get_init_inputs() in KernelBench's style, parameters as module buffers.
+std::string render_pytorch(const Problem& p);
+
+// Floor time in ms on this GPU: max(flops / peak for the problem's dtype and precision contract,
+// min_bytes / bandwidth).
+double floor_time_ms(const Problem& p, const GpuCeilings& c);
+
+// Datasheet ceilings of an H100 SXM, used until `kbench doctor --calibrate` measured the GPU.
+GpuCeilings datasheet_ceilings_h100();
+
+// Screening of a problem's reference outputs for degenerate problems. `outputs_per_seed[s][o]`
+// holds output o (flattened, as double) for seed s. Returns an empty string when the problem is
+// fine, else the reason ("near-constant across seeds", "mostly within tolerance of zero",
+// "identity on input x").
+std::string screen_outputs(const Problem& p,
+                           const std::vector<std::vector<std::vector<double>>>& outputs_per_seed,
+                           const std::vector<std::vector<std::vector<double>>>& inputs_per_seed);
+
+} // namespace kb

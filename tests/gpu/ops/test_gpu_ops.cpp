@@ -1,0 +1,389 @@
+// GPU op library: every op's GPU reference (f32, f16, bf16 and f64) against the float64 CPU
+// reference on small shapes, and GraphRunner against run_graph_cpu.
+#include <cmath>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "gpu_ops.hpp"
+#include "gpu_test.hpp"
+#include "op.hpp"
+
+namespace kb::gpu {
+namespace {
+
+using test::GpuTest;
+
+struct Case {
+  std::string op;
+  Attrs attrs;
+  std::vector<Shape> shapes;
+  std::vector<Distribution> dists; // per input; default U[-1, 1)
+  std::vector<int> index_inputs;   // inputs holding i64 class indices
+  std::vector<DType> dtypes = {DType::f64, DType::f32, DType::f16, DType::bf16};
+  std::string label;
+};
+
+Distribution uni(double a, double b) {
+  return {DistKind::uniform, a, b};
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> c;
+  auto add = [&](std::string op, Attrs at, std::vector<Shape> shapes,
+                 std::vector<Distribution> dists = {}, std::string label = "") {
+    Case k;
+    k.op = std::move(op);
+    k.attrs = std::move(at);
+    k.shapes = std::move(shapes);
+    k.dists = std::move(dists);
+    k.label = std::move(label);
+    c.push_back(std::move(k));
+    return &c.back();
+  };
+  using V = std::vector<int64_t>;
+  // Linear algebra.
+  add("matmul", {}, {{3, 17, 33}, {3, 33, 9}}, {}, "batched");
+  add("matmul", {}, {{4, 5}, {5, 7}}, {}, "2d");
+  add("matmul", {{"transpose_a", true}}, {{2, 33, 17}, {2, 33, 9}}, {}, "ta");
+  add("matmul", {{"transpose_b", true}}, {{2, 17, 33}, {2, 9, 33}}, {}, "tb");
+  add("matmul", {{"transpose_a", true}, {"transpose_b", true}}, {{33, 17}, {9, 33}}, {}, "ta_tb");
+  add("matmul", {}, {{2, 3, 8, 16}, {16, 4}}, {}, "shared_b");
+  add("matmul", {}, {{2, 1, 8, 16}, {1, 3, 16, 4}}, {}, "partial_broadcast");
+  add("matmul", {}, {{1, 8, 16}, {3, 16, 4}}, {}, "broadcast_a");
+  add("linear", {}, {{4, 6, 32}, {24, 32}, {24}}, {}, "bias");
+  add("linear", {}, {{5, 31}, {7, 31}}, {}, "no_bias");
+  add("scaled_dot_product_attention", {}, {{2, 3, 8, 16}, {2, 3, 10, 16}, {2, 3, 10, 12}}, {},
+      "plain");
+  add("scaled_dot_product_attention", {{"causal", true}, {"scale", 0.3}},
+      {{2, 9, 16}, {2, 9, 16}, {2, 9, 8}}, {}, "causal");
+  add("scaled_dot_product_attention", {{"causal", true}}, {{2, 6, 8}, {2, 11, 8}, {2, 11, 8}}, {},
+      "causal_rect");
+  // Convolution and pooling.
+  add("conv1d", {{"stride", int64_t{2}}, {"padding", int64_t{1}}, {"dilation", int64_t{2}}},
+      {{2, 4, 20}, {6, 4, 3}, {6}});
+  add("conv2d", {{"stride", V{2, 1}}, {"padding", V{1, 2}}, {"groups", int64_t{2}}},
+      {{2, 4, 9, 11}, {8, 2, 3, 3}, {8}}, {}, "groups");
+  add("conv2d", {{"padding", int64_t{1}}, {"groups", int64_t{6}}}, {{1, 6, 8, 8}, {6, 1, 3, 3}}, {},
+      "depthwise");
+  add("conv2d", {{"stride", int64_t{4}}, {"padding", int64_t{2}}},
+      {{2, 3, 23, 23}, {5, 3, 11, 11}, {5}}, {}, "alexnet_like");
+  add("conv3d", {{"padding", int64_t{1}}, {"dilation", V{1, 2, 1}}},
+      {{1, 3, 5, 6, 7}, {4, 3, 2, 3, 2}, {4}});
+  add("conv_transpose2d",
+      {{"stride", int64_t{2}}, {"padding", int64_t{1}}, {"output_padding", int64_t{1}}},
+      {{2, 4, 5, 6}, {4, 3, 3, 3}, {3}}, {}, "stride");
+  add("conv_transpose2d", {{"groups", int64_t{2}}, {"dilation", int64_t{2}}},
+      {{1, 4, 5, 5}, {4, 3, 3, 3}}, {}, "groups");
+  add("max_pool2d",
+      {{"kernel_size", int64_t{3}},
+       {"stride", int64_t{2}},
+       {"padding", int64_t{1}},
+       {"dilation", int64_t{2}},
+       {"ceil_mode", true}},
+      {{2, 3, 9, 10}});
+  add("max_pool1d", {{"kernel_size", int64_t{4}}, {"stride", int64_t{3}}, {"ceil_mode", true}},
+      {{2, 3, 17}});
+  add("avg_pool2d",
+      {{"kernel_size", int64_t{3}},
+       {"stride", int64_t{2}},
+       {"padding", int64_t{1}},
+       {"ceil_mode", true},
+       {"count_include_pad", false}},
+      {{2, 3, 9, 10}}, {}, "exclude_pad");
+  add("avg_pool2d", {{"kernel_size", V{2, 3}}, {"padding", V{1, 1}}}, {{1, 2, 7, 8}}, {},
+      "include_pad");
+  add("avg_pool1d", {{"kernel_size", int64_t{3}}, {"stride", int64_t{1}}, {"padding", int64_t{1}}},
+      {{2, 3, 11}});
+  // Normalisation.
+  add("layer_norm", {{"normalized_shape", V{5, 16}}}, {{4, 5, 16}, {5, 16}, {5, 16}}, {}, "affine");
+  add("layer_norm", {{"normalized_shape", V{300}}, {"eps", 1e-3}}, {{3, 300}}, {}, "plain");
+  add("rms_norm", {{"dims", V{1}}}, {{2, 8, 4, 5}}, {}, "middle_dim");
+  add("rms_norm", {{"dims", V{-1}}}, {{3, 7, 32}, {32}}, {}, "last_dim_weight");
+  add("batch_norm", {}, {{2, 5, 4, 4}, {5}, {5}, {5}, {5}},
+      {uni(-1, 1), uni(-0.5, 0.5), uni(0.5, 2), uni(-1, 1), uni(-1, 1)});
+  add("group_norm", {{"num_groups", int64_t{3}}}, {{2, 6, 4, 5}, {6}, {6}});
+  add("instance_norm", {}, {{2, 3, 6, 7}, {3}, {3}}, {}, "affine");
+  add("instance_norm", {}, {{2, 3, 40}}, {}, "plain");
+  // Activations.
+  for (const char* a : {"relu", "gelu", "sigmoid", "tanh", "swish", "selu", "hardsigmoid",
+                        "hardswish", "mish", "softsign", "abs", "exp"})
+    add(a, {}, {{3, 257}}, {uni(-3, 3)});
+  add("gelu", {{"approximate", std::string("tanh")}}, {{3, 257}}, {uni(-3, 3)}, "tanh");
+  add("leaky_relu", {{"negative_slope", 0.2}}, {{3, 257}}, {uni(-3, 3)});
+  add("elu", {{"alpha", 0.5}}, {{3, 257}}, {uni(-3, 3)});
+  add("hardtanh", {{"min_val", -0.5}, {"max_val", 0.7}}, {{3, 257}}, {uni(-3, 3)});
+  add("softplus", {{"beta", 2.0}, {"threshold", 3.0}}, {{3, 257}}, {uni(-3, 3)});
+  add("log", {}, {{3, 257}}, {uni(0.1, 3)});
+  add("sqrt", {}, {{3, 257}}, {uni(0.1, 3)});
+  // Arithmetic.
+  for (const char* a : {"add", "sub", "mul"}) {
+    add(a, {}, {{4, 1, 6}, {3, 1}}, {}, "broadcast");
+    add(a, {}, {{5, 7}, {5, 7}}, {}, "same");
+    add(a, {{"scalar", 0.75}}, {{5, 7}}, {}, "scalar");
+  }
+  add("div", {}, {{2, 3, 4, 5}, {3, 1, 5}}, {uni(-1, 1), uni(0.5, 2)}, "broadcast");
+  add("div", {{"scalar", 3.0}}, {{5, 7}}, {}, "scalar");
+  add("clamp", {{"min", -0.3}, {"max", 0.4}}, {{4, 50}}, {}, "both");
+  add("clamp", {{"min", 0.1}}, {{4, 50}}, {}, "min");
+  // Reductions and scans.
+  add("sum", {{"dim", V{1}}, {"keepdim", true}}, {{4, 7, 9}}, {}, "middle");
+  add("sum", {{"dim", V{-1}}}, {{3, 1000}}, {}, "last");
+  add("mean", {{"dim", V{0, 2}}}, {{4, 7, 9}}, {}, "non_adjacent");
+  add("mean", {{"dim", V{1, 2}}}, {{3, 4, 5, 6}}, {}, "adjacent");
+  add("max", {{"dim", int64_t{-1}}}, {{4, 7, 9}});
+  add("min", {{"dim", int64_t{1}}, {"keepdim", true}}, {{4, 7, 9}});
+  add("argmax", {{"dim", int64_t{1}}}, {{4, 70, 3}}, {}, "middle");
+  add("argmax", {{"dim", int64_t{-1}}}, {{5, 300}}, {}, "last");
+  add("argmin", {{"dim", int64_t{-1}}, {"keepdim", true}}, {{5, 33}});
+  add("softmax", {{"dim", int64_t{-1}}}, {{5, 37}}, {uni(-5, 5)}, "last");
+  add("softmax", {{"dim", int64_t{1}}}, {{3, 6, 7}}, {uni(-5, 5)}, "middle");
+  add("log_softmax", {{"dim", int64_t{-1}}}, {{4, 1500}}, {uni(-5, 5)}, "last");
+  add("log_softmax", {{"dim", int64_t{0}}}, {{6, 5}}, {uni(-5, 5)}, "first");
+  add("cumsum", {{"dim", int64_t{-1}}}, {{3, 2500}}, {}, "last");
+  add("cumsum", {{"dim", int64_t{1}}}, {{3, 5, 7}}, {}, "middle");
+  // Losses.
+  add("mse_loss", {}, {{4, 33}, {4, 33}});
+  Case* ce = add("cross_entropy", {}, {{8, 10}, {8}}, {uni(-3, 3), {DistKind::randint, 0, 10}});
+  ce->index_inputs = {1};
+  // Layout.
+  add("reshape", {{"shape", V{3, -1}}}, {{4, 6}});
+  add("permute", {{"dims", V{0, 2, 3, 1}}}, {{2, 3, 4, 5}});
+  add("transpose", {{"dim0", int64_t{1}}, {"dim1", int64_t{-1}}}, {{2, 3, 4, 5}});
+  add("slice", {{"dim", int64_t{1}}, {"start", int64_t{2}}, {"end", int64_t{-1}}}, {{3, 7, 4}});
+  add("masked_fill_causal", {}, {{2, 5, 7}});
+  add("masked_fill_causal", {{"value", -3.0}}, {{4, 6}}, {}, "value");
+  return c;
+}
+
+struct Tol {
+  double atol, rtol;
+};
+
+Tol tolerance_for(DType t) {
+  switch (t) {
+  case DType::f64:
+    return {1e-10, 1e-9};
+  case DType::f32:
+    return {1e-4, 1e-4};
+  case DType::f16:
+    return {1e-2, 1e-2};
+  default:
+    return {2e-2, 2e-2};
+  }
+}
+
+std::vector<double> download_f64(const DeviceTensor& t, cudaStream_t s) {
+  DeviceBuffer buf(std::max<std::size_t>(8, numel(t.shape) * sizeof(double)));
+  DeviceTensor d{buf.get(), DType::f64, t.shape};
+  convert(t, d, s);
+  std::vector<double> h(numel(t.shape));
+  KB_CUDA_CHECK(cudaStreamSynchronize(s));
+  KB_CUDA_CHECK(cudaMemcpy(h.data(), buf.get(), h.size() * sizeof(double), cudaMemcpyDeviceToHost));
+  return h;
+}
+
+class Stream {
+public:
+  Stream() { KB_CUDA_CHECK(cudaStreamCreate(&m_s)); }
+  ~Stream() { cudaStreamDestroy(m_s); }
+  cudaStream_t get() const { return m_s; }
+
+private:
+  cudaStream_t m_s = nullptr;
+};
+
+class GpuOpsTest : public GpuTest {};
+
+// Runs one case in one dtype; returns a description of the first mismatch, or "".
+std::string run_case(Context& ctx, const Case& k, DType dt) {
+  cudaStream_t s = ctx.stream();
+  OpNode node{k.op, {}, "out", k.attrs, 0};
+  std::vector<DeviceBuffer> bufs;
+  std::vector<DeviceTensor> ins;
+  std::vector<ValueSpec> specs;
+  std::vector<HostTensor> host;
+  for (std::size_t i = 0; i < k.shapes.size(); ++i) {
+    const bool index = std::find(k.index_inputs.begin(), k.index_inputs.end(),
+                                 static_cast<int>(i)) != k.index_inputs.end();
+    const DType t = index ? DType::i64 : dt;
+    node.inputs.push_back(fmt::format("in{}", i));
+    bufs.emplace_back(std::max<std::size_t>(8, numel(k.shapes[i]) * dtype_size(t)));
+    DeviceTensor d{bufs.back().get(), t, k.shapes[i]};
+    const Distribution dist = i < k.dists.size() ? k.dists[i] : uni(-1, 1);
+    fill(d, dist, 20240601, i, s);
+    ins.push_back(d);
+    specs.push_back({k.shapes[i], t});
+    host.emplace_back(k.shapes[i], download_f64(d, s));
+  }
+  const ValueSpec out_spec = check_node(node, specs);
+  DeviceBuffer out_buf(
+      std::max<std::size_t>(8, numel(out_spec.shape) * dtype_size(out_spec.dtype)));
+  DeviceTensor out{out_buf.get(), out_spec.dtype, out_spec.shape};
+  poison(out, s);
+  run_op(ctx, node, ins, out);
+  const std::vector<double> got = download_f64(out, s);
+  HostTensor want(out_spec.shape);
+  find_op(k.op)->cpu(k.attrs, host, want);
+  const Tol tol = out_spec.dtype == DType::i64 ? Tol{0, 0} : tolerance_for(dt);
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double w = want.data[i], g = got[i];
+    const bool both_nan = std::isnan(w) && std::isnan(g);
+    const bool same_inf = std::isinf(w) && g == w;
+    if (both_nan || same_inf)
+      continue;
+    if (!(std::abs(g - w) <= tol.atol + tol.rtol * std::abs(w)))
+      return fmt::format("element {} of {}: got {}, want {} (atol {}, rtol {})", i,
+                         shape_str(out_spec.shape), g, w, tol.atol, tol.rtol);
+  }
+  return "";
+}
+
+TEST_F(GpuOpsTest, EveryOpMatchesCpuReferenceInEveryDtype) {
+  Stream stream;
+  Context ctx(stream.get());
+  int checked = 0;
+  for (const Case& k : cases()) {
+    for (DType dt : k.dtypes) {
+      SCOPED_TRACE(fmt::format("{} {} {}", k.op, k.label, dtype_name(dt)));
+      std::string err;
+      try {
+        err = run_case(ctx, k, dt);
+      } catch (const Error& e) {
+        err = std::string("threw: ") + e.what();
+      }
+      EXPECT_EQ(err, "");
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 300);
+}
+
+TEST(GpuOpsCoverage, EveryOpHasAGpuReferenceAndATestCase) {
+  std::set<std::string> tested;
+  for (const Case& k : cases())
+    tested.insert(k.op);
+  for (const OpDef& op : all_ops()) {
+    EXPECT_TRUE(has_gpu_op(op.name)) << op.name;
+    EXPECT_TRUE(tested.contains(op.name)) << op.name << " has no GPU test case";
+  }
+}
+
+TEST_F(GpuOpsTest, Fp32GemmIsStrictUnlessTf32IsAllowed) {
+  // Values with low mantissa bits set: TF32 (10-bit mantissa) would lose them.
+  Stream stream;
+  cudaStream_t s = stream.get();
+  const int64_t n = 64;
+  std::vector<float> a(n * n, 0.0f), b(n * n, 0.0f);
+  for (int64_t i = 0; i < n; ++i) {
+    a[i * n + i] = 1.0f + std::ldexp(1.0f, -20);
+    b[i * n + i] = 1.0f + std::ldexp(1.0f, -21);
+  }
+  DeviceBuffer da(a.size() * 4), db(b.size() * 4), dc(a.size() * 4);
+  KB_CUDA_CHECK(cudaMemcpy(da.get(), a.data(), a.size() * 4, cudaMemcpyHostToDevice));
+  KB_CUDA_CHECK(cudaMemcpy(db.get(), b.data(), b.size() * 4, cudaMemcpyHostToDevice));
+  OpNode node{"matmul", {"a", "b"}, "c", {}, 0};
+  std::vector<DeviceTensor> in = {{da.get(), DType::f32, {n, n}}, {db.get(), DType::f32, {n, n}}};
+  DeviceTensor out{dc.get(), DType::f32, {n, n}};
+  Context strict(s, false);
+  run_op(strict, node, in, out);
+  std::vector<float> c(n * n);
+  KB_CUDA_CHECK(cudaStreamSynchronize(s));
+  KB_CUDA_CHECK(cudaMemcpy(c.data(), dc.get(), c.size() * 4, cudaMemcpyDeviceToHost));
+  const float want = (1.0f + std::ldexp(1.0f, -20)) * (1.0f + std::ldexp(1.0f, -21));
+  EXPECT_EQ(c[0], want);
+  EXPECT_EQ(c[n + 1], want);
+}
+
+TEST_F(GpuOpsTest, LayerNormIsStableOnIllConditionedInputsInF64AndF32) {
+  Stream stream;
+  Context ctx(stream.get());
+  Case k;
+  k.op = "layer_norm";
+  k.attrs = {{"normalized_shape", std::vector<int64_t>{4096}}};
+  k.shapes = {{4, 4096}};
+  k.dists = {{DistKind::ill_conditioned, 1000.0, 0.1}};
+  EXPECT_EQ(run_case(ctx, k, DType::f64), "");
+  // fp32: a stable kernel stays within a few 1e-2 of the exact answer for these rows (an
+  // unstable one-pass variance is off by orders of magnitude).
+  OpNode node{"layer_norm", {"x"}, "y", k.attrs, 0};
+  DeviceBuffer xb(4 * 4096 * 4), yb(4 * 4096 * 4);
+  DeviceTensor x{xb.get(), DType::f32, {4, 4096}}, y{yb.get(), DType::f32, {4, 4096}};
+  fill(x, k.dists[0], 7, 0, ctx.stream());
+  run_op(ctx, node, std::vector<DeviceTensor>{x}, y);
+  HostTensor hx({4, 4096}, download_f64(x, ctx.stream()));
+  HostTensor want({4, 4096});
+  find_op("layer_norm")->cpu(k.attrs, std::vector<HostTensor>{hx}, want);
+  const auto got = download_f64(y, ctx.stream());
+  double worst = 0;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    worst = std::max(worst, std::abs(got[i] - want.data[i]));
+  EXPECT_LT(worst, 0.05);
+}
+
+TEST_F(GpuOpsTest, GraphRunnerMatchesCpuGraphInF32AndF64) {
+  Problem p;
+  p.id = "test/graph";
+  p.inputs = {{"x", {6, 32}, DType::f32, {DistKind::uniform, -1, 1}, {}}};
+  p.params = {{"w", {16, 32}, DType::f32, {DistKind::normal, 0, 0.2}, {}},
+              {"b", {16}, DType::f32, {DistKind::uniform, -0.1, 0.1}, {}}};
+  p.graph = {{"linear", {"x", "w", "b"}, "h", {}, 1},
+             {"relu", {"h"}, "r", {}, 2},
+             {"reshape", {"r"}, "r2", {{"shape", std::vector<int64_t>{6, 4, 4}}}, 3},
+             {"sum", {"r2"}, "s", {{"dim", std::vector<int64_t>{2}}}, 4},
+             {"softmax", {"s"}, "y", {{"dim", int64_t{-1}}}, 5}};
+  p.outputs = {"y", "h"};
+  Stream stream;
+  cudaStream_t s = stream.get();
+  Context ctx(s);
+  std::vector<DeviceBuffer> bufs;
+  std::vector<DeviceTensor> ins;
+  std::map<std::string, HostTensor, std::less<>> feeds;
+  uint64_t sid = 0;
+  for (const auto* list : {&p.inputs, &p.params})
+    for (const TensorSpec& t : *list) {
+      bufs.emplace_back(numel(t.shape) * 4);
+      DeviceTensor d{bufs.back().get(), t.dtype, t.shape};
+      fill(d, t.dist, 99, sid++, s);
+      ins.push_back(d);
+      feeds[t.name] = HostTensor(t.shape, download_f64(d, s));
+    }
+  const auto want = run_graph_cpu(p.graph, feeds, p.outputs);
+  for (bool as_f64 : {false, true}) {
+    SCOPED_TRACE(as_f64 ? "f64" : "f32");
+    const DType dt = as_f64 ? DType::f64 : DType::f32;
+    DeviceBuffer y(6 * 4 * dtype_size(dt)), h(6 * 16 * dtype_size(dt));
+    std::vector<DeviceTensor> outs = {{y.get(), dt, {6, 4}}, {h.get(), dt, {6, 16}}};
+    GraphRunner runner(ctx, p, as_f64);
+    for (int rep = 0; rep < 2; ++rep) {
+      poison(outs[0], s);
+      poison(outs[1], s);
+      runner.run(ins, outs);
+      for (std::size_t o = 0; o < outs.size(); ++o) {
+        const auto got = download_f64(outs[o], s);
+        ASSERT_EQ(got.size(), want[o].data.size());
+        for (std::size_t i = 0; i < got.size(); ++i)
+          EXPECT_NEAR(got[i], want[o].data[i], as_f64 ? 1e-12 : 1e-5)
+              << "output " << o << " @" << i;
+      }
+    }
+  }
+}
+
+TEST_F(GpuOpsTest, GraphRunnerRejectsWrongShapes) {
+  Problem p;
+  p.id = "test/shapes";
+  p.inputs = {{"x", {4, 8}, DType::f32, {}, {}}};
+  p.graph = {{"relu", {"x"}, "y", {}, 1}};
+  p.outputs = {"y"};
+  Stream stream;
+  Context ctx(stream.get());
+  GraphRunner runner(ctx, p);
+  DeviceBuffer x(4 * 8 * 4), y(4 * 8 * 4);
+  std::vector<DeviceTensor> ins = {{x.get(), DType::f32, {8, 4}}};
+  std::vector<DeviceTensor> outs = {{y.get(), DType::f32, {4, 8}}};
+  EXPECT_THROW(runner.run(ins, outs), Error);
+}
+
+} // namespace
+} // namespace kb::gpu
