@@ -1,0 +1,423 @@
+// Unit tests of the report: each metric against hand-computed figures, the leaderboard, paper
+// table, trajectories and review list of the fixture, compare on synthetic samples, exports, and
+// golden files for Markdown, CSV and JSON.
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "report.hpp"
+#include "report_fixture.hpp"
+#include "store.hpp"
+
+namespace fs = std::filesystem;
+using namespace kb;
+using namespace kb::report;
+
+namespace {
+
+class TempDir {
+public:
+  TempDir() {
+    m_path = fs::temp_directory_path() /
+             ("kb-report-test-" + std::to_string(::getpid()) + "-" + std::to_string(s_n++));
+    fs::remove_all(m_path);
+    fs::create_directories(m_path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(m_path, ec);
+  }
+  std::string file(const std::string& n) const { return (m_path / n).string(); }
+  std::string dir() const { return m_path.string(); }
+
+private:
+  fs::path m_path;
+  static inline int s_n = 0;
+};
+
+const LeaderboardRow& row_of(const Report& r, const std::string& model,
+                             std::optional<int> level = std::nullopt) {
+  for (const auto& row : r.leaderboard)
+    if (row.model == model && row.level == level)
+      return row;
+  throw std::runtime_error("no leaderboard row for " + model);
+}
+
+double fast_at(const LeaderboardRow& r, double p) {
+  for (const auto& [q, v] : r.fast_p)
+    if (q == p)
+      return v;
+  throw std::runtime_error("no fast_p");
+}
+
+void check_golden(const std::string& name, const std::string& actual) {
+  std::string path = std::string(KB_SOURCE_DIR) + "/tests/data/report/" + name;
+  if (std::getenv("KB_UPDATE_GOLDEN")) {
+    write_file_atomic(path, actual);
+    GTEST_SKIP() << "golden file rewritten: " << path;
+  }
+  std::string expected = read_file(path);
+  EXPECT_EQ(actual, expected) << "golden file " << path
+                              << " differs (KB_UPDATE_GOLDEN=1 rewrites it after review)";
+}
+
+} // namespace
+
+// --- metrics ---
+
+TEST(Metrics, FastPIsStrictAndCountsUnsolvedProblems) {
+  std::vector<std::optional<double>> best{1.0, 0.5, std::nullopt, 2.0};
+  EXPECT_DOUBLE_EQ(fast_p(best, 0.0), 0.75);
+  EXPECT_DOUBLE_EQ(fast_p(best, 0.5), 0.5);  // 0.5 is not > 0.5
+  EXPECT_DOUBLE_EQ(fast_p(best, 1.0), 0.25); // 1.0 is not > 1.0
+  EXPECT_DOUBLE_EQ(fast_p(best, 2.0), 0.0);
+  EXPECT_DOUBLE_EQ(fast_p({}, 1.0), 0.0);
+}
+
+TEST(Metrics, GeometricMean) {
+  EXPECT_NEAR(*geometric_mean({1.25, 0.5, 1.5}), std::cbrt(0.9375), 1e-12);
+  EXPECT_NEAR(*geometric_mean({4.0, 0.25}), 1.0, 1e-12);
+  EXPECT_FALSE(geometric_mean({}).has_value());
+  EXPECT_THROW(geometric_mean({1.0, 0.0}), Error);
+}
+
+TEST(Metrics, PassAtKUnbiasedEstimator) {
+  EXPECT_NEAR(pass_at_k(3, 2, 1), 2.0 / 3.0, 1e-12);
+  EXPECT_NEAR(pass_at_k(10, 3, 5), 1.0 - 21.0 / 252.0, 1e-12); // C(7,5)/C(10,5)
+  EXPECT_DOUBLE_EQ(pass_at_k(5, 0, 3), 0.0);
+  EXPECT_DOUBLE_EQ(pass_at_k(5, 3, 3), 1.0); // n - c < k
+  EXPECT_NEAR(pass_at_k(200, 1, 1), 0.005, 1e-12);
+  EXPECT_THROW(pass_at_k(3, 4, 1), Error);
+  EXPECT_THROW(pass_at_k(3, 1, 4), Error);
+}
+
+TEST(Metrics, MannWhitneyExactSmallSamples) {
+  auto r = mann_whitney_u({1, 2, 3}, {4, 5, 6});
+  EXPECT_TRUE(r.exact);
+  EXPECT_DOUBLE_EQ(r.u, 0.0);
+  EXPECT_NEAR(r.p_value, 0.1, 1e-12); // 2 * 1/C(6,3)
+  auto same = mann_whitney_u({1, 4, 5}, {2, 3, 6});
+  EXPECT_DOUBLE_EQ(same.u, 4.0);
+  EXPECT_NEAR(same.p_value, 1.0, 1e-12);
+}
+
+TEST(Metrics, MannWhitneyNormalApproximationWithTies) {
+  // Hand-computed: ranks 1,3,3,5.5 for a; U = 2.5; tie-corrected variance 11.2857; continuity
+  // corrected z = -5 / 3.35942 = -1.48836; p = 0.13666.
+  auto r = mann_whitney_u({1, 2, 2, 3}, {2, 3, 4, 5});
+  EXPECT_FALSE(r.exact);
+  EXPECT_DOUBLE_EQ(r.u, 2.5);
+  EXPECT_NEAR(r.z, -1.48836, 1e-4);
+  EXPECT_NEAR(r.p_value, 0.13666, 2e-4);
+  EXPECT_DOUBLE_EQ(mann_whitney_u({1, 1}, {1, 1}).p_value, 1.0);
+  EXPECT_THROW(mann_whitney_u({}, {1}), Error);
+}
+
+// --- report over the fixture ---
+
+class ReportFixture : public ::testing::Test {
+protected:
+  void SetUp() override {
+    kb::test::build_report_fixture(m_dir.file("fixture.db"));
+    m_store.emplace(m_dir.file("fixture.db"));
+    ReportOptions o;
+    o.pass_k = {1, 2};
+    m_report = build_report(*m_store, o);
+  }
+  TempDir m_dir;
+  std::optional<store::Store> m_store;
+  Report m_report;
+};
+
+TEST_F(ReportFixture, LeaderboardMatchesHandComputedFigures) {
+  const auto& k = row_of(m_report, "vllm/kevin");
+  EXPECT_EQ(k.problems, 4);
+  EXPECT_EQ(k.attempts, 9);
+  EXPECT_DOUBLE_EQ(k.compile_rate, 6.0 / 9.0);
+  EXPECT_DOUBLE_EQ(k.correct_rate, 5.0 / 9.0);
+  EXPECT_DOUBLE_EQ(k.problems_solved, 3.0 / 4.0);
+  EXPECT_DOUBLE_EQ(fast_at(k, 0.0), 0.75);
+  EXPECT_DOUBLE_EQ(fast_at(k, 0.5), 0.5);
+  EXPECT_DOUBLE_EQ(fast_at(k, 0.8), 0.5);
+  EXPECT_DOUBLE_EQ(fast_at(k, 1.0), 0.5);
+  EXPECT_DOUBLE_EQ(fast_at(k, 1.5), 0.0);
+  EXPECT_DOUBLE_EQ(fast_at(k, 2.0), 0.0);
+  ASSERT_TRUE(k.geomean_speedup);
+  EXPECT_NEAR(*k.geomean_speedup, std::cbrt(1.25 * 0.5 * 1.5), 1e-12);
+  ASSERT_EQ(k.pass_at_k.size(), 2u);
+  EXPECT_NEAR(k.pass_at_k[0].second, (2.0 / 3.0 + 0.5 + 0.0 + 1.0) / 4.0, 1e-12);
+  EXPECT_NEAR(k.pass_at_k[1].second, 0.75, 1e-12);
+  EXPECT_EQ(k.flagged, 1);
+  EXPECT_EQ(k.tokens_in, 9000);
+  EXPECT_EQ(k.tokens_out, 4500);
+  EXPECT_NEAR(k.cost_usd, 0.09, 1e-12);
+  EXPECT_NEAR(k.wall_s, 27.0, 1e-9);
+  // Against PyTorch: only matmul has external times: 2.66 / 1.6 and 2.67 / 1.6.
+  EXPECT_EQ(k.problems_vs_eager, 1);
+  EXPECT_NEAR(*k.geomean_vs_eager, 2.66 / 1.6, 1e-12);
+  EXPECT_NEAR(*k.geomean_vs_compile, 2.67 / 1.6, 1e-12);
+
+  const auto& o = row_of(m_report, "openai/o3");
+  EXPECT_EQ(o.problems, 2);
+  EXPECT_DOUBLE_EQ(fast_at(o, 0.0), 0.5);
+  EXPECT_DOUBLE_EQ(fast_at(o, 0.8), 0.0); // 0.8 is not > 0.8
+  EXPECT_NEAR(*o.geomean_speedup, 0.8, 1e-12);
+
+  // Per-level rows exist for the model that spans two levels.
+  const auto& k2 = row_of(m_report, "vllm/kevin", 2);
+  EXPECT_EQ(k2.problems, 1);
+  EXPECT_DOUBLE_EQ(k2.compile_rate, 0.0);
+  EXPECT_FALSE(k2.geomean_speedup);
+}
+
+TEST_F(ReportFixture, FlaggedKernelIsNeverRankedFirst) {
+  const PaperRow* ln = nullptr;
+  for (const auto& p : m_report.paper)
+    if (p.problem_id == "l1/layernorm")
+      ln = &p;
+  ASSERT_NE(ln, nullptr);
+  EXPECT_NEAR(*ln->pct_of_baseline, 150.0, 1e-9);
+  EXPECT_EQ(ln->held_for_review, 1);
+  ASSERT_EQ(m_report.review.size(), 1u);
+  EXPECT_EQ(m_report.review[0].problem_id, "l1/layernorm");
+  EXPECT_NEAR(m_report.review[0].speedup, 20.0, 1e-9);
+  EXPECT_NE(std::find(m_report.review[0].reasons.begin(), m_report.review[0].reasons.end(),
+                      "speedup_above_review"),
+            m_report.review[0].reasons.end());
+  // A tighter review threshold holds the 1.5x kernel too.
+  ReportOptions strict;
+  strict.review_speedup = 1.4;
+  auto r2 = build_report(*m_store, strict);
+  EXPECT_DOUBLE_EQ(fast_at(row_of(r2, "vllm/kevin"), 1.0), 0.25); // matmul 1.25 only
+  EXPECT_EQ(row_of(r2, "vllm/kevin").flagged, 2);
+}
+
+TEST_F(ReportFixture, PaperTableAndTrajectories) {
+  const PaperRow* mm = nullptr;
+  for (const auto& p : m_report.paper)
+    if (p.problem_id == "l1/matmul" && p.model == "vllm/kevin")
+      mm = &p;
+  ASSERT_NE(mm, nullptr);
+  EXPECT_NEAR(*mm->pct_of_baseline, 125.0, 1e-9);
+  EXPECT_NEAR(*mm->pct_of_eager, 2.66 / 1.6 * 100.0, 1e-9);
+  EXPECT_NEAR(*mm->roofline_pct, 50.0, 1e-9);
+  EXPECT_EQ(mm->idea, "double buffering");
+  for (const auto& p : m_report.paper) {
+    if (p.problem_id == "l2/conv_relu") {
+      EXPECT_EQ(p.outcome, "compile_error");
+    }
+  }
+
+  const Trajectory* t = nullptr;
+  for (const auto& tr : m_report.trajectories)
+    if (tr.problem_id == "l1/matmul" && tr.model == "vllm/kevin")
+      t = &tr;
+  ASSERT_NE(t, nullptr);
+  ASSERT_EQ(t->points.size(), 2u);
+  EXPECT_NEAR(*t->points[0].best_so_far_ms, 2.0, 1e-12);
+  EXPECT_NEAR(*t->points[1].best_so_far_ms, 1.6, 1e-12);
+  EXPECT_EQ(t->points[1].idea, "double buffering");
+  EXPECT_EQ(t->points[1].attempts, 2);
+}
+
+TEST_F(ReportFixture, UnknownRunIsAnError) {
+  EXPECT_THROW(build_report(*m_store, ReportOptions{.run_ids = {42}}), Error);
+}
+
+TEST_F(ReportFixture, LevelFilter) {
+  auto r = build_report(*m_store, ReportOptions{.level = 2});
+  ASSERT_EQ(r.leaderboard.size(), 1u);
+  EXPECT_EQ(r.leaderboard[0].level, 2);
+  EXPECT_EQ(r.paper.size(), 1u);
+}
+
+TEST_F(ReportFixture, GoldenMarkdown) {
+  check_golden("fixture.md", render(m_report, Format::markdown));
+}
+TEST_F(ReportFixture, GoldenCsv) {
+  check_golden("fixture.csv", render(m_report, Format::csv));
+}
+TEST_F(ReportFixture, GoldenJson) {
+  check_golden("fixture.json", render(m_report, Format::json));
+}
+TEST_F(ReportFixture, GoldenTerminal) {
+  check_golden("fixture.txt", render(m_report, Format::terminal));
+}
+
+TEST_F(ReportFixture, HtmlEscapesModelText) {
+  std::string html = render(m_report, Format::html);
+  EXPECT_EQ(html.find("<script>"), std::string::npos);
+  EXPECT_NE(html.find("&lt;script&gt;"), std::string::npos);
+  EXPECT_NE(html.find("id=\"speedup-chart\""), std::string::npos);
+  EXPECT_NE(html.find("id=\"trajectory-chart\""), std::string::npos);
+  EXPECT_NE(html.find("id=\"roofline-chart\""), std::string::npos);
+  EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg")); // no external asset
+  std::string md = render(m_report, Format::markdown);
+  EXPECT_EQ(md.find("<script>"), std::string::npos);
+}
+
+TEST_F(ReportFixture, ExportFormats) {
+  std::string csv = export_results(*m_store, ExportFormat::csv, {});
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 12); // header + 11 attempts (+ none split)
+  auto j = nlohmann::json::parse(export_results(*m_store, ExportFormat::json, {}));
+  EXPECT_EQ(j.size(), 11u);
+  auto g = nlohmann::json::parse(export_results(*m_store, ExportFormat::gbench, {}));
+  ASSERT_TRUE(g.contains("context"));
+  // Best kernel of vllm/kevin on matmul: 8 repetitions + 3 aggregates, times in ms.
+  int reps = 0, aggregates = 0;
+  for (const auto& b : g["benchmarks"]) {
+    if (b["run_name"] != "l1/matmul/vllm/kevin")
+      continue;
+    EXPECT_EQ(b["time_unit"], "ms");
+    if (b["run_type"] == "iteration")
+      ++reps;
+    else if (b["aggregate_name"] == "median") {
+      ++aggregates;
+      EXPECT_NEAR(b["real_time"].get<double>(), 1.6, 0.01);
+    } else
+      ++aggregates;
+  }
+  EXPECT_EQ(reps, 8);
+  EXPECT_EQ(aggregates, 3);
+  EXPECT_THROW(export_results(*m_store, ExportFormat::csv, {99}), Error);
+}
+
+// --- compare on synthetic samples ---
+
+namespace {
+
+std::vector<double> noisy(double center, double rel_sd, int n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> d(center, center * rel_sd);
+  std::vector<double> v;
+  for (int i = 0; i < n; ++i)
+    v.push_back(d(rng));
+  return v;
+}
+
+// One database with one correct kernel per (problem, samples) entry; nullopt samples write a
+// failing attempt.
+void write_db(const std::string& path,
+              const std::vector<std::pair<std::string, std::optional<std::vector<double>>>>& rows) {
+  store::Store s(path);
+  int64_t run = s.begin_run({});
+  int64_t m = s.upsert_model("vllm", "kevin", "{}");
+  for (const auto& [problem, samples] : rows) {
+    store::Attempt a;
+    a.candidate = store::Candidate{run, problem, m, "oneshot"};
+    EvalResult r;
+    if (samples) {
+      r.outcome = Outcome::correct;
+      TimingStats t;
+      auto sorted = *samples;
+      std::sort(sorted.begin(), sorted.end());
+      t.median_ms = sorted[sorted.size() / 2];
+      t.samples_ms = *samples;
+      t.samples = static_cast<int>(samples->size());
+      r.candidate_time = t;
+      r.speedup = 1.0;
+    } else {
+      r.outcome = Outcome::mismatch;
+    }
+    a.evaluation = r;
+    s.record_attempt(a);
+  }
+}
+
+const CompareRow& find_row(const CompareResult& r, const std::string& problem) {
+  for (const auto& row : r.rows)
+    if (row.problem_id == problem)
+      return row;
+  throw std::runtime_error("no row " + problem);
+}
+
+} // namespace
+
+TEST(Compare, NoChangeIsNotARegression) {
+  TempDir d;
+  write_db(d.file("base.db"), {{"l1/a", noisy(1.0, 0.01, 40, 1)}});
+  write_db(d.file("head.db"), {{"l1/a", noisy(1.0, 0.01, 40, 2)}});
+  store::Store b(d.file("base.db")), h(d.file("head.db"));
+  auto r = compare(b, h);
+  EXPECT_EQ(find_row(r, "l1/a").verdict, Verdict::unchanged);
+  EXPECT_EQ(compare_exit_code(r), 0);
+}
+
+TEST(Compare, ClearRegressionExitsOne) {
+  TempDir d;
+  write_db(d.file("base.db"), {{"l1/a", noisy(1.0, 0.01, 40, 1)}});
+  write_db(d.file("head.db"), {{"l1/a", noisy(1.2, 0.01, 40, 2)}});
+  store::Store b(d.file("base.db")), h(d.file("head.db"));
+  auto r = compare(b, h);
+  const auto& row = find_row(r, "l1/a");
+  EXPECT_EQ(row.verdict, Verdict::regression);
+  EXPECT_NEAR(*row.change, 0.2, 0.02);
+  EXPECT_LT(row.test->p_value, 1e-6);
+  EXPECT_EQ(compare_exit_code(r), 1);
+  // Reversed, it is an improvement and passes.
+  auto rev = compare(h, b);
+  EXPECT_EQ(find_row(rev, "l1/a").verdict, Verdict::improvement);
+  EXPECT_EQ(compare_exit_code(rev), 0);
+}
+
+TEST(Compare, NoiseBelowSignificanceOrThreshold) {
+  TempDir d;
+  // +10% median shift on 4 samples with 30% noise: not significant.
+  write_db(d.file("base.db"), {{"l1/noisy", std::vector<double>{0.7, 1.0, 1.3, 0.9}},
+                               {"l1/small", noisy(1.0, 0.001, 60, 3)}});
+  write_db(d.file("head.db"), {{"l1/noisy", std::vector<double>{0.8, 1.1, 1.4, 1.0}},
+                               // significant but only +2%: under the 5% threshold
+                               {"l1/small", noisy(1.02, 0.001, 60, 4)}});
+  store::Store b(d.file("base.db")), h(d.file("head.db"));
+  auto r = compare(b, h);
+  EXPECT_EQ(find_row(r, "l1/noisy").verdict, Verdict::unchanged);
+  EXPECT_GT(find_row(r, "l1/noisy").test->p_value, 0.01);
+  EXPECT_EQ(find_row(r, "l1/small").verdict, Verdict::unchanged);
+  EXPECT_LT(find_row(r, "l1/small").test->p_value, 0.01);
+  EXPECT_EQ(compare_exit_code(r), 0);
+  // With a 1% threshold the small shift is a regression.
+  auto strict = compare(b, h, CompareOptions{.threshold = 0.01});
+  EXPECT_EQ(find_row(strict, "l1/small").verdict, Verdict::regression);
+}
+
+TEST(Compare, FailuresFixesAndMissingProblems) {
+  TempDir d;
+  write_db(d.file("base.db"), {{"l1/breaks", noisy(1.0, 0.01, 10, 1)},
+                               {"l1/fixed", std::nullopt},
+                               {"l1/gone", noisy(1.0, 0.01, 10, 2)}});
+  write_db(d.file("head.db"), {{"l1/breaks", std::nullopt},
+                               {"l1/fixed", noisy(1.0, 0.01, 10, 3)},
+                               {"l1/new", noisy(1.0, 0.01, 10, 4)}});
+  store::Store b(d.file("base.db")), h(d.file("head.db"));
+  auto r = compare(b, h);
+  EXPECT_EQ(find_row(r, "l1/breaks").verdict, Verdict::new_failure);
+  EXPECT_EQ(find_row(r, "l1/fixed").verdict, Verdict::fixed);
+  EXPECT_EQ(find_row(r, "l1/gone").verdict, Verdict::missing);
+  EXPECT_EQ(find_row(r, "l1/new").verdict, Verdict::added);
+  EXPECT_EQ(r.new_failures, 1);
+  EXPECT_EQ(r.missing, 1);
+  EXPECT_EQ(compare_exit_code(r), 0);
+}
+
+TEST(Compare, GoldenMarkdownAndJson) {
+  TempDir d;
+  write_db(d.file("base.db"), {{"l1/a", std::vector<double>{1.0, 1.01, 0.99, 1.0, 1.02, 0.98}},
+                               {"l1/b", std::nullopt}});
+  write_db(d.file("head.db"), {{"l1/a", std::vector<double>{1.3, 1.31, 1.29, 1.3, 1.32, 1.28}},
+                               {"l1/b", std::vector<double>{2.0, 2.1}}});
+  store::Store b(d.file("base.db")), h(d.file("head.db"));
+  auto r = compare(b, h);
+  auto scrub = [&](std::string s) {
+    for (std::size_t p; (p = s.find(d.dir())) != std::string::npos;)
+      s.replace(p, d.dir().size(), "<tmp>");
+    return s;
+  };
+  check_golden("compare.md", scrub(render_compare(r, Format::markdown)));
+  check_golden("compare.json", scrub(render_compare(r, Format::json)));
+}
