@@ -1,0 +1,383 @@
+// `kbench run`, `kbench generate` and `kbench evaluate`: the suite runner from the command
+// line, with a progress line on a terminal, plain log lines otherwise, and clean Ctrl-C.
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "core.hpp"
+#include "runner.hpp"
+#include "store.hpp"
+
+namespace {
+
+std::atomic<bool> g_cancel{false};
+std::atomic<int> g_signals{0};
+
+extern "C" void on_signal(int) {
+  g_cancel = true;
+  ++g_signals;
+}
+
+// First SIGINT/SIGTERM: stop starting work and finish what is in flight. Second: the run is
+// marked interrupted and the process leaves at once (abandoning in-flight work).
+class SignalGuard {
+public:
+  SignalGuard(std::string db, std::atomic<int64_t>& run_id) {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &m_old_int);
+    sigaction(SIGTERM, &sa, &m_old_term);
+    m_watch = std::thread([this, db = std::move(db), &run_id] {
+      bool told = false;
+      while (!m_done) {
+        if (g_signals >= 1 && !told) {
+          told = true;
+          fmt::print(stderr, "\nkbench: interrupted: finishing in-flight work (Ctrl-C again "
+                             "to abandon it)\n");
+        }
+        if (g_signals >= 2) {
+          try {
+            if (run_id > 0) {
+              kb::store::Store s(db);
+              s.end_run(run_id, "interrupted");
+            }
+          } catch (...) {
+          }
+          fmt::print(stderr, "kbench: abandoned in-flight work; run {} marked interrupted\n",
+                     run_id.load());
+          std::fflush(nullptr);
+          std::_Exit(130);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    });
+  }
+  ~SignalGuard() {
+    m_done = true;
+    m_watch.join();
+    sigaction(SIGINT, &m_old_int, nullptr);
+    sigaction(SIGTERM, &m_old_term, nullptr);
+  }
+
+private:
+  struct sigaction m_old_int {
+  }, m_old_term{};
+  std::atomic<bool> m_done{false};
+  std::thread m_watch;
+};
+
+std::string human(int64_t n) {
+  if (n >= 1000000)
+    return fmt::format("{:.2f}M", static_cast<double>(n) / 1e6);
+  if (n >= 10000)
+    return fmt::format("{:.1f}k", static_cast<double>(n) / 1e3);
+  return std::to_string(n);
+}
+
+std::string progress_line(const kb::runner::Progress& p) {
+  std::string best;
+  for (std::size_t i = 0; i < p.best.size() && i < 3; ++i)
+    best += fmt::format("{}{} {:.2f}x", i ? ", " : " | best: ", p.best[i].first, p.best[i].second);
+  return fmt::format("[{}/{} problems] {} candidates ({} evaluated, {} correct, {} queued) | "
+                     "tokens {} in / {} out, ${:.2f} | {:.0f}s{}",
+                     p.tasks_done, p.tasks_total, p.candidates, p.evaluated, p.correct,
+                     p.evals_queued, human(p.spent.tokens_in), human(p.spent.tokens_out),
+                     p.spent.cost_usd, p.elapsed_s, best);
+}
+
+// Output: one refreshing line on a terminal, plain lines otherwise.
+struct Printer {
+  bool tty = isatty(STDOUT_FILENO) == 1;
+  std::mutex mutex;
+  std::string last;
+
+  kb::runner::RunHooks hooks(std::atomic<int64_t>& run_id) {
+    kb::runner::RunHooks h;
+    h.log = [this](const std::string& line) {
+      std::lock_guard lock(mutex);
+      if (tty) {
+        // Per-candidate lines would scroll the progress line away; a terminal gets the rest.
+        if (line.find(" candidate ") != std::string::npos)
+          return;
+        fmt::print("\r\033[K{}\n{}", line, last);
+      } else {
+        fmt::print("{}\n", line);
+      }
+      std::fflush(stdout);
+    };
+    h.progress = [this](const kb::runner::Progress& p) {
+      if (!tty)
+        return;
+      std::lock_guard lock(mutex);
+      last = progress_line(p);
+      fmt::print("\r\033[K{}", last);
+      std::fflush(stdout);
+    };
+    h.started = [&run_id](int64_t id) { run_id = id; };
+    return h;
+  }
+  void end() {
+    if (tty) {
+      fmt::print("\n");
+      std::fflush(stdout);
+    }
+  }
+};
+
+std::string join_args(int argc, char** argv) {
+  std::string s;
+  for (int i = 0; i < argc; ++i) {
+    if (i)
+      s += ' ';
+    s += argv[i];
+  }
+  return s;
+}
+
+struct Cli {
+  std::string level, problems, models = "replay", models_file, strategy = "oneshot";
+  std::string gpus = "all", db = "results/kbench.db", protocol = "kbench";
+  std::string levels_dir, prompts_dir, calibration;
+  int samples = 4, turns = 4, rounds = 3, ideas = 4, branches = 2, seeds = 2;
+  std::optional<double> temperature;
+  std::optional<int64_t> seed, resume;
+  int64_t budget_tokens = 0, budget_in = 0, budget_out = 0;
+  int64_t pbudget_tokens = 0, pbudget_in = 0, pbudget_out = 0;
+  double budget_usd = 0, budget_minutes = 0, pbudget_usd = 0;
+  int jobs = 0, concurrency = 0;
+  bool no_bank = false, no_cache = false;
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    auto end = s.find(',', start);
+    if (end == std::string::npos)
+      end = s.size();
+    std::string item = s.substr(start, end - start);
+    if (!item.empty())
+      out.push_back(item);
+    start = end + 1;
+  }
+  return out;
+}
+
+void add_suite_options(CLI::App* cmd, Cli& c, bool with_gpus) {
+  cmd->add_option("--level", c.level, "Levels to run, e.g. 1 or 1,2 (default: all)");
+  cmd->add_option("--problems", c.problems,
+                  "Comma-separated globs over problem ids or stems, e.g. 'l1/matmul*,softmax*'");
+  cmd->add_option("--models", c.models, "Comma-separated model names (config/models.yaml)")
+      ->capture_default_str();
+  cmd->add_option("--models-file", c.models_file, "Models file (default config/models.yaml)");
+  cmd->add_option("--strategy", c.strategy, "oneshot | best-of-n | refine | ideas")
+      ->capture_default_str();
+  cmd->add_option("--samples", c.samples, "best-of-n: samples per problem")->capture_default_str();
+  cmd->add_option("--turns", c.turns, "refine: turns per problem")->capture_default_str();
+  cmd->add_option("--rounds", c.rounds, "ideas: rounds")->capture_default_str();
+  cmd->add_option("--ideas", c.ideas, "ideas: ideas per round")->capture_default_str();
+  cmd->add_option("--branches", c.branches, "ideas: implementations per idea")
+      ->capture_default_str();
+  cmd->add_option("--seeds", c.seeds, "ideas: best kernels carried into the next round")
+      ->capture_default_str();
+  cmd->add_flag("--no-bank", c.no_bank, "ideas: do not seed with the shipped example kernels");
+  cmd->add_option("--temperature", c.temperature, "Sampling temperature (default: the model's)");
+  cmd->add_option("--seed", c.seed, "Request seed (where the API takes one)");
+  cmd->add_option("--budget-tokens", c.budget_tokens, "Run budget: input + output tokens");
+  cmd->add_option("--budget-tokens-in", c.budget_in, "Run budget: input tokens");
+  cmd->add_option("--budget-tokens-out", c.budget_out, "Run budget: output tokens");
+  cmd->add_option("--budget-usd", c.budget_usd, "Run budget: USD");
+  cmd->add_option("--budget-minutes", c.budget_minutes, "Run budget: wall-clock minutes");
+  cmd->add_option("--problem-budget-tokens", c.pbudget_tokens,
+                  "Per problem and model: input + output tokens");
+  cmd->add_option("--problem-budget-tokens-in", c.pbudget_in,
+                  "Per problem and model: input tokens");
+  cmd->add_option("--problem-budget-tokens-out", c.pbudget_out,
+                  "Per problem and model: output tokens");
+  cmd->add_option("--problem-budget-usd", c.pbudget_usd, "Per problem and model: USD");
+  if (with_gpus)
+    cmd->add_option("--gpus", c.gpus, "GPUs to evaluate on: all or 0,1")->capture_default_str();
+  cmd->add_option("--jobs", c.jobs, "Parallel nvcc processes (default: CPU threads)");
+  cmd->add_option("--concurrency", c.concurrency, "Problems searched at once (default: auto)");
+  cmd->add_option("--db", c.db, "SQLite database")->capture_default_str();
+  cmd->add_option("--protocol", c.protocol, "kbench | kernelbench")->capture_default_str();
+  cmd->add_option("--resume", c.resume, "Continue this interrupted run (its configuration)");
+  cmd->add_option("--levels-dir", c.levels_dir, "Root holding level1/, level2/, examples/");
+  cmd->add_option("--prompts-dir", c.prompts_dir, "Prompt templates directory");
+  cmd->add_option("--calibration", c.calibration, "GPU ceilings JSON (kbench doctor --calibrate)");
+  cmd->add_flag("--no-cache", c.no_cache, "Do not answer requests from earlier runs' records");
+}
+
+kb::runner::RunOptions to_options(const Cli& c, kb::runner::Mode mode, const std::string& cmd) {
+  kb::runner::RunOptions o;
+  o.mode = mode;
+  if (!c.level.empty())
+    o.levels = kb::runner::parse_levels(c.level);
+  o.problems = split_list(c.problems);
+  o.models = split_list(c.models);
+  o.models_file = c.models_file;
+  auto kind = kb::search::parse_strategy(c.strategy);
+  if (!kind)
+    throw kb::InputError(
+        "command line", 0, "--strategy",
+        fmt::format("unknown strategy '{}' (oneshot, best-of-n, refine, ideas)", c.strategy));
+  o.strategy.kind = *kind;
+  o.strategy.samples = c.samples;
+  o.strategy.turns = c.turns;
+  o.strategy.rounds = c.rounds;
+  o.strategy.ideas = c.ideas;
+  o.strategy.branches = c.branches;
+  o.strategy.seeds = c.seeds;
+  o.strategy.use_bank = !c.no_bank;
+  o.strategy.temperature = c.temperature;
+  o.strategy.seed = c.seed;
+  kb::search::validate(o.strategy);
+  auto nonneg = [](double v, const char* f) {
+    if (v < 0)
+      throw kb::InputError("command line", 0, f, "must not be negative");
+  };
+  nonneg(static_cast<double>(c.budget_tokens), "--budget-tokens");
+  nonneg(static_cast<double>(c.budget_in), "--budget-tokens-in");
+  nonneg(static_cast<double>(c.budget_out), "--budget-tokens-out");
+  nonneg(c.budget_usd, "--budget-usd");
+  nonneg(c.budget_minutes, "--budget-minutes");
+  nonneg(static_cast<double>(c.pbudget_tokens), "--problem-budget-tokens");
+  nonneg(static_cast<double>(c.pbudget_in), "--problem-budget-tokens-in");
+  nonneg(static_cast<double>(c.pbudget_out), "--problem-budget-tokens-out");
+  nonneg(c.pbudget_usd, "--problem-budget-usd");
+  o.run_budget = {c.budget_tokens, c.budget_in, c.budget_out, c.budget_usd, c.budget_minutes};
+  o.problem_budget = {c.pbudget_tokens, c.pbudget_in, c.pbudget_out, c.pbudget_usd, 0.0};
+  if (mode == kb::runner::Mode::run)
+    if (auto g = kb::runner::parse_gpus(c.gpus))
+      o.gpus = *g;
+  o.jobs = c.jobs;
+  o.concurrency = c.concurrency;
+  o.db = c.db;
+  o.protocol = c.protocol;
+  o.resume = c.resume;
+  o.levels_dir = c.levels_dir;
+  o.prompts_dir = c.prompts_dir;
+  o.calibration_file = c.calibration;
+  o.use_cache = !c.no_cache;
+  o.command = cmd;
+  o.eval.protocol = c.protocol;
+  return o;
+}
+
+int print_summary(const kb::runner::RunSummary& s, const std::string& db) {
+  const auto& p = s.progress;
+  fmt::print("run {}: {}{}\n", s.run_id, s.status, s.message.empty() ? "" : " (" + s.message + ")");
+  fmt::print("  {} of {} problem searches done, {} candidates ({} evaluated, {} correct)\n",
+             p.tasks_done, p.tasks_total, p.candidates, p.evaluated, p.correct);
+  fmt::print("  {} LLM calls, {} tokens in, {} tokens out, ${:.4f} (fresh calls only)\n",
+             p.llm_calls, p.spent.tokens_in, p.spent.tokens_out, p.spent.cost_usd);
+  std::map<std::string, int> stops;
+  for (const auto& t : s.tasks)
+    if (t.stop_code != "done")
+      ++stops[t.stop_code];
+  for (const auto& [code, n] : stops)
+    fmt::print("  {} searches stopped: {}\n", n, code);
+  for (std::size_t i = 0; i < p.best.size() && i < 10; ++i)
+    fmt::print("  best {:<40} {:.3g}x\n", p.best[i].first, p.best[i].second);
+  fmt::print("  results in {} (kbench report --db {})\n", db, db);
+  return s.status == "interrupted" ? 130 : 0;
+}
+
+int run_command(const Cli& c, kb::runner::Mode mode, const std::string& cmd) {
+  kb::runner::RunOptions o = to_options(c, mode, cmd);
+  std::atomic<int64_t> run_id{c.resume.value_or(0)};
+  Printer printer;
+  auto hooks = printer.hooks(run_id);
+  std::unique_ptr<kb::runner::EvalBackend> backend;
+  if (mode == kb::runner::Mode::run) {
+#ifdef KB_RUNNER_HAS_EVALUATOR
+    backend = kb::runner::make_eval_backend(o.eval);
+#else
+    throw kb::Error("this kbench was built without the evaluator; use `kbench generate`");
+#endif
+  }
+  SignalGuard guard(o.db, run_id);
+  kb::runner::RunSummary s;
+  try {
+    s = kb::runner::run_suite(o, backend.get(), &g_cancel, hooks);
+  } catch (...) {
+    printer.end();
+    throw;
+  }
+  printer.end();
+  return print_summary(s, o.db);
+}
+
+const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(int)> set_exit) {
+  auto cli = std::make_shared<Cli>();
+  auto* cmd = app.add_subcommand(
+      "run", "Ask models for kernels, compile, evaluate on the GPUs and record everything");
+  add_suite_options(cmd, *cli, true);
+  cmd->callback(
+      [cli, set_exit] { set_exit(run_command(*cli, kb::runner::Mode::run, "kbench run")); });
+
+  auto gen = std::make_shared<Cli>();
+  auto* gcmd = app.add_subcommand(
+      "generate", "Ask models for kernels and store them without evaluation (no GPU needed)");
+  add_suite_options(gcmd, *gen, false);
+  gcmd->callback([gen, set_exit] {
+    set_exit(run_command(*gen, kb::runner::Mode::generate, "kbench generate"));
+  });
+
+  struct EvalCli {
+    std::string db = "results/kbench.db", gpus = "all", levels_dir, calibration;
+    int64_t run = 0;
+    int jobs = 0;
+    std::string protocol;
+  };
+  auto ev = std::make_shared<EvalCli>();
+  auto* ecmd =
+      app.add_subcommand("evaluate", "Evaluate the stored, unevaluated candidates of a run");
+  ecmd->add_option("--db", ev->db, "SQLite database")->capture_default_str();
+  ecmd->add_option("--run", ev->run, "Run id (kbench generate prints it)")->required();
+  ecmd->add_option("--gpus", ev->gpus, "GPUs to evaluate on: all or 0,1")->capture_default_str();
+  ecmd->add_option("--jobs", ev->jobs, "Parallel nvcc processes (default: CPU threads)");
+  ecmd->add_option("--levels-dir", ev->levels_dir, "Root holding level1/, level2/, ...");
+  ecmd->callback([ev, set_exit] {
+#ifdef KB_RUNNER_HAS_EVALUATOR
+    kb::runner::EvaluateOptions o;
+    o.db = ev->db;
+    o.run_id = ev->run;
+    if (auto g = kb::runner::parse_gpus(ev->gpus))
+      o.gpus = *g;
+    o.jobs = ev->jobs;
+    o.levels_dir = ev->levels_dir;
+    {
+      kb::store::Store s(o.db, kb::store::OpenOptions{.create = false});
+      auto r = s.run(o.run_id);
+      if (!r)
+        throw kb::Error(fmt::format("{}: no run {}", o.db, o.run_id));
+      o.eval.protocol = r->info.protocol.empty() ? "kbench" : r->info.protocol;
+    }
+    auto backend = kb::runner::make_eval_backend(o.eval);
+    std::atomic<int64_t> run_id{o.run_id};
+    Printer printer;
+    auto hooks = printer.hooks(run_id);
+    SignalGuard guard(o.db, run_id);
+    const auto s = kb::runner::evaluate_stored(o, *backend, &g_cancel, hooks);
+    printer.end();
+    fmt::print("run {}: {} candidates evaluated, {} skipped\n", o.run_id, s.candidates, s.skipped);
+    for (const auto& [outcome, n] : s.outcomes)
+      fmt::print("  {:<14} {}\n", outcome, n);
+    for (const auto& m : s.messages)
+      fmt::print("  {}\n", m);
+    set_exit(g_cancel ? 130 : 0);
+#else
+    throw kb::Error("this kbench was built without the evaluator");
+#endif
+  });
+});
+
+} // namespace

@@ -1,0 +1,101 @@
+// Internal to kb_runner: the evaluation pipeline (compile pool feeding one worker per GPU) and
+// the store-backed call journal.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "runner.hpp"
+#include "store.hpp"
+
+namespace kb::runner::detail {
+
+// A candidate waiting for its verdict.
+struct EvalJob {
+  const Problem* problem = nullptr;
+  store::Candidate candidate;         // as it will be recorded (run, model, llm call set)
+  std::optional<int64_t> existing_id; // already recorded without evaluation (resume, evaluate)
+  std::promise<search::Verdict> promise;
+  CompileResult compiled;
+};
+
+// Shared state the pipeline reports to.
+struct PipelineStats {
+  std::atomic<int64_t> evaluated{0};
+  std::atomic<int64_t> correct{0};
+  std::atomic<int> queued{0};
+};
+
+// --jobs compile threads feed a queue that one worker thread per GPU drains. Every job ends
+// recorded: evaluated, or (when stopping or when the harness fails) recorded without
+// evaluation so a later `kbench evaluate` can finish it. Harness failures reach the promise
+// as the exception and set `stop`.
+class EvalPipeline {
+public:
+  // `record_plain` records a job without evaluation (on the caller's connection) and returns
+  // its candidate id; `on_verdict` sees every evaluated job (baseline timings, counters).
+  EvalPipeline(EvalBackend& backend, const std::vector<int>& gpus, int jobs, std::string db,
+               std::string protocol, std::atomic<bool>& stop,
+               std::function<int64_t(EvalJob&)> record_plain,
+               std::function<void(store::Store&, const EvalJob&, const EvalResult&)> on_verdict,
+               PipelineStats& stats);
+  ~EvalPipeline(); // finishes queued jobs (recording unevaluated ones when stopping), joins
+  std::future<search::Verdict> submit(EvalJob job);
+  // The first harness failure ("" when none).
+  std::string failure() const;
+
+private:
+  void compile_loop();
+  void gpu_loop(int gpu);
+  void finish_unevaluated(EvalJob& job);
+  void fail(EvalJob& job, std::exception_ptr e, const std::string& what);
+
+  EvalBackend& m_backend;
+  std::string m_db, m_protocol;
+  std::atomic<bool>& m_stop;
+  std::function<int64_t(EvalJob&)> m_record_plain;
+  std::function<void(store::Store&, const EvalJob&, const EvalResult&)> m_on_verdict;
+  PipelineStats& m_stats;
+  mutable std::mutex m_mutex;
+  std::condition_variable m_compile_cv, m_gpu_cv;
+  std::deque<EvalJob> m_compile_q, m_gpu_q;
+  bool m_closing = false;
+  int m_compiling = 0;
+  std::string m_failure;
+  std::vector<std::thread> m_compile_threads, m_gpu_threads;
+};
+
+// The call journal of one run over the store (one connection, serialised by `mutex`).
+class StoreJournal final : public search::CallJournal {
+public:
+  StoreJournal(store::Store& s, std::mutex& mutex, int64_t run_id,
+               std::map<std::string, int64_t> model_rows,
+               std::map<std::string, const llm::Client*> clients, bool use_cache);
+  // Loads this run's recorded calls (resume) and returns the usage per (problem, model row).
+  std::map<std::pair<std::string, int64_t>, search::Usage> load_run_calls();
+  std::optional<search::Answer> lookup(const std::string& model, const std::string& problem_id,
+                                       const std::string& request_hash) override;
+  int64_t record(const std::string& problem_id, const llm::ChatResponse& r) override;
+  int64_t replayed() const;
+
+private:
+  std::string redact(const std::string& model, const std::string& text) const;
+  store::Store& m_store;
+  std::mutex& m_mutex;
+  int64_t m_run_id;
+  std::map<std::string, int64_t> m_model_rows;
+  std::map<std::string, const llm::Client*> m_clients;
+  bool m_use_cache;
+  std::map<std::string, std::deque<store::LlmCallRow>> m_run_calls; // by request hash
+  int64_t m_replayed = 0;
+};
+
+// The EvalResult of a candidate that never reached a GPU.
+EvalResult no_code_result(const std::string& reason, const std::string& protocol);
+EvalResult compile_failure_result(const CompileResult& c, const std::string& protocol);
+
+} // namespace kb::runner::detail

@@ -1,0 +1,748 @@
+// The suite loop: problems x models through a strategy, with budgets, resume, the evaluation
+// pipeline and the store; and the evaluation of stored candidates (kbench evaluate).
+#include <algorithm>
+#include <deque>
+#include <filesystem>
+#include <set>
+#include <thread>
+#include <tuple>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "pipeline.hpp"
+
+namespace kb::runner {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0)
+    return "";
+  return buf;
+}
+
+std::string stem_of(const std::string& id) {
+  const auto slash = id.find('/');
+  return slash == std::string::npos ? id : id.substr(slash + 1);
+}
+
+std::string version_text(int v, int major_div, int minor_div) {
+  if (v <= 0)
+    return "";
+  return fmt::format("{}.{}", v / major_div, (v % major_div) / minor_div);
+}
+
+// Calibration JSON (GpuCeilings) from an explicit file, beside the database, or results/.
+std::optional<GpuCeilings> read_calibration(const std::string& explicit_file,
+                                            const std::string& db) {
+  std::vector<fs::path> tries;
+  if (!explicit_file.empty())
+    tries.emplace_back(explicit_file);
+  else {
+    tries.push_back(fs::path(db).parent_path() / "calibration.json");
+    tries.emplace_back("results/calibration.json");
+  }
+  std::error_code ec;
+  for (const auto& p : tries) {
+    if (!fs::is_regular_file(p, ec)) {
+      if (!explicit_file.empty())
+        throw Error(fmt::format("calibration file {} does not exist", p.string()));
+      continue;
+    }
+    try {
+      return json::parse(read_file(p.string())).get<GpuCeilings>();
+    } catch (const json::exception& e) {
+      throw Error(fmt::format("{}: not a calibration JSON file: {}", p.string(), e.what()));
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<fs::path> kernels_of(const fs::path& examples, const std::string& stem) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  const fs::path dir = examples / stem;
+  if (!fs::is_directory(dir, ec))
+    return out;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file(ec) && e.path().extension() == ".cu")
+      out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A worked example for the prompt, never of the problem itself.
+std::string example_kernel_for(const fs::path& examples, const std::string& stem) {
+  std::error_code ec;
+  std::vector<fs::path> dirs;
+  for (const auto& e : fs::directory_iterator(examples, ec))
+    if (e.is_directory(ec) && e.path().filename() != stem)
+      dirs.push_back(e.path());
+  std::sort(dirs.begin(), dirs.end());
+  for (const auto& d : dirs) {
+    if (fs::is_regular_file(d / "plain.cu", ec))
+      return read_file((d / "plain.cu").string());
+    auto ks = kernels_of(examples, d.filename().string());
+    if (!ks.empty())
+      return read_file(ks.front().string());
+  }
+  return "";
+}
+
+std::string abi_header_text(const std::string& levels_dir) {
+  std::error_code ec;
+  for (const fs::path& p : {fs::path(resolve_include_dir(CompileOptions{})) / "kbench/kb_abi.h",
+                            fs::path(levels_dir).parent_path() / "include/kbench/kb_abi.h"})
+    if (fs::is_regular_file(p, ec))
+      return read_file(p.string());
+  throw Error("cannot find include/kbench/kb_abi.h (set KB_INCLUDE_DIR)");
+}
+
+json model_settings(const llm::ModelConfig& m, const search::StrategyOptions& s) {
+  json j{{"name", m.name},
+         {"base_url", m.base_url},
+         {"temperature", s.temperature.value_or(m.temperature)},
+         {"max_output_tokens", m.max_output_tokens}};
+  if (!m.extra_body.empty())
+    j["extra_body"] = m.extra_body;
+  if (m.provider == llm::ProviderKind::replay)
+    j["replay_dir"] = m.replay_dir;
+  return j;
+}
+
+json model_record(const llm::ModelConfig& m) {
+  // The key variable's name is recorded, never its value.
+  return json{{"name", m.name},
+              {"provider", llm::provider_kind_name(m.provider)},
+              {"base_url", m.base_url},
+              {"model", m.model_id},
+              {"api_key_env", m.api_key_env},
+              {"temperature", m.temperature},
+              {"max_output_tokens", m.max_output_tokens},
+              {"price_in", m.price_in_per_mtok},
+              {"price_out", m.price_out_per_mtok},
+              {"concurrency", m.concurrency},
+              {"max_retries", m.max_retries},
+              {"source", m.source}};
+}
+
+// Resume matching key of a candidate: what the strategy deterministically reproduces.
+using ResumeKey =
+    std::tuple<std::string, int64_t, std::string, int, int64_t, std::string, std::string>;
+
+ResumeKey resume_key(const std::string& problem, int64_t model, const std::string& strategy,
+                     int round, std::optional<int64_t> parent, const std::string& idea,
+                     const std::string& source_hash) {
+  return {problem, model, strategy, round, parent.value_or(-1), idea, source_hash};
+}
+
+class Suite {
+public:
+  Suite(RunOptions o, EvalBackend* backend, const std::atomic<bool>* cancel, const RunHooks& h)
+      : m_o(std::move(o)), m_backend(backend), m_cancel(cancel), m_hooks(h) {}
+
+  RunSummary run();
+
+private:
+  void log(const std::string& line) {
+    if (!m_hooks.log)
+      return;
+    std::lock_guard lock(m_log_mutex);
+    m_hooks.log(line);
+  }
+  Progress progress() const;
+  std::future<search::Verdict> submit(const Problem& p, int64_t model_row,
+                                      search::CandidateDraft d);
+  store::Candidate candidate_of(const search::CandidateDraft& d, int64_t model_row) const;
+  TaskSummary run_task(const Problem& p, std::size_t model_index);
+  void record_stop(const Problem& p, std::size_t model_index, const std::string& code,
+                   const std::string& message);
+
+  RunOptions m_o;
+  EvalBackend* m_backend;
+  const std::atomic<bool>* m_cancel;
+  RunHooks m_hooks;
+  std::mutex m_log_mutex;
+  std::atomic<bool> m_stop{false};
+  std::chrono::steady_clock::time_point m_t0 = std::chrono::steady_clock::now();
+
+  Catalog m_catalog;
+  std::vector<const Problem*> m_problems;
+  std::vector<llm::ModelConfig> m_models;
+  std::vector<int64_t> m_model_rows;
+  std::optional<llm::PromptLibrary> m_prompts;
+  llm::TargetGpu m_gpu;
+  std::string m_abi;
+  fs::path m_examples;
+
+  std::mutex m_store_mutex;
+  std::unique_ptr<store::Store> m_store;
+  int64_t m_run_id = 0;
+
+  std::vector<std::unique_ptr<llm::Client>> m_clients;
+  std::unique_ptr<detail::StoreJournal> m_journal;
+  std::unique_ptr<search::BudgetLedger> m_ledger;
+  std::vector<std::unique_ptr<search::ModelGateway>> m_gateways;
+  detail::PipelineStats m_pstats;
+  std::unique_ptr<detail::EvalPipeline> m_pipeline;
+
+  std::mutex m_state_mutex;
+  std::multimap<ResumeKey, store::AttemptRow> m_resume;
+  std::set<std::string> m_baselines_recorded;
+  std::map<std::string, double> m_best;
+  std::atomic<int64_t> m_candidates{0};
+  std::atomic<int> m_tasks_done{0};
+  int m_tasks_total = 0;
+};
+
+Progress Suite::progress() const {
+  Progress p;
+  p.tasks_total = m_tasks_total;
+  p.tasks_done = m_tasks_done;
+  p.candidates = m_candidates;
+  p.evaluated = m_pstats.evaluated;
+  p.correct = m_pstats.correct;
+  p.evals_queued = m_pstats.queued;
+  p.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - m_t0).count();
+  for (const auto& g : m_gateways) {
+    const auto u = g->fresh_usage();
+    p.spent.tokens_in += u.tokens_in;
+    p.spent.tokens_out += u.tokens_out;
+    p.spent.cost_usd += u.cost_usd;
+    p.spent.calls += u.calls;
+  }
+  for (const auto& c : m_clients)
+    p.llm_calls += c->stats().calls;
+  {
+    std::lock_guard lock(const_cast<std::mutex&>(m_state_mutex));
+    p.best.assign(m_best.begin(), m_best.end());
+  }
+  std::sort(p.best.begin(), p.best.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
+  return p;
+}
+
+store::Candidate Suite::candidate_of(const search::CandidateDraft& d, int64_t model_row) const {
+  store::Candidate c;
+  c.run_id = m_run_id;
+  c.problem_id = d.problem_id;
+  c.model_id = model_row;
+  c.strategy = d.strategy;
+  c.round = d.round;
+  c.parent_id = d.parent_id;
+  c.idea = d.idea;
+  c.source = d.source;
+  if (d.answer)
+    c.llm_call_id = d.answer->call_id;
+  return c;
+}
+
+std::future<search::Verdict> Suite::submit(const Problem& p, int64_t model_row,
+                                           search::CandidateDraft d) {
+  ++m_candidates;
+  std::optional<int64_t> existing;
+  {
+    std::lock_guard lock(m_state_mutex);
+    auto it = m_resume.find(resume_key(d.problem_id, model_row, d.strategy, d.round, d.parent_id,
+                                       d.idea, content_hash(d.source)));
+    if (it != m_resume.end()) {
+      store::AttemptRow row = it->second;
+      m_resume.erase(it);
+      if (row.evaluated || d.source.empty() || m_o.mode == Mode::generate) {
+        std::promise<search::Verdict> pr;
+        pr.set_value(search::Verdict{
+            row.candidate_id, row.evaluated ? std::optional<EvalResult>(row.eval) : std::nullopt});
+        return pr.get_future();
+      }
+      existing = row.candidate_id;
+    }
+  }
+  store::Candidate c = candidate_of(d, model_row);
+  if (d.source.empty() || m_o.mode == Mode::generate) {
+    std::optional<EvalResult> r;
+    if (d.source.empty())
+      r = detail::no_code_result(d.no_code_reason, m_o.protocol);
+    std::lock_guard lock(m_store_mutex);
+    const int64_t id = m_store->record_attempt(store::Attempt{std::nullopt, c, r}).candidate_id;
+    std::promise<search::Verdict> pr;
+    pr.set_value(search::Verdict{id, r});
+    return pr.get_future();
+  }
+  detail::EvalJob job;
+  job.problem = &p;
+  job.candidate = std::move(c);
+  job.existing_id = existing;
+  return m_pipeline->submit(std::move(job));
+}
+
+void Suite::record_stop(const Problem& p, std::size_t mi, const std::string& code,
+                        const std::string& message) {
+  // The problem's stop reason, as a call that was never sent (status "budget", no hash).
+  store::LlmCall c;
+  c.run_id = m_run_id;
+  c.model_id = m_model_rows[mi];
+  c.problem_id = p.id;
+  c.status = "budget";
+  c.error_class = code;
+  c.response_text = message;
+  std::lock_guard lock(m_store_mutex);
+  m_store->record_llm_call(c);
+}
+
+TaskSummary Suite::run_task(const Problem& p, std::size_t mi) {
+  TaskSummary t;
+  t.problem_id = p.id;
+  t.model = m_models[mi].name;
+  const std::string scope = p.id + "|" + m_models[mi].name;
+  if (m_stop) {
+    t.stop_code = "interrupted";
+    return t;
+  }
+  if (auto r = m_ledger->exhausted(scope)) {
+    t.stop_code = r->code;
+    t.stop_message = r->message;
+    record_stop(p, mi, r->code, r->message);
+    return t;
+  }
+  const std::string stem = stem_of(p.id);
+  search::SearchContext ctx;
+  ctx.problem = &p;
+  ctx.prompts = &*m_prompts;
+  ctx.prompt.problem_id = p.id;
+  ctx.prompt.problem_pytorch = render_pytorch(p);
+  ctx.prompt.abi_header = m_abi;
+  ctx.prompt.gpu = m_gpu;
+  ctx.prompt.example_kernel = example_kernel_for(m_examples, stem);
+  ctx.llm = m_gateways[mi].get();
+  ctx.scope = scope;
+  ctx.cancel = &m_stop;
+  if (m_o.strategy.kind == search::StrategyKind::ideas && m_o.strategy.use_bank)
+    for (const auto& k : kernels_of(m_examples, stem))
+      ctx.bank.emplace_back(k.filename().string(), read_file(k.string()));
+  const int64_t model_row = m_model_rows[mi];
+  ctx.evaluate = [this, &p, model_row](search::CandidateDraft d) {
+    return submit(p, model_row, std::move(d));
+  };
+  ctx.on_event = [this](const search::SearchEvent& e) {
+    std::string what = e.outcome ? std::string(outcome_name(*e.outcome)) : "recorded";
+    if (e.outcome == Outcome::correct) {
+      what += fmt::format(" {:.3g}x", e.speedup);
+      std::lock_guard lock(m_state_mutex);
+      double& b = m_best[e.problem_id];
+      b = std::max(b, e.speedup);
+    }
+    log(fmt::format("{} {} {} round {}: candidate {} {}", e.problem_id, e.model, e.strategy,
+                    e.round, e.candidate_id, what));
+  };
+  auto strategy = search::make_strategy(m_o.strategy);
+  const search::SearchResult r = strategy->run(ctx);
+  t.stop_code = r.stop_code;
+  t.stop_message = r.stop_message;
+  t.candidates = static_cast<int>(r.steps.size());
+  t.best_id = r.best_id;
+  t.best_speedup = r.best_speedup;
+  if (r.stop_code != "done" && r.stop_code != "interrupted")
+    record_stop(p, mi, r.stop_code, r.stop_message);
+  return t;
+}
+
+RunSummary Suite::run() {
+  RunSummary summary;
+  if (m_o.resume) {
+    // A resumed run takes its recorded configuration; only where and how fast may change.
+    store::Store s(m_o.db, store::OpenOptions{.create = false});
+    auto row = s.run(*m_o.resume);
+    if (!row)
+      throw Error(fmt::format("{}: no run {} to resume", m_o.db, *m_o.resume));
+    RunOptions rec = from_config_json(json::parse(row->info.config_json));
+    rec.db = m_o.db;
+    rec.gpus = m_o.gpus;
+    rec.jobs = m_o.jobs ? m_o.jobs : rec.jobs;
+    rec.concurrency = m_o.concurrency ? m_o.concurrency : rec.concurrency;
+    rec.resume = m_o.resume;
+    rec.command = m_o.command;
+    rec.eval = m_o.eval;
+    if (!m_o.levels_dir.empty())
+      rec.levels_dir = m_o.levels_dir;
+    m_o = std::move(rec);
+  }
+  search::validate(m_o.strategy);
+  if (m_o.mode == Mode::generate && search::needs_verdicts(m_o.strategy.kind))
+    throw Error(fmt::format("strategy '{}' needs verdicts of earlier candidates; use `kbench "
+                            "run` (or oneshot/best-of-n with `kbench generate`)",
+                            search::strategy_name(m_o.strategy.kind)));
+  if (m_o.protocol != "kbench" && m_o.protocol != "kernelbench")
+    throw InputError("command line", 0, "--protocol",
+                     fmt::format("'{}' is not kbench or kernelbench", m_o.protocol));
+  if (m_o.mode == Mode::run && !m_backend)
+    throw Error("internal: run mode needs an evaluation back end");
+  if (m_o.levels_dir.empty())
+    m_o.levels_dir = default_levels_dir();
+  m_examples = fs::path(m_o.levels_dir) / "examples";
+
+  m_catalog = load_catalog(m_o.levels_dir);
+  for (const auto& e : m_catalog.errors)
+    log(fmt::format("warning: problem file skipped: {}", e.str()));
+  m_problems = select_problems(m_catalog, m_o.levels, m_o.problems);
+  m_models = resolve_models(m_o.models, m_o.models_file, m_o.levels_dir);
+  m_prompts = llm::PromptLibrary::load(m_o.prompts_dir.empty() ? llm::PromptLibrary::default_dir()
+                                                               : m_o.prompts_dir);
+  m_abi = abi_header_text(m_o.levels_dir);
+
+  // Clients are made before the run row exists, so a missing key fails before anything is
+  // written.
+  for (const auto& m : m_models) {
+    llm::ClientOptions co;
+    co.log = [this](const std::string& line) { log(line); };
+    m_clients.push_back(std::make_unique<llm::Client>(m, std::move(co)));
+  }
+
+  DoctorReport doctor;
+  if (m_backend)
+    doctor = m_backend->doctor();
+  if (m_o.mode == Mode::run && m_o.gpus.empty()) {
+    for (const auto& g : doctor.gpus)
+      m_o.gpus.push_back(g.index);
+    if (m_o.gpus.empty())
+      throw Error(fmt::format("no GPU to evaluate on{}; `kbench generate` stores candidates "
+                              "without a GPU, `kbench evaluate` judges them later",
+                              doctor.error.empty() ? "" : ": " + doctor.error));
+  }
+  const auto calibration = read_calibration(m_o.calibration_file, m_o.db);
+  m_gpu.ceilings = calibration ? *calibration : datasheet_ceilings_h100();
+  m_gpu.sm_count = 132;
+  m_gpu.l2_bytes = 50ll << 20;
+  m_gpu.compute_capability = "9.0";
+  if (!doctor.gpus.empty()) {
+    const GpuInfo& g = doctor.gpus.front();
+    m_gpu.ceilings.gpu_name = g.name;
+    m_gpu.sm_count = g.sm_count;
+    m_gpu.l2_bytes = static_cast<int64_t>(g.l2_bytes);
+    m_gpu.compute_capability = fmt::format("{}.{}", g.cc_major, g.cc_minor);
+  }
+
+  {
+    std::error_code ec;
+    const fs::path dir = fs::path(m_o.db).parent_path();
+    if (!dir.empty())
+      fs::create_directories(dir, ec);
+  }
+  m_store = std::make_unique<store::Store>(m_o.db);
+  for (const Problem* p : m_problems)
+    m_store->upsert_problem(*p);
+  for (const auto& m : m_models)
+    m_model_rows.push_back(m_store->upsert_model(llm::provider_kind_name(m.provider),
+                                                 m.model_id.empty() ? m.name : m.model_id,
+                                                 model_settings(m, m_o.strategy).dump()));
+  if (m_o.resume) {
+    m_run_id = *m_o.resume;
+    m_store->resume_run(m_run_id);
+  } else {
+    store::RunInfo info;
+    info.command = llm::redact_patterns(m_o.command);
+    json cfg = to_config_json(m_o);
+    cfg["models_resolved"] = json::array();
+    for (const auto& m : m_models)
+      cfg["models_resolved"].push_back(model_record(m));
+    info.config_json = cfg.dump();
+    info.kbench_version = version_string();
+    info.git_commit = git_commit();
+    if (!doctor.gpus.empty()) {
+      const int g0 = m_o.gpus.empty() ? doctor.gpus.front().index : m_o.gpus.front();
+      for (const auto& g : doctor.gpus)
+        if (g.index == g0)
+          info.gpu_name = g.name;
+    }
+    info.driver_version = version_text(doctor.driver_version, 1000, 10);
+    info.cuda_version = version_text(doctor.runtime_version, 1000, 10);
+    if (doctor.cublas_version > 0)
+      info.cublas_version =
+          fmt::format("{}.{}.{}", doctor.cublas_version / 10000,
+                      (doctor.cublas_version / 100) % 100, doctor.cublas_version % 100);
+    if (doctor.cudnn_version > 0)
+      info.cudnn_version =
+          fmt::format("{}.{}.{}", doctor.cudnn_version / 10000, (doctor.cudnn_version / 100) % 100,
+                      doctor.cudnn_version % 100);
+    info.nvcc_version = doctor.nvcc_release;
+    info.host = host_name();
+    info.protocol = m_o.protocol;
+    m_run_id = m_store->begin_run(info);
+    if (calibration)
+      m_store->record_calibration(m_run_id, *calibration);
+  }
+  summary.run_id = m_run_id;
+  if (m_hooks.started)
+    m_hooks.started(m_run_id);
+
+  // Journal, budgets (charged with what this run spent before a resume), gateways.
+  std::map<std::string, int64_t> rows;
+  std::map<std::string, const llm::Client*> clients;
+  std::map<int64_t, std::string> name_of_row;
+  for (std::size_t i = 0; i < m_models.size(); ++i) {
+    rows[m_models[i].name] = m_model_rows[i];
+    clients[m_models[i].name] = m_clients[i].get();
+    name_of_row[m_model_rows[i]] = m_models[i].name;
+  }
+  m_journal = std::make_unique<detail::StoreJournal>(*m_store, m_store_mutex, m_run_id, rows,
+                                                     clients, m_o.use_cache);
+  m_ledger = std::make_unique<search::BudgetLedger>(m_o.run_budget, m_o.problem_budget);
+  if (m_o.resume) {
+    for (const auto& [key, usage] : m_journal->load_run_calls()) {
+      auto it = name_of_row.find(key.second);
+      const std::string model = it == name_of_row.end() ? "?" : it->second;
+      m_ledger->add_spent(key.first + "|" + model, usage);
+    }
+    for (auto& a : m_store->attempts(store::AttemptFilter{.run_ids = {m_run_id}}))
+      m_resume.emplace(resume_key(a.problem_id, a.model_id, a.strategy, a.round, a.parent_id,
+                                  a.idea, a.source_hash),
+                       a);
+    log(fmt::format("resuming run {}: {} candidates and {} calls recorded before", m_run_id,
+                    m_resume.size(), m_ledger->spent_run().calls));
+  }
+  for (auto& c : m_clients)
+    m_gateways.push_back(
+        std::make_unique<search::ModelGateway>(*c, *m_ledger, m_journal.get(), &m_stop));
+
+  if (m_o.mode == Mode::run) {
+    const int jobs = m_o.jobs > 0
+                         ? m_o.jobs
+                         : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    m_pipeline = std::make_unique<detail::EvalPipeline>(
+        *m_backend, m_o.gpus, jobs, m_o.db, m_o.protocol, m_stop,
+        [this](detail::EvalJob& job) {
+          std::lock_guard lock(m_store_mutex);
+          return m_store->record_attempt(store::Attempt{std::nullopt, job.candidate, std::nullopt})
+              .candidate_id;
+        },
+        [this](store::Store& s, const detail::EvalJob& job, const EvalResult& r) {
+          if (!r.baseline_time)
+            return;
+          {
+            std::lock_guard lock(m_state_mutex);
+            if (!m_baselines_recorded.insert(job.problem->id).second)
+              return;
+          }
+          s.record_baseline_timing(m_run_id, job.problem->id, *r.baseline_time);
+        },
+        m_pstats);
+  }
+
+  // Tasks: every (problem, model), a pool of searches at once.
+  struct Task {
+    const Problem* p;
+    std::size_t model;
+  };
+  std::vector<Task> tasks;
+  for (const Problem* p : m_problems)
+    for (std::size_t mi = 0; mi < m_models.size(); ++mi)
+      tasks.push_back({p, mi});
+  m_tasks_total = static_cast<int>(tasks.size());
+  int conc = m_o.concurrency;
+  if (conc <= 0)
+    conc = m_o.mode == Mode::run ? std::max(4, 4 * static_cast<int>(m_o.gpus.size())) : 8;
+  conc = std::clamp(conc, 1, std::max(1, m_tasks_total));
+  log(fmt::format("run {}: {} problems x {} models, strategy {}, {}", m_run_id, m_problems.size(),
+                  m_models.size(), search::strategy_name(m_o.strategy.kind),
+                  m_o.mode == Mode::run ? fmt::format("GPUs {}", fmt::join(m_o.gpus, ","))
+                                        : std::string("generate only")));
+
+  std::vector<TaskSummary> results(tasks.size());
+  std::atomic<std::size_t> next{0};
+  std::mutex fatal_mutex;
+  std::string fatal;
+  std::atomic<bool> done{false};
+  std::thread ticker([&] {
+    while (!done) {
+      if (m_cancel && m_cancel->load())
+        m_stop = true;
+      if (m_hooks.progress)
+        m_hooks.progress(progress());
+      for (int i = 0; i < 5 && !done; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (m_cancel && m_cancel->load())
+          m_stop = true;
+      }
+    }
+  });
+  std::vector<std::thread> workers;
+  for (int w = 0; w < conc; ++w)
+    workers.emplace_back([&] {
+      for (;;) {
+        const std::size_t i = next++;
+        if (i >= tasks.size())
+          return;
+        try {
+          results[i] = run_task(*tasks[i].p, tasks[i].model);
+        } catch (const std::exception& e) {
+          results[i].problem_id = tasks[i].p->id;
+          results[i].model = m_models[tasks[i].model].name;
+          results[i].stop_code = "failed";
+          results[i].stop_message = e.what();
+          std::lock_guard lock(fatal_mutex);
+          if (fatal.empty())
+            fatal =
+                fmt::format("{} ({}): {}", tasks[i].p->id, m_models[tasks[i].model].name, e.what());
+          m_stop = true;
+        }
+        ++m_tasks_done;
+        const auto& t = results[i];
+        log(fmt::format("{} {}: {} candidates, {}{}", t.problem_id, t.model, t.candidates,
+                        t.best_id ? fmt::format("best {:.3g}x", t.best_speedup)
+                                  : std::string("no correct candidate"),
+                        t.stop_code == "done" ? "" : fmt::format(" (stopped: {})", t.stop_code)));
+      }
+    });
+  for (auto& w : workers)
+    w.join();
+  m_pipeline.reset(); // drains: queued work is evaluated, or recorded unevaluated when stopping
+  done = true;
+  ticker.join();
+  summary.tasks = std::move(results);
+  summary.progress = progress();
+  m_gateways.clear();
+  m_clients.clear();
+  if (m_hooks.progress)
+    m_hooks.progress(summary.progress);
+  if (!fatal.empty()) {
+    summary.status = "failed";
+    summary.message = fatal;
+  } else if (m_cancel && m_cancel->load()) {
+    summary.status = "interrupted";
+    summary.message = "interrupted; continue with --resume " + std::to_string(m_run_id);
+  } else {
+    summary.status = "completed";
+    for (const auto& t : summary.tasks)
+      if (t.stop_code.starts_with("run_")) {
+        summary.status = "budget_exhausted";
+        summary.message = t.stop_message;
+        break;
+      }
+  }
+  {
+    std::lock_guard lock(m_store_mutex);
+    m_store->end_run(m_run_id, summary.status);
+  }
+  if (summary.status == "failed")
+    throw Error(fmt::format("run {} failed: {}", m_run_id, fatal));
+  return summary;
+}
+
+} // namespace
+
+RunSummary run_suite(const RunOptions& opts, EvalBackend* backend, const std::atomic<bool>* cancel,
+                     const RunHooks& hooks) {
+  Suite s(opts, backend, cancel, hooks);
+  return s.run();
+}
+
+EvaluateSummary evaluate_stored(const EvaluateOptions& opts, EvalBackend& backend,
+                                const std::atomic<bool>* cancel, const RunHooks& hooks) {
+  EvaluateSummary out;
+  store::Store s(opts.db, store::OpenOptions{.create = false});
+  auto run = s.run(opts.run_id);
+  if (!run)
+    throw Error(fmt::format("{}: no run {}", opts.db, opts.run_id));
+  const Catalog catalog =
+      load_catalog(opts.levels_dir.empty() ? default_levels_dir() : opts.levels_dir);
+  std::map<std::string, std::string> stored_hash;
+  for (const auto& p : s.problems())
+    stored_hash[p.id] = p.content_hash;
+  std::vector<int> gpus = opts.gpus;
+  if (gpus.empty()) {
+    const DoctorReport d = backend.doctor();
+    for (const auto& g : d.gpus)
+      gpus.push_back(g.index);
+    if (gpus.empty())
+      throw Error(fmt::format("no GPU to evaluate on{}", d.error.empty() ? "" : ": " + d.error));
+  }
+  std::vector<store::AttemptRow> todo;
+  std::map<std::string, int64_t> skipped;
+  for (auto& a : s.attempts(store::AttemptFilter{.run_ids = {opts.run_id}, .with_source = true})) {
+    if (a.evaluated || a.source.empty())
+      continue;
+    const Problem* p = catalog.find(a.problem_id);
+    if (!p) {
+      ++skipped[fmt::format("problem {} is not in the catalog", a.problem_id)];
+      continue;
+    }
+    if (stored_hash.count(p->id) && !stored_hash[p->id].empty() &&
+        stored_hash[p->id] != p->content_hash) {
+      ++skipped[fmt::format("problem {} changed since the candidates were generated",
+                            a.problem_id)];
+      continue;
+    }
+    todo.push_back(std::move(a));
+  }
+  const std::string previous_status = run->status;
+  s.resume_run(opts.run_id);
+  std::atomic<bool> stop{false};
+  detail::PipelineStats stats;
+  std::vector<std::future<search::Verdict>> futures;
+  std::string failure;
+  {
+    const std::string protocol = run->info.protocol.empty() ? "kbench" : run->info.protocol;
+    detail::EvalPipeline pipeline(
+        backend, gpus,
+        opts.jobs > 0 ? opts.jobs
+                      : std::max(1, static_cast<int>(std::thread::hardware_concurrency())),
+        opts.db, protocol, stop, [](detail::EvalJob& job) { return *job.existing_id; },
+        [](store::Store&, const detail::EvalJob&, const EvalResult&) {}, stats);
+    for (const auto& a : todo) {
+      detail::EvalJob job;
+      job.problem = catalog.find(a.problem_id);
+      job.candidate.source = a.source;
+      job.existing_id = a.candidate_id;
+      futures.push_back(pipeline.submit(std::move(job)));
+    }
+    std::thread watcher([&] {
+      while (stats.queued > 0) {
+        if (cancel && cancel->load())
+          stop = true;
+        if (hooks.progress) {
+          Progress p;
+          p.candidates = static_cast<int64_t>(todo.size());
+          p.evaluated = stats.evaluated;
+          p.correct = stats.correct;
+          p.evals_queued = stats.queued;
+          hooks.progress(p);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      }
+    });
+    for (std::size_t i = 0; i < futures.size(); ++i) {
+      try {
+        const search::Verdict v = futures[i].get();
+        if (v.eval) {
+          ++out.candidates;
+          ++out.outcomes[std::string(outcome_name(v.eval->outcome))];
+          if (hooks.log)
+            hooks.log(fmt::format("{} candidate {}: {}", todo[i].problem_id, v.candidate_id,
+                                  outcome_name(v.eval->outcome)));
+        } else {
+          ++out.skipped;
+        }
+      } catch (const std::exception& e) {
+        ++out.skipped;
+        if (failure.empty())
+          failure = e.what();
+      }
+    }
+    watcher.join();
+  }
+  for (const auto& [msg, n] : skipped) {
+    out.skipped += n;
+    out.messages.push_back(fmt::format("{} ({} candidates skipped)", msg, n));
+  }
+  s.end_run(opts.run_id, previous_status == "running" ? "interrupted" : previous_status);
+  if (!failure.empty())
+    throw Error(fmt::format("evaluating run {} of {} failed: {}", opts.run_id, opts.db, failure));
+  return out;
+}
+
+} // namespace kb::runner

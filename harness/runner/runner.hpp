@@ -1,0 +1,186 @@
+// kbench runner: the suite loop (problems x models x strategy) with budgets, resume, a compile
+// pool and one evaluation worker per GPU, recording everything in the store. Also the second
+// step of the two-step workflow (evaluating stored candidates). The only public header of
+// kb_runner; it never prints: progress and log lines go to the caller's hooks.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "catalog.hpp"
+#include "compile.hpp"
+#include "core.hpp"
+#include "eval.hpp"
+#include "llm.hpp"
+#include "search.hpp"
+
+namespace kb::runner {
+
+// ---------------------------------------------------------------------------------------------
+// The evaluation back end (an interface so the runner is testable without a GPU)
+// ---------------------------------------------------------------------------------------------
+
+// Evaluates compiled candidates on one GPU. Used by one worker thread only.
+class GpuEvaluator {
+public:
+  virtual ~GpuEvaluator() = default;
+  // As kb::Evaluator::evaluate_compiled: a failing candidate is an outcome; throws kb::Error
+  // only when the harness cannot run.
+  virtual EvalResult evaluate_compiled(const Problem& p, const CompileResult& c) = 0;
+};
+
+class EvalBackend {
+public:
+  virtual ~EvalBackend() = default;
+  // Compiles one candidate; thread-safe (called from --jobs threads at once).
+  virtual CompileResult compile(std::string_view source) = 0;
+  // The evaluator of one GPU, created on (and used by) that GPU's worker thread.
+  virtual std::unique_ptr<GpuEvaluator> open_gpu(int gpu) = 0;
+  // Facts about the machine for the run record; never throws (error says why).
+  virtual DoctorReport doctor() = 0;
+};
+
+// The real back end: nvcc through kb_compile, kb::Evaluator per GPU (worker processes),
+// run_doctor for the machine facts. `base.gpu` is replaced per GPU.
+std::unique_ptr<EvalBackend> make_eval_backend(const EvalOptions& base);
+
+// ---------------------------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------------------------
+
+enum class Mode {
+  run,      // LLM calls, compiles and GPU evaluations
+  generate, // LLM calls only: candidates stored without evaluation (no GPU needed)
+};
+
+struct RunOptions {
+  Mode mode = Mode::run;
+  std::vector<int> levels;           // empty: every level
+  std::vector<std::string> problems; // globs over problem ids or file stems; empty: all
+  std::vector<std::string> models{"replay"};
+  std::string models_file; // empty: config/models.yaml (cwd, then the source tree), else built-ins
+  search::StrategyOptions strategy;
+  search::BudgetLimits run_budget;
+  search::BudgetLimits problem_budget; // per (problem, model)
+  std::vector<int> gpus;               // run mode: GPUs to use (empty: every GPU the doctor sees)
+  int jobs = 0;                        // parallel nvcc processes; 0: hardware threads
+  int concurrency = 0;                 // (problem, model) searches at once; 0: automatic
+  std::string db = "results/kbench.db";
+  std::string protocol = "kbench"; // or "kernelbench"
+  std::optional<int64_t> resume;   // continue this run (its recorded configuration is used)
+  std::string levels_dir;          // empty: default_levels_dir()
+  std::string prompts_dir;         // empty: PromptLibrary::default_dir()
+  std::string calibration_file;    // empty: calibration.json beside the db, else
+                                   // results/calibration.json, when present
+  bool use_cache = true;           // answer identical requests from earlier runs' records
+  std::string command;             // the command line, for the run record
+  EvalOptions eval;                // protocol and gpu are set by the runner
+};
+
+// The resolved options as JSON (no secrets: key variables are named, never read) and back.
+// from_config_json throws kb::Error naming the field for a malformed configuration.
+nlohmann::json to_config_json(const RunOptions& o);
+RunOptions from_config_json(const nlohmann::json& j);
+
+// Problems selected by levels and globs ('*', '?', '[..]' over the id "l1/softmax_4096x65536"
+// or the stem "softmax_4096x65536"), in catalog order. Throws kb::Error naming the pattern when
+// a glob matches nothing, or when nothing is selected.
+std::vector<const Problem*> select_problems(const Catalog& c, const std::vector<int>& levels,
+                                            const std::vector<std::string>& globs);
+
+// Model configurations by name: from the models file when it has the name, else the built-in
+// defaults of a known family. Replay directories given relative are resolved against the
+// working directory, else the source tree. Throws kb::Error naming the model and the file.
+std::vector<llm::ModelConfig> resolve_models(const std::vector<std::string>& names,
+                                             const std::string& models_file,
+                                             const std::string& levels_dir);
+
+// Parses "all" (nullopt) or "0,1,3" for --gpus; throws kb::InputError.
+std::optional<std::vector<int>> parse_gpus(std::string_view text);
+// Parses "1,2" for --level; throws kb::InputError.
+std::vector<int> parse_levels(std::string_view text);
+
+// ---------------------------------------------------------------------------------------------
+// Progress and results
+// ---------------------------------------------------------------------------------------------
+
+struct Progress {
+  int tasks_total = 0; // (problem, model) searches
+  int tasks_done = 0;
+  int64_t candidates = 0; // recorded
+  int64_t evaluated = 0;
+  int64_t correct = 0;
+  int64_t llm_calls = 0;
+  search::Usage spent; // fresh tokens and money of this session
+  int evals_queued = 0;
+  double elapsed_s = 0.0;
+  // Best speedup so far per problem (correct candidates), highest first.
+  std::vector<std::pair<std::string, double>> best;
+};
+
+struct RunHooks {
+  std::function<void(const std::string&)> log;   // one line per event; may be null
+  std::function<void(const Progress&)> progress; // every ~250 ms and at the end; may be null
+  std::function<void(int64_t run_id)> started;   // once the run row exists; may be null
+};
+
+struct TaskSummary {
+  std::string problem_id;
+  std::string model;
+  std::string stop_code; // "done", a budget code, "interrupted", "skipped", "failed"
+  std::string stop_message;
+  int candidates = 0;
+  std::optional<int64_t> best_id;
+  double best_speedup = 0.0;
+};
+
+struct RunSummary {
+  int64_t run_id = 0;
+  std::string status;  // "completed", "budget_exhausted", "interrupted", "failed"
+  std::string message; // why, when not completed
+  std::vector<TaskSummary> tasks;
+  Progress progress;
+};
+
+// Runs (or resumes) a suite. Problem-level failures are data; throws kb::Error (after marking
+// the run "failed" when it was started) for bad options, unknown models or problems, an
+// unreadable database, or a harness failure (evaluator cannot run). Setting `cancel` stops
+// new work: LLM calls in flight finish and are recorded, queued evaluations are recorded
+// without evaluation, and the run ends "interrupted". `backend` is required in run mode;
+// nullptr in generate mode.
+RunSummary run_suite(const RunOptions& opts, EvalBackend* backend,
+                     const std::atomic<bool>* cancel = nullptr, const RunHooks& hooks = {});
+
+struct EvaluateOptions {
+  std::string db;
+  int64_t run_id = 0;
+  std::vector<int> gpus; // empty: every GPU the doctor sees
+  int jobs = 0;
+  std::string levels_dir;
+  std::string calibration_file;
+  EvalOptions eval;
+};
+
+struct EvaluateSummary {
+  int64_t candidates = 0; // evaluated now
+  int64_t skipped = 0;    // problem no longer in the catalog (or changed), or interrupted
+  std::map<std::string, int64_t> outcomes;
+  std::vector<std::string> messages; // one per skipped candidate group
+};
+
+// Evaluates every stored candidate of a run that has source and no evaluation yet (the second
+// step after `kbench generate`). Throws kb::Error naming the database and run when absent.
+EvaluateSummary evaluate_stored(const EvaluateOptions& opts, EvalBackend& backend,
+                                const std::atomic<bool>* cancel = nullptr,
+                                const RunHooks& hooks = {});
+
+} // namespace kb::runner

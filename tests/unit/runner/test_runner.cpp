@@ -1,0 +1,221 @@
+// Unit tests of the runner: option parsing, problem selection, and whole runs with the replay
+// model and a fake evaluation back end (no GPU, no network, no nvcc).
+#include <filesystem>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "runner.hpp"
+#include "store.hpp"
+
+namespace kb::runner {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Compiles anything defining kb_forward; "evaluates" with a speedup from the source length.
+class FakeBackend final : public EvalBackend {
+public:
+  std::atomic<int> compiles{0}, evaluations{0};
+  CompileResult compile(std::string_view source) override {
+    ++compiles;
+    CompileResult c;
+    c.ok = source.find("kb_forward") != std::string_view::npos;
+    c.message = c.ok ? "" : "nvcc exited with status 2";
+    c.log = c.ok ? "" : "error: no kb_forward";
+    c.so_path = "/nonexistent.so";
+    return c;
+  }
+  class Gpu final : public GpuEvaluator {
+  public:
+    explicit Gpu(FakeBackend& b) : m_b(b) {}
+    EvalResult evaluate_compiled(const Problem& p, const CompileResult&) override {
+      ++m_b.evaluations;
+      EvalResult r;
+      r.outcome = Outcome::correct;
+      r.speedup = 1.0 + static_cast<double>(p.id.size() % 7) / 10.0;
+      r.baseline_time = TimingStats{};
+      r.baseline_time->median_ms = 2.0;
+      r.baseline_time->samples = 3;
+      r.baseline_time->samples_ms = {2.0, 2.0, 2.0};
+      r.candidate_time = TimingStats{};
+      r.candidate_time->median_ms = 2.0 / r.speedup;
+      return r;
+    }
+
+  private:
+    FakeBackend& m_b;
+  };
+  std::unique_ptr<GpuEvaluator> open_gpu(int) override { return std::make_unique<Gpu>(*this); }
+  DoctorReport doctor() override {
+    DoctorReport d;
+    d.worker_ran = true;
+    GpuInfo g;
+    g.name = "Fake GPU";
+    g.sm_count = 10;
+    d.gpus = {g};
+    d.driver_version = 13000;
+    return d;
+  }
+};
+
+class RunnerTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    dir = fs::temp_directory_path() /
+          ("kb_runner_unit_" + std::to_string(::getpid()) + "_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    opts.db = (dir / "kb.db").string();
+    opts.levels_dir = std::string(KB_SOURCE_DIR) + "/levels";
+    opts.models_file = std::string(KB_SOURCE_DIR) + "/config/models.yaml";
+    opts.levels = {1};
+    opts.problems = {"relu_4096x393216", "softmax_4096x65536", "kb_gelu"};
+  }
+  void TearDown() override { fs::remove_all(dir); }
+  fs::path dir;
+  RunOptions opts;
+};
+
+TEST(Options, ParsesGpusAndLevels) {
+  EXPECT_FALSE(parse_gpus("all"));
+  EXPECT_EQ(*parse_gpus("0,2,2"), (std::vector<int>{0, 2}));
+  EXPECT_THROW(parse_gpus("x"), InputError);
+  EXPECT_EQ(parse_levels("1,2"), (std::vector<int>{1, 2}));
+  EXPECT_THROW(parse_levels("0"), InputError);
+}
+
+TEST(Options, ConfigRoundTripsThroughJson) {
+  RunOptions o;
+  o.mode = Mode::generate;
+  o.levels = {2};
+  o.problems = {"a*"};
+  o.models = {"x", "y"};
+  o.strategy.kind = search::StrategyKind::ideas;
+  o.strategy.rounds = 7;
+  o.strategy.temperature = 0.3;
+  o.run_budget.tokens = 123;
+  o.problem_budget.usd = 1.5;
+  const RunOptions back = from_config_json(to_config_json(o));
+  EXPECT_EQ(back.mode, Mode::generate);
+  EXPECT_EQ(back.levels, o.levels);
+  EXPECT_EQ(back.models, o.models);
+  EXPECT_EQ(back.strategy.kind, search::StrategyKind::ideas);
+  EXPECT_EQ(back.strategy.rounds, 7);
+  EXPECT_EQ(back.strategy.temperature, 0.3);
+  EXPECT_EQ(back.run_budget.tokens, 123);
+  EXPECT_DOUBLE_EQ(back.problem_budget.usd, 1.5);
+  EXPECT_THROW(from_config_json(nlohmann::json::object()), Error);
+}
+
+TEST(Options, SelectsByLevelAndGlobAndNamesUnmatchedPatterns) {
+  const Catalog c = load_catalog(std::string(KB_SOURCE_DIR) + "/levels");
+  const auto all1 = select_problems(c, {1}, {});
+  ASSERT_FALSE(all1.empty());
+  for (const Problem* p : all1)
+    EXPECT_EQ(p->level, 1);
+  const auto mm = select_problems(c, {}, {"l1/matmul_fp*"});
+  EXPECT_EQ(mm.size(), 2u);
+  try {
+    select_problems(c, {1}, {"nothing_like_this*"});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nothing_like_this*"), std::string::npos);
+  }
+}
+
+TEST(Options, UnknownModelNamesTheFile) {
+  try {
+    resolve_models({"no-such-model"}, std::string(KB_SOURCE_DIR) + "/config/models.yaml",
+                   std::string(KB_SOURCE_DIR) + "/levels");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no-such-model"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("models.yaml"), std::string::npos);
+  }
+  const auto m = resolve_models({"replay"}, "", std::string(KB_SOURCE_DIR) + "/levels");
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_TRUE(fs::is_directory(m[0].replay_dir)) << m[0].replay_dir;
+}
+
+TEST_F(RunnerTest, ReplayRunEvaluatesExamplesAndRecordsNoCodeForTheRest) {
+  FakeBackend backend;
+  std::vector<std::string> lines;
+  RunHooks hooks;
+  hooks.log = [&](const std::string& l) { lines.push_back(l); };
+  const RunSummary s = run_suite(opts, &backend, nullptr, hooks);
+  EXPECT_EQ(s.status, "completed");
+  EXPECT_EQ(s.tasks.size(), 3u);
+  EXPECT_EQ(backend.evaluations.load(), 2); // relu and softmax have example kernels
+  store::Store st(opts.db, {.read_only = true});
+  const auto run = st.run(s.run_id);
+  ASSERT_TRUE(run);
+  EXPECT_EQ(run->status, "completed");
+  EXPECT_EQ(run->info.driver_version, "13.0");
+  EXPECT_FALSE(run->info.kbench_version.empty());
+  EXPECT_EQ(run->info.protocol, "kbench");
+  std::map<std::string, store::AttemptRow> att;
+  for (auto& a : st.attempts({.run_ids = {s.run_id}}))
+    att[a.problem_id] = a;
+  ASSERT_EQ(att.size(), 3u);
+  EXPECT_EQ(att["l1/relu_4096x393216"].eval.outcome, Outcome::correct);
+  EXPECT_EQ(att["l1/kb_gelu"].eval.outcome, Outcome::no_code);
+  EXPECT_NE(att["l1/kb_gelu"].eval.message.find("replay_not_found"), std::string::npos);
+  EXPECT_EQ(st.baseline_timings({s.run_id}).size(), 2u);
+  EXPECT_EQ(s.progress.correct, 2);
+}
+
+TEST_F(RunnerTest, RefineRunChainsParentsAndResumeAddsNothing) {
+  FakeBackend backend;
+  opts.strategy.kind = search::StrategyKind::refine;
+  opts.strategy.turns = 2;
+  opts.problems = {"relu_4096x393216"};
+  const RunSummary s = run_suite(opts, &backend, nullptr, {});
+  store::Store st(opts.db);
+  auto att = st.attempts({.run_ids = {s.run_id}});
+  ASSERT_EQ(att.size(), 2u);
+  EXPECT_EQ(att[1].parent_id, att[0].candidate_id);
+  EXPECT_EQ(att[1].round, 1);
+  const auto calls = st.llm_calls(s.run_id).size();
+
+  // A resume of the finished run replays every step from the record.
+  st.end_run(s.run_id, "interrupted");
+  RunOptions r;
+  r.db = opts.db;
+  r.resume = s.run_id;
+  r.levels_dir = opts.levels_dir;
+  const int evals_before = backend.evaluations.load();
+  const RunSummary again = run_suite(r, &backend, nullptr, {});
+  EXPECT_EQ(again.run_id, s.run_id);
+  EXPECT_EQ(again.status, "completed");
+  EXPECT_EQ(st.attempts({.run_ids = {s.run_id}}).size(), 2u);
+  EXPECT_EQ(st.llm_calls(s.run_id).size(), calls);
+  EXPECT_EQ(backend.evaluations.load(), evals_before);
+}
+
+TEST_F(RunnerTest, GenerateNeedsNoBackendAndRefusesVerdictStrategies) {
+  opts.mode = Mode::generate;
+  const RunSummary s = run_suite(opts, nullptr, nullptr, {});
+  store::Store st(opts.db, {.read_only = true});
+  auto att = st.attempts({.run_ids = {s.run_id}});
+  ASSERT_EQ(att.size(), 3u);
+  int unevaluated = 0;
+  for (const auto& a : att)
+    unevaluated += !a.evaluated;
+  EXPECT_EQ(unevaluated, 2);
+  opts.strategy.kind = search::StrategyKind::refine;
+  EXPECT_THROW(run_suite(opts, nullptr, nullptr, {}), Error);
+}
+
+TEST_F(RunnerTest, CancelBeforeStartEndsInterrupted) {
+  FakeBackend backend;
+  std::atomic<bool> cancel{true};
+  const RunSummary s = run_suite(opts, &backend, &cancel, {});
+  EXPECT_EQ(s.status, "interrupted");
+  store::Store st(opts.db, {.read_only = true});
+  EXPECT_EQ(st.run(s.run_id)->status, "interrupted");
+}
+
+} // namespace
+} // namespace kb::runner
