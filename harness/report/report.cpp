@@ -129,8 +129,11 @@ Report build_report(store::Store& s, const ReportOptions& o) {
   auto ext = external_times(s);
 
   auto attempts = s.attempts({.run_ids = runs});
-  if (o.level)
-    std::erase_if(attempts, [&](const AttemptRow& a) { return a.level != *o.level; });
+  // Known good kernels the idea search measures as seeds (strategy "bank") are not the model's
+  // work: they never count towards its leaderboard row or its paper-table entries.
+  std::erase_if(attempts, [&](const AttemptRow& a) {
+    return a.strategy == "bank" || (o.level && a.level != *o.level);
+  });
 
   // (model label, level, problem) -> attempts; labels sort the tables.
   std::map<std::string, std::map<std::pair<int, std::string>, Group>> by_model;

@@ -176,6 +176,30 @@ TEST_F(ReportFixture, LeaderboardMatchesHandComputedFigures) {
   EXPECT_FALSE(k2.geomean_speedup);
 }
 
+TEST_F(ReportFixture, BankKernelsAreNotTheModels) {
+  // A known good kernel measured as a seed of the idea search (strategy "bank") solves the
+  // conv_relu problem 3x faster; it must not count for the model in any way.
+  store::Candidate c{0, "l2/conv_relu", 0, "bank", 0, std::nullopt, "", "// bank kernel"};
+  c.run_id = m_store->runs().front().id;
+  c.model_id = m_store->models().front().id;
+  EvalResult r;
+  r.outcome = Outcome::correct;
+  r.protocol = "kbench";
+  r.candidate_time = kb::test::fixture_timing(1.0);
+  r.baseline_time = kb::test::fixture_timing(3.0);
+  r.speedup = 3.0;
+  m_store->record_attempt({std::nullopt, c, r});
+  ReportOptions o;
+  o.pass_k = {1, 2};
+  Report again = build_report(*m_store, o);
+  const auto& before = row_of(m_report, "vllm/kevin");
+  const auto& after = row_of(again, "vllm/kevin");
+  EXPECT_EQ(after.attempts, before.attempts);
+  EXPECT_DOUBLE_EQ(after.problems_solved, before.problems_solved);
+  EXPECT_DOUBLE_EQ(fast_at(after, 2.0), 0.0);
+  EXPECT_EQ(after.geomean_speedup, before.geomean_speedup);
+}
+
 TEST_F(ReportFixture, FlaggedKernelIsNeverRankedFirst) {
   const PaperRow* ln = nullptr;
   for (const auto& p : m_report.paper)
