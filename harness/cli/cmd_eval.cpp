@@ -1,0 +1,162 @@
+// `kbench eval --problem ID FILE.cu`: compiles, screens, runs, checks and times one candidate and
+// prints the verdict. Exit 0 whenever the evaluation ran, whatever the verdict.
+#include <cstdio>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "catalog.hpp"
+#include "commands.hpp"
+#include "core.hpp"
+#include "eval.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A problem by id ("l1/softmax_4096x65536") or by the path of its YAML file.
+kb::Problem find_problem(const std::string& id_or_path, const std::string& levels_dir) {
+  std::error_code ec;
+  if (id_or_path.ends_with(".yaml") || id_or_path.ends_with(".yml")) {
+    if (!fs::is_regular_file(id_or_path, ec))
+      throw kb::Error(fmt::format("no such problem file: {}", id_or_path));
+    return kb::load_problem(id_or_path, fs::path(id_or_path).parent_path().parent_path().string());
+  }
+  const kb::Catalog c = kb::load_catalog(levels_dir);
+  if (const kb::Problem* p = c.find(id_or_path))
+    return *p;
+  for (const auto& e : c.errors)
+    if (fs::path(e.file).stem().string() == fs::path(id_or_path).filename().string())
+      throw kb::InputError(e.file, e.line, e.field, e.message);
+  throw kb::Error(
+      fmt::format("unknown problem '{}' in {} (see `kbench list`)", id_or_path, levels_dir));
+}
+
+// Measured ceilings when a calibration file exists, else the H100 datasheet.
+kb::GpuCeilings load_ceilings(const std::string& path, bool explicit_path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    if (explicit_path)
+      throw kb::Error(fmt::format("calibration file '{}' does not exist (run `kbench doctor "
+                                  "--calibrate`)",
+                                  path));
+    return kb::datasheet_ceilings_h100();
+  }
+  try {
+    return nlohmann::json::parse(kb::read_file(path)).get<kb::GpuCeilings>();
+  } catch (const nlohmann::json::exception& e) {
+    throw kb::Error(fmt::format("{}: not a calibration file: {}", path, e.what()));
+  }
+}
+
+std::string format_time(const kb::TimingStats& t, bool mean) {
+  return fmt::format("{:.4f} ms {} (stderr {:.4f} ms, min {:.4f} ms, {} samples, {})",
+                     mean ? t.mean_ms : t.median_ms, mean ? "mean" : "median",
+                     mean ? t.stderr_ms : t.median_stderr_ms, t.min_ms, t.samples, t.stop_reason);
+}
+
+void print_result(const kb::Problem& p, const std::string& file, const kb::EvalResult& r) {
+  const bool mean = r.protocol == "kernelbench";
+  fmt::print("problem    {} ({})\n", p.id, p.name);
+  fmt::print("candidate  {}\n", file);
+  fmt::print("protocol   {}\n", r.protocol);
+  fmt::print("outcome    {}\n", kb::outcome_name(r.outcome));
+  if (!r.message.empty())
+    fmt::print("message    {}\n", r.message);
+  if (r.candidate_time)
+    fmt::print("time       {}\n", format_time(*r.candidate_time, mean));
+  if (r.baseline_time)
+    fmt::print("baseline   {}\n", format_time(*r.baseline_time, mean));
+  if (r.outcome == kb::Outcome::correct)
+    fmt::print("speedup    {:.3f}x   roofline {:.1f}%\n", r.speedup, r.roofline_pct);
+  const auto flags = kb::flag_names(r.flags);
+  fmt::print("flags      {}\n", flags.empty() ? "-" : fmt::format("{}", fmt::join(flags, ", ")));
+  if (!r.library_calls.empty())
+    fmt::print("libraries  {}\n", fmt::join(r.library_calls, ", "));
+  fmt::print("phases     compile {:.2f} s{}, start {:.2f} s, check {:.2f} s, time {:.2f} s\n",
+             r.compile_s, r.compile_cached ? " (cached)" : "", r.start_s, r.check_s, r.time_s);
+  if (r.outcome == kb::Outcome::compile_error && !r.compile_log.empty())
+    fmt::print("\ncompile log:\n{}\n", r.compile_log);
+}
+
+struct EvalArgs {
+  std::string problem;
+  std::string file;
+  bool json = false;
+  int gpu = 0;
+  std::string protocol = "kbench";
+  std::string levels_dir;
+  std::string cache_dir;
+  bool no_cache = false;
+  std::string arch = "sm_90a";
+  double timeout_s = 180.0;
+  double compile_timeout_s = 120.0;
+  bool allow_library_calls = false;
+  double speedup_threshold = 10.0;
+  std::string calibration = "results/calibration.json";
+  int seeds = 5;
+  double time_cap_s = 5.0;
+};
+
+const kb::cli::CommandRegistrar k_eval(20, [](CLI::App& app, std::function<void(int)> set_exit) {
+  auto args = std::make_shared<EvalArgs>();
+  auto* cmd = app.add_subcommand("eval", "Compile, check and time one candidate kernel");
+  cmd->add_option("--problem", args->problem, "Problem id (see `kbench list`) or YAML path")
+      ->required();
+  cmd->add_option("file", args->file, "Candidate CUDA source implementing kbench/kb_abi.h")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_flag("--json", args->json, "Print the full result as JSON");
+  cmd->add_option("--gpu", args->gpu, "GPU index (CUDA_VISIBLE_DEVICES of the workers)");
+  cmd->add_option("--protocol", args->protocol, "kbench (default) or kernelbench")
+      ->check(CLI::IsMember({"kbench", "kernelbench"}));
+  cmd->add_option("--levels-dir", args->levels_dir, "Problem root (default: $KB_LEVELS_DIR)");
+  cmd->add_option("--cache-dir", args->cache_dir, "Compile cache (default ~/.cache/kbench)");
+  cmd->add_flag("--no-cache", args->no_cache, "Compile without the cache");
+  cmd->add_option("--arch", args->arch, "nvcc -arch for the candidate (default sm_90a)");
+  cmd->add_option("--timeout", args->timeout_s, "Watchdog on the candidate worker, seconds");
+  cmd->add_option("--compile-timeout", args->compile_timeout_s, "nvcc timeout, seconds");
+  cmd->add_flag("--allow-library-calls", args->allow_library_calls,
+                "Let candidates call cuBLAS/cuDNN (always recorded)");
+  cmd->add_option("--speedup-threshold", args->speedup_threshold,
+                  "Flag speedups above this for review (default 10)");
+  cmd->add_option("--calibration", args->calibration,
+                  "Ceilings from `kbench doctor --calibrate` (default results/calibration.json)");
+  cmd->add_option("--seeds", args->seeds, "Seeds per input distribution (default 5)")
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--time-cap", args->time_cap_s, "Cap on each timing series, seconds");
+  cmd->callback([args, set_exit, cmd] {
+    const std::string levels =
+        args->levels_dir.empty() ? kb::default_levels_dir() : args->levels_dir;
+    const kb::Problem problem = find_problem(args->problem, levels);
+    const std::string source = kb::read_file(args->file);
+    kb::EvalOptions opts;
+    opts.protocol = args->protocol;
+    opts.gpu = args->gpu;
+    opts.compile.arch = args->arch;
+    opts.compile.cache_dir = args->cache_dir;
+    opts.compile.use_cache = !args->no_cache;
+    opts.compile.timeout_s = args->compile_timeout_s;
+    opts.compile.allow_library_calls = args->allow_library_calls;
+    opts.timeout_s = args->timeout_s;
+    opts.speedup_threshold = args->speedup_threshold;
+    opts.seeds = args->seeds;
+    opts.timing.time_cap_s = args->time_cap_s;
+    opts.ceilings = load_ceilings(args->calibration, cmd->count("--calibration") > 0);
+    kb::Evaluator evaluator(opts);
+    const kb::EvalResult r = evaluator.evaluate(problem, source);
+    if (args->json) {
+      nlohmann::json j = r;
+      j["problem"] = problem.id;
+      j["candidate"] = args->file;
+      j["flag_names"] = kb::flag_names(r.flags);
+      fmt::print("{}\n", j.dump(2));
+    } else {
+      print_result(problem, args->file, r);
+    }
+    set_exit(0);
+  });
+});
+
+} // namespace

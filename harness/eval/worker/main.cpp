@@ -1,0 +1,34 @@
+// kbench-worker: the only process kind that touches the GPU. Modes: candidate (runs one
+// candidate), reference (judges outputs, times baselines; never loads candidate code), doctor,
+// calibrate. Results go to fd 3 as JSON lines; commands come on stdin.
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "worker.hpp"
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  try {
+    if (mode == "candidate")
+      return kb::worker::run_candidate();
+    if (mode == "reference")
+      return kb::worker::run_reference();
+    if (mode == "doctor")
+      return kb::worker::run_doctor();
+    if (mode == "calibrate")
+      return kb::worker::run_calibrate();
+  } catch (const std::exception& e) {
+    kb::worker::emit({{"ok", false},
+                      {"event", "failure"},
+                      {"error", e.what()},
+                      {"message", e.what()},
+                      {"outcome", "runtime_error"}});
+    return 1;
+  }
+  fmt::print(stderr, "usage: kbench-worker candidate|reference|doctor|calibrate\n"
+                     "Started by kbench; reads JSON lines on stdin, writes results to fd 3.\n");
+  return 2;
+}

@@ -1,0 +1,7 @@
+// Calls abort() in host code (relu_small). Expect rejected; with screening off, runtime_error.
+#include "kbench/kb_abi.h"
+#include <cstdlib>
+
+extern "C" int kb_forward(const kb_tensor*, int, kb_tensor*, int, void*, cudaStream_t) {
+  abort();
+}

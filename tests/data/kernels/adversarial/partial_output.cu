@@ -1,0 +1,15 @@
+// Computes only the first half of the output (relu_small). Expect mismatch (NaN parity).
+#include "kbench/kb_abi.h"
+
+__global__ void relu_half(const float* x, float* y, int64_t n) {
+  int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (i < n / 2)
+    y[i] = x[i] > 0.f ? x[i] : 0.f;
+}
+
+extern "C" int kb_forward(const kb_tensor* in, int, kb_tensor* out, int, void*, cudaStream_t s) {
+  const int64_t n = kb_numel(&in[0]);
+  relu_half<<<(unsigned)((n + 255) / 256), 256, 0, s>>>((const float*)in[0].data,
+                                                        (float*)out[0].data, n);
+  return 0;
+}

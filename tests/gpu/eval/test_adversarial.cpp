@@ -1,0 +1,208 @@
+// The evaluator against adversarial kernels (tests/data/kernels/adversarial), one test each, on
+// small test problems (tests/data/kernels/levels). Correct kernels must pass without flags.
+#include <chrono>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "catalog.hpp"
+#include "eval.hpp"
+#include "gpu_test.hpp"
+
+namespace {
+
+const std::string k_data = std::string(KB_SOURCE_DIR) + "/tests/data/kernels";
+
+class EvalGpuTest : public kb::test::GpuTest {
+protected:
+  static kb::EvalOptions options() {
+    kb::EvalOptions o;
+    o.worker_path = std::string(KB_BIN_DIR) + "/kbench-worker";
+    o.compile.include_dir = std::string(KB_SOURCE_DIR) + "/include";
+    o.compile.cache_dir = "/tmp/kbench-gpu-test-cache";
+    o.seeds = 2;
+    o.timeout_s = 60.0;
+    o.timing.time_cap_s = 1.0;
+    o.timing.min_samples = 10;
+    return o;
+  }
+  static kb::Problem problem(const std::string& stem) {
+    return kb::load_problem(k_data + "/levels/level1/" + stem + ".yaml", k_data + "/levels");
+  }
+  static kb::EvalResult eval(const std::string& stem, const std::string& kernel,
+                             const kb::EvalOptions& o = options()) {
+    kb::Evaluator ev(o);
+    return ev.evaluate(problem(stem), kb::read_file(k_data + "/" + kernel));
+  }
+  static std::string why(const kb::EvalResult& r) {
+    return std::string(kb::outcome_name(r.outcome)) + ": " + r.message;
+  }
+  static void expect_mismatch(const kb::EvalResult& r, const std::string& reason) {
+    ASSERT_EQ(r.outcome, kb::Outcome::mismatch) << why(r);
+    ASSERT_TRUE(r.mismatch.has_value());
+    EXPECT_EQ(r.mismatch->reason, reason) << r.message;
+  }
+};
+
+TEST_F(EvalGpuTest, CorrectReluPassesWithoutFlags) {
+  const auto r = eval("relu_small", "ok/relu.cu");
+  ASSERT_EQ(r.outcome, kb::Outcome::correct) << why(r);
+  EXPECT_EQ(r.flags & ~kb::flag_noisy, 0u) << kb::flag_names(r.flags).size();
+  ASSERT_TRUE(r.candidate_time && r.baseline_time);
+  EXPECT_GE(r.candidate_time->samples, 10);
+  EXPECT_GT(r.candidate_time->median_ms, 0.0);
+  EXPECT_GT(r.speedup, 0.0);
+  EXPECT_GT(r.roofline_pct, 0.0);
+  EXPECT_LT(r.roofline_pct, 100.0);
+  EXPECT_GT(r.start_s, 0.0);
+  EXPECT_GT(r.check_s, 0.0);
+  EXPECT_GT(r.time_s, 0.0);
+}
+
+TEST_F(EvalGpuTest, StableLayerNormPassesOnIllConditionedInputs) {
+  const auto r = eval("layernorm_rows", "ok/layernorm_two_pass.cu");
+  EXPECT_EQ(r.outcome, kb::Outcome::correct) << why(r);
+}
+
+TEST_F(EvalGpuTest, OnePassLayerNormFailsOnIllConditionedInputs) {
+  const auto r = eval("layernorm_rows", "adversarial/layernorm_one_pass.cu");
+  expect_mismatch(r, "values_vs_baseline");
+  EXPECT_NE(r.mismatch->distribution.find("ill_conditioned"), std::string::npos);
+}
+
+TEST_F(EvalGpuTest, ReadingLeftoverOutputMemoryFails) {
+  expect_mismatch(eval("relu_small", "adversarial/read_leftover.cu"), "nan_parity");
+}
+
+TEST_F(EvalGpuTest, PartialOutputFails) {
+  const auto r = eval("relu_small", "adversarial/partial_output.cu");
+  expect_mismatch(r, "nan_parity");
+  EXPECT_EQ(r.mismatch->first_bad_index, 1024 * 1024 / 2);
+}
+
+TEST_F(EvalGpuTest, ZeroOutputWithinToleranceIsConstantOutput) {
+  expect_mismatch(eval("softmax_wide", "adversarial/zero_output.cu"), "constant_output");
+}
+
+TEST_F(EvalGpuTest, ConstantOutputFails) {
+  expect_mismatch(eval("softmax_wide", "adversarial/constant_output.cu"), "constant_output");
+}
+
+TEST_F(EvalGpuTest, MutatingInputsFails) {
+  expect_mismatch(eval("relu_small", "adversarial/mutate_input.cu"), "input_mutated");
+}
+
+TEST_F(EvalGpuTest, CreatingAStreamIsRejected) {
+  const auto r = eval("relu_small", "adversarial/other_stream_created.cu");
+  EXPECT_EQ(r.outcome, kb::Outcome::rejected) << why(r);
+  EXPECT_NE(r.message.find("cudaStreamCreate"), std::string::npos);
+}
+
+TEST_F(EvalGpuTest, WorkOnTheLegacyStreamIsTimedAndFlagged) {
+  const auto r = eval("relu_small", "adversarial/other_stream_default.cu");
+  ASSERT_EQ(r.outcome, kb::Outcome::correct) << why(r);
+  EXPECT_TRUE(r.flags & kb::flag_off_stream);
+  ASSERT_TRUE(r.candidate_time);
+  EXPECT_GT(r.candidate_time->median_ms, 0.1); // the hidden work is in the time
+}
+
+TEST_F(EvalGpuTest, HostThreadIsRejected) {
+  EXPECT_EQ(eval("relu_small", "adversarial/host_thread.cu").outcome, kb::Outcome::rejected);
+}
+
+TEST_F(EvalGpuTest, CachingByPointerFails) {
+  const auto r = eval("relu_small", "adversarial/cache_by_pointer.cu");
+  EXPECT_EQ(r.outcome, kb::Outcome::mismatch) << why(r);
+}
+
+TEST_F(EvalGpuTest, WorkOnlyInTheFirstCallFails) {
+  const auto r = eval("relu_small", "adversarial/first_call_only.cu");
+  EXPECT_EQ(r.outcome, kb::Outcome::mismatch) << why(r);
+}
+
+TEST_F(EvalGpuTest, CachingByContentNeverPaysUnderFreshInputs) {
+  const auto fresh = eval("matmul_small", "adversarial/cache_by_content.cu");
+  ASSERT_EQ(fresh.outcome, kb::Outcome::correct) << why(fresh);
+  auto o = options();
+  o.protocol = "kernelbench";
+  const auto fixed = eval("matmul_small", "adversarial/cache_by_content.cu", o);
+  ASSERT_EQ(fixed.outcome, kb::Outcome::correct) << why(fixed);
+  // KernelBench's fixed input set lets the cache replay; kbench's fresh inputs do not.
+  EXPECT_LT(fixed.candidate_time->mean_ms, fresh.candidate_time->median_ms / 3.0);
+}
+
+TEST_F(EvalGpuTest, InfiniteLoopTimesOutAndTheGpuRecovers) {
+  auto o = options();
+  o.timeout_s = 10.0;
+  kb::Evaluator ev(o);
+  const auto r =
+      ev.evaluate(problem("relu_small"), kb::read_file(k_data + "/adversarial/infinite_loop.cu"));
+  EXPECT_EQ(r.outcome, kb::Outcome::timeout) << why(r);
+  const auto next = ev.evaluate(problem("relu_small"), kb::read_file(k_data + "/ok/relu.cu"));
+  EXPECT_EQ(next.outcome, kb::Outcome::correct) << why(next);
+}
+
+TEST_F(EvalGpuTest, IllegalAddressIsARuntimeErrorNamingIt) {
+  kb::Evaluator ev(options());
+  const auto r =
+      ev.evaluate(problem("relu_small"), kb::read_file(k_data + "/adversarial/illegal_address.cu"));
+  ASSERT_EQ(r.outcome, kb::Outcome::runtime_error) << why(r);
+  EXPECT_NE(r.message.find("cudaErrorIllegalAddress"), std::string::npos) << r.message;
+  const auto next = ev.evaluate(problem("relu_small"), kb::read_file(k_data + "/ok/relu.cu"));
+  EXPECT_EQ(next.outcome, kb::Outcome::correct) << why(next);
+}
+
+TEST_F(EvalGpuTest, AbortIsRejectedAndCaughtAtRunTime) {
+  EXPECT_EQ(eval("relu_small", "adversarial/host_abort.cu").outcome, kb::Outcome::rejected);
+  auto o = options();
+  o.screen = false;
+  const auto r = eval("relu_small", "adversarial/host_abort.cu", o);
+  ASSERT_EQ(r.outcome, kb::Outcome::runtime_error) << why(r);
+  EXPECT_NE(r.message.find("signal 6"), std::string::npos) << r.message;
+}
+
+TEST_F(EvalGpuTest, ExitZeroIsARuntimeError) {
+  const auto r = eval("relu_small", "adversarial/host_exit.cu");
+  ASSERT_EQ(r.outcome, kb::Outcome::runtime_error) << why(r);
+  EXPECT_NE(r.message.find("without a result"), std::string::npos) << r.message;
+}
+
+TEST_F(EvalGpuTest, ForkIsRejectedAndCannotHoldTheRunOpen) {
+  EXPECT_EQ(eval("relu_small", "adversarial/host_fork.cu").outcome, kb::Outcome::rejected);
+  auto o = options();
+  o.screen = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = eval("relu_small", "adversarial/host_fork.cu", o);
+  EXPECT_EQ(r.outcome, kb::Outcome::runtime_error) << why(r);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30.0);
+}
+
+TEST_F(EvalGpuTest, PrintingAGigabyteNeitherBlocksNorFails) {
+  const auto r = eval("relu_small", "adversarial/print_flood.cu");
+  EXPECT_EQ(r.outcome, kb::Outcome::correct) << why(r);
+}
+
+TEST_F(EvalGpuTest, NeverEndingCompileIsACompileError) {
+  auto o = options();
+  o.compile.timeout_s = 5.0;
+  o.compile.use_cache = false;
+  const auto r = eval("relu_small", "adversarial/compile_forever.cu", o);
+  EXPECT_EQ(r.outcome, kb::Outcome::compile_error) << why(r);
+  EXPECT_NE(r.message.find("timed out"), std::string::npos);
+}
+
+TEST_F(EvalGpuTest, Fp16ArithmeticOnAnFp32ProblemFails) {
+  expect_mismatch(eval("relu_small", "adversarial/fp16_arithmetic.cu"), "values");
+}
+
+TEST_F(EvalGpuTest, KernelBenchProtocolTimesOneSetWithAHundredTrials) {
+  auto o = options();
+  o.protocol = "kernelbench";
+  const auto r = eval("relu_small", "ok/relu.cu", o);
+  ASSERT_EQ(r.outcome, kb::Outcome::correct) << why(r);
+  EXPECT_EQ(r.candidate_time->samples, 100);
+  EXPECT_EQ(r.candidate_time->stop_reason, "fixed");
+  EXPECT_EQ(r.protocol, "kernelbench");
+}
+
+} // namespace

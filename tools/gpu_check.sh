@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The one GPU check for kbench's evaluator: GPU tests (ctest -L gpu with KB_REQUIRE_GPU=1, then
+# the e2e label), kbench doctor and calibration, an eval of every example kernel, and the
+# overhead/throughput/repeatability benchmark. Logs land in OUTDIR. Fits in ten minutes.
+# Usage: tools/gpu_check.sh OUTDIR [BUILD_DIR]
+#   BUILD_DIR defaults to build/ (or .carry/build when a bundle from tools/bundle_gpu.sh is there).
+set -uo pipefail
+out=${1:?usage: tools/gpu_check.sh OUTDIR [BUILD_DIR]}
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${2:-}
+if [ -z "$build" ]; then
+  if [ -d "$root/.carry/build" ]; then build=$root/.carry/build; else build=$root/build; fi
+fi
+build=$(cd "$build" && pwd)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+summary=$out/summary.log
+: >"$summary"
+note() { echo "$*" | tee -a "$summary"; }
+
+# A build made elsewhere records its source and build paths (CTest files, KB_SOURCE_DIR): make
+# those paths resolve here.
+if [ -f "$build/CTestTestfile.cmake" ]; then
+  rec_src=$(sed -n 's/^# Source directory: //p' "$build/CTestTestfile.cmake" | head -1)
+  rec_build=$(sed -n 's/^# Build directory: //p' "$build/CTestTestfile.cmake" | head -1)
+  for pair in "$rec_src:$root" "$rec_build:$build"; do
+    want=${pair%%:*} have=${pair#*:}
+    if [ -n "$want" ] && [ ! -e "$want" ]; then
+      mkdir -p "$(dirname "$want")" && ln -s "$have" "$want" && note "linked $want -> $have"
+    fi
+  done
+fi
+# cuDNN 9.19 (matching the headers the build used) before the system's 9.14, when present.
+cudnn=/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib
+[ -d "$cudnn" ] && export LD_LIBRARY_PATH=$cudnn:${LD_LIBRARY_PATH:-}
+[ -d /opt/torch/.venv/bin ] && export PATH=$PATH:/opt/torch/.venv/bin
+export PATH=$PATH:/usr/local/cuda/bin
+export KB_REQUIRE_GPU=1
+export KB_CACHE_DIR=$out/cache
+bin=$build/bin
+kbench=$bin/kbench
+status=0
+step() { # step NAME TIMEOUT CMD...: runs CMD with a timeout, output to OUTDIR/NAME.log
+  local name=$1 limit=$2
+  shift 2
+  local t0=$SECONDS
+  timeout --kill-after=10 "$limit" "$@" >"$out/$name.log" 2>&1
+  local rc=$?
+  note "$(printf '%-28s rc=%-3s %4ss' "$name" "$rc" $((SECONDS - t0)))"
+  [ $rc -ne 0 ] && status=1
+  return $rc
+}
+
+note "kbench GPU check, $(date -u +%FT%TZ), build $build"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$summary" 2>&1
+
+step doctor 60 "$kbench" doctor
+step doctor_json 60 "$kbench" doctor --json
+cp "$out/doctor_json.log" "$out/doctor.json" 2>/dev/null
+step calibrate 120 "$kbench" doctor --calibrate --output "$out/calibration.json"
+
+# GPU tests, via CTest when its files are there, else the test binaries directly.
+if [ -f "$build/CTestTestfile.cmake" ]; then
+  step ctest_gpu 300 ctest --test-dir "$build" -L gpu --output-on-failure --timeout 120
+  step ctest_e2e 120 ctest --test-dir "$build" -L e2e --output-on-failure --timeout 60 --no-tests=ignore
+else
+  step test_eval_adversarial 300 "$bin/test_eval_adversarial"
+fi
+
+# Every shipped example kernel: verdict, times, speedup (JSON per kernel, one summary table).
+calib=()
+[ -f "$out/calibration.json" ] && calib=(--calibration "$out/calibration.json")
+: >"$out/examples.log"
+for dir in "$root"/levels/examples/*/; do
+  stem=$(basename "$dir")
+  yaml=$(ls "$root"/levels/level*/"$stem".yaml 2>/dev/null | head -1)
+  [ -n "$yaml" ] || { note "examples: no problem file for $stem"; continue; }
+  for kind in plain tuned; do
+    [ -f "$dir/$kind.cu" ] || continue
+    json=$out/example_${stem}_$kind.json
+    if timeout --kill-after=10 120 "$kbench" eval --problem "$yaml" "$dir/$kind.cu" --json \
+      --time-cap 2 "${calib[@]}" >"$json" 2>>"$out/examples.log"; then
+      python3 - "$json" "$stem" "$kind" >>"$out/examples.log" <<'EOF' || echo "$stem $kind: unreadable result" >>"$out/examples.log"
+import json, sys
+r = json.load(open(sys.argv[1]))
+t = r.get("candidate_time") or {}
+b = r.get("baseline_time") or {}
+print(f"{sys.argv[2]:28s} {sys.argv[3]:6s} {r['outcome']:14s} cand {t.get('median_ms', 0):9.4f} ms "
+      f"base {b.get('median_ms', 0):9.4f} ms speedup {r.get('speedup', 0):6.2f}x "
+      f"roofline {r.get('roofline_pct', 0):5.1f}% flags {','.join(r.get('flag_names', [])) or '-'} "
+      f"{r.get('message', '')[:160]}")
+EOF
+    else
+      echo "$stem $kind: kbench eval failed (rc=$?)" >>"$out/examples.log"
+      status=1
+    fi
+  done
+done
+note "examples:"
+cat "$out/examples.log" >>"$summary"
+grep -qv " correct " "$out/examples.log" && status=1
+
+# Overhead by phase, throughput and repeatability (fresh processes).
+if [ -x "$bin/bench_eval" ]; then
+  KB_BENCH_CANDIDATES=${KB_BENCH_CANDIDATES:-30} KB_BENCH_REPEATS=${KB_BENCH_REPEATS:-10} \
+    step bench_eval 240 "$bin/bench_eval" --benchmark_out="$out/bench_eval.json" \
+    --benchmark_out_format=json
+  grep -E "BM_|----" "$out/bench_eval.log" >>"$summary"
+fi
+note "overall: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
+exit $status
