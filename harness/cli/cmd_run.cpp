@@ -131,16 +131,6 @@ struct Printer {
   }
 };
 
-std::string join_args(int argc, char** argv) {
-  std::string s;
-  for (int i = 0; i < argc; ++i) {
-    if (i)
-      s += ' ';
-    s += argv[i];
-  }
-  return s;
-}
-
 struct Cli {
   std::string level, problems, models = "replay", models_file, strategy = "oneshot";
   std::string gpus = "all", db = "results/kbench.db", protocol = "kbench";
@@ -320,15 +310,16 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
   auto* cmd = app.add_subcommand(
       "run", "Ask models for kernels, compile, evaluate on the GPUs and record everything");
   add_suite_options(cmd, *cli, true);
-  cmd->callback(
-      [cli, set_exit] { set_exit(run_command(*cli, kb::runner::Mode::run, "kbench run")); });
+  cmd->callback([cli, set_exit] {
+    set_exit(run_command(*cli, kb::runner::Mode::run, kb::cli::command_line()));
+  });
 
   auto gen = std::make_shared<Cli>();
   auto* gcmd = app.add_subcommand(
       "generate", "Ask models for kernels and store them without evaluation (no GPU needed)");
   add_suite_options(gcmd, *gen, false);
   gcmd->callback([gen, set_exit] {
-    set_exit(run_command(*gen, kb::runner::Mode::generate, "kbench generate"));
+    set_exit(run_command(*gen, kb::runner::Mode::generate, kb::cli::command_line()));
   });
 
   struct EvalCli {

@@ -17,6 +17,10 @@ struct CommandRegistrar {
   CommandRegistrar(int order, Registration reg);
 };
 
+// The process's command line, joined with spaces (recorded with runs). Set by main().
+const std::string& command_line();
+void set_command_line(int argc, char** argv);
+
 // Registered commands, sorted by order.
 std::vector<std::pair<int, Registration>>& registry();
 

@@ -17,6 +17,27 @@ std::vector<std::pair<int, Registration>>& registry() {
   return r;
 }
 
+namespace {
+std::string& command_line_storage() {
+  static std::string s;
+  return s;
+}
+} // namespace
+
+const std::string& command_line() {
+  return command_line_storage();
+}
+
+void set_command_line(int argc, char** argv) {
+  std::string s;
+  for (int i = 0; i < argc; ++i) {
+    if (i)
+      s += ' ';
+    s += argv[i];
+  }
+  command_line_storage() = s;
+}
+
 CommandRegistrar::CommandRegistrar(int order, Registration reg) {
   registry().emplace_back(order, std::move(reg));
 }
@@ -26,6 +47,7 @@ CommandRegistrar::CommandRegistrar(int order, Registration reg) {
 int main(int argc, char** argv) {
   CLI::App app{"kbench: which model writes the fastest correct CUDA kernels, measured so the "
                "number can be trusted"};
+  kb::cli::set_command_line(argc, argv);
   app.set_version_flag("--version", kb::version_string());
   app.require_subcommand(1);
   int exit_code = 0;
