@@ -87,7 +87,7 @@ t = r.get("candidate_time") or {}
 b = r.get("baseline_time") or {}
 print(f"{sys.argv[2]:28s} {sys.argv[3]:6s} {r['outcome']:14s} cand {t.get('median_ms', 0):9.4f} ms "
       f"base {b.get('median_ms', 0):9.4f} ms speedup {r.get('speedup', 0):6.2f}x "
-      f"roofline {r.get('roofline_pct', 0):5.1f}% flags {','.join(r.get('flag_names', [])) or '-'} "
+      f"roofline {r.get('roofline_pct', 0):5.1f}% flags {','.join(r.get('flags', [])) or '-'} "
       f"{r.get('message', '')[:160]}")
 EOF
     else
@@ -99,6 +99,13 @@ done
 note "examples:"
 cat "$out/examples.log" >>"$summary"
 grep -qv " correct " "$out/examples.log" && status=1
+
+# The README's main job with the shipped defaults (replay model, level 1), then its reports.
+step main_job 420 "$kbench" run --level 1 --db "$out/kbench.db" "${calib[@]}"
+tail -n 5 "$out/main_job.log" >>"$summary"
+step report 60 "$kbench" report --db "$out/kbench.db"
+cat "$out/report.log" >>"$summary"
+step report_html 60 "$kbench" report --db "$out/kbench.db" --format html -o "$out/report.html"
 
 # Overhead by phase, throughput and repeatability (fresh processes).
 if [ -x "$bin/bench_eval" ]; then
