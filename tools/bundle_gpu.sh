@@ -20,6 +20,6 @@ done
 # Libraries that differ between distributions (soname or presence): carry Debian's copies.
 for f in "$build"/bin/*; do
   [ -x "$f" ] && [ -f "$f" ] || continue
-  ldd "$f" 2>/dev/null | awk '/=>/ {print $3}' | grep -E 'yaml-cpp|spdlog|xxhash|libfmt|benchmark' || true
+  ldd "$f" 2>/dev/null | awk '/=>/ {print $3}' | grep -E 'yaml-cpp|spdlog|xxhash|libfmt|benchmark|httplib' || true
 done | sort -u | while read -r lib; do cp -L "$lib" "$dest/build/bin/lib/"; done
 du -sh "$dest/build"

@@ -126,15 +126,15 @@ def check_problem(torch, args, problem, workdir):
     row = {"problem": pid, "outputs": {}}
     for name, got in zip(problem["outputs"], outs):
         rec = {}
-        if name in by_role.get("output", {}):
-            rec["vs_kbench_baseline"] = compare(torch, got, tensor(by_role["output"][name]), atol,
+        if name in by_role.get("baseline", {}):
+            rec["vs_kbench_baseline"] = compare(torch, got, tensor(by_role["baseline"][name]), atol,
                                                 rtol)
-        if name in by_role.get("output_f64", {}):
-            rec["vs_f64"] = compare(torch, got, tensor(by_role["output_f64"][name]), atol, rtol)
-            if name in by_role.get("output", {}):
+        if name in by_role.get("reference", {}):
+            rec["vs_f64"] = compare(torch, got, tensor(by_role["reference"][name]), atol, rtol)
+            if name in by_role.get("baseline", {}):
                 rec["kbench_baseline_vs_f64"] = compare(
-                    torch, tensor(by_role["output"][name]).cuda(),
-                    tensor(by_role["output_f64"][name]), atol, rtol)
+                    torch, tensor(by_role["baseline"][name]).cuda(),
+                    tensor(by_role["reference"][name]), atol, rtol)
         row["outputs"][name] = rec
     if not args.keep:
         shutil.rmtree(dump_dir, ignore_errors=True)
