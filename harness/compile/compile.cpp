@@ -136,14 +136,13 @@ NvccVersion nvcc_version(const std::string& nvcc) {
 std::vector<std::string> nvcc_flags(const CompileOptions& opts) {
   // -cudart shared: the object imports the runtime's entry points instead of carrying a static
   // runtime, which is what lets screening see every CUDA call it makes.
-  std::vector<std::string> f = {"-shared",
-                                "-Xcompiler",
-                                "-fPIC",
-                                "-O3",
-                                "-arch=" + opts.arch,
-                                "-cudart",
-                                "shared",
-                                "-I" + resolve_include_dir(opts)};
+  // -gencode with machine code only: the object runs on the GPU it was compiled for, so no PTX is
+  // embedded for later JIT; that takes about a quarter off the compile of a small kernel.
+  const std::string virt =
+      opts.arch.rfind("sm_", 0) == 0 ? "compute_" + opts.arch.substr(3) : opts.arch;
+  std::vector<std::string> f = {"-shared", "-Xcompiler", "-fPIC",
+                                "-O3",     "-gencode",   "arch=" + virt + ",code=" + opts.arch,
+                                "-cudart", "shared",     "-I" + resolve_include_dir(opts)};
   for (const auto& x : opts.extra_flags)
     f.push_back(x);
   if (opts.allow_library_calls) {

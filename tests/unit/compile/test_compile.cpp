@@ -157,7 +157,7 @@ TEST_F(CompileTest, FlagsUseTheSharedRuntime) {
     return s;
   }();
   EXPECT_NE(all.find("-cudart shared"), std::string::npos);
-  EXPECT_NE(all.find("-arch=sm_90a"), std::string::npos);
+  EXPECT_NE(all.find("arch=compute_90a,code=sm_90a"), std::string::npos);
   EXPECT_NE(all.find("-shared"), std::string::npos);
 }
 
