@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+
+#include "temp_dir.hpp"
 #include <nlohmann/json.hpp>
 
 #include "report.hpp"
@@ -21,25 +23,7 @@ using namespace kb::report;
 
 namespace {
 
-class TempDir {
-public:
-  TempDir() {
-    m_path = fs::temp_directory_path() /
-             ("kb-report-test-" + std::to_string(::getpid()) + "-" + std::to_string(s_n++));
-    fs::remove_all(m_path);
-    fs::create_directories(m_path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(m_path, ec);
-  }
-  std::string file(const std::string& n) const { return (m_path / n).string(); }
-  std::string dir() const { return m_path.string(); }
-
-private:
-  fs::path m_path;
-  static inline int s_n = 0;
-};
+using kb::test::TempDir;
 
 const LeaderboardRow& row_of(const Report& r, const std::string& model,
                              std::optional<int> level = std::nullopt) {

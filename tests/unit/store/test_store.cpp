@@ -13,6 +13,8 @@
 
 #include <gtest/gtest.h>
 
+#include "temp_dir.hpp"
+
 #include "store.hpp"
 
 namespace fs = std::filesystem;
@@ -21,24 +23,7 @@ using namespace kb::store;
 
 namespace {
 
-class TempDir {
-public:
-  TempDir() {
-    m_path = fs::temp_directory_path() /
-             ("kb-store-test-" + std::to_string(::getpid()) + "-" + std::to_string(s_counter++));
-    fs::remove_all(m_path);
-    fs::create_directories(m_path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(m_path, ec);
-  }
-  std::string file(const std::string& name) const { return (m_path / name).string(); }
-
-private:
-  fs::path m_path;
-  static inline int s_counter = 0;
-};
+using kb::test::TempDir;
 
 Problem make_problem(const std::string& id, int level = 1) {
   Problem p;
