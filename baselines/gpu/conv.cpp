@@ -216,6 +216,30 @@ void check_common(const OpNode& node, std::span<const DeviceTensor> in, const De
     op_fail(node, fmt::format("x, w and the output must have rank {}", nsp + 2));
 }
 
+// Completes `g` (batch, channels and groups already set) with the spatial extents, strides,
+// padding and dilation, right-aligned in its 3 spatial slots, checks the output, and runs.
+void run_spatial(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
+                 const DeviceTensor& out, ConvGeom& g, std::size_t nsp, bool transposed) {
+  const DeviceTensor &x = in[0], &w = in[1];
+  const auto st = attr_ints(node.attrs, "stride", nsp, std::vector<int64_t>(nsp, 1));
+  const auto pad = attr_ints(node.attrs, "padding", nsp, std::vector<int64_t>(nsp, 0));
+  const auto dil = attr_ints(node.attrs, "dilation", nsp, std::vector<int64_t>(nsp, 1));
+  for (std::size_t i = 0; i < nsp; ++i) {
+    const std::size_t d = 3 - nsp + i;
+    g.in[d] = x.shape[2 + i];
+    g.out[d] = out.shape[2 + i];
+    g.k[d] = w.shape[2 + i];
+    g.stride[d] = st[i];
+    g.pad[d] = pad[i];
+    g.dil[d] = dil[i];
+  }
+  if (out.shape[0] != g.N || out.shape[1] != g.Cout)
+    op_fail(node, "output batch/channels do not match");
+  if (out.numel() == 0)
+    return;
+  run_conv(ctx, node, in, out, g, static_cast<int>(nsp), transposed);
+}
+
 } // namespace
 
 void op_conv(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
@@ -231,23 +255,7 @@ void op_conv(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
   if (g.groups <= 0 || g.Cin % g.groups || g.Cout % g.groups || w.shape[1] * g.groups != g.Cin)
     op_fail(node, fmt::format("groups={} does not fit x {} and w {}", g.groups, shape_str(x.shape),
                               shape_str(w.shape)));
-  const auto st = attr_ints(node.attrs, "stride", nsp, std::vector<int64_t>(nsp, 1));
-  const auto pad = attr_ints(node.attrs, "padding", nsp, std::vector<int64_t>(nsp, 0));
-  const auto dil = attr_ints(node.attrs, "dilation", nsp, std::vector<int64_t>(nsp, 1));
-  for (std::size_t i = 0; i < nsp; ++i) {
-    const std::size_t d = 3 - nsp + i;
-    g.in[d] = x.shape[2 + i];
-    g.out[d] = out.shape[2 + i];
-    g.k[d] = w.shape[2 + i];
-    g.stride[d] = st[i];
-    g.pad[d] = pad[i];
-    g.dil[d] = dil[i];
-  }
-  if (out.shape[0] != g.N || out.shape[1] != g.Cout)
-    op_fail(node, "output batch/channels do not match");
-  if (out.numel() == 0)
-    return;
-  run_conv(ctx, node, in, out, g, static_cast<int>(nsp), false);
+  run_spatial(ctx, node, in, out, g, nsp, false);
 }
 
 void op_conv_transpose(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
@@ -263,23 +271,7 @@ void op_conv_transpose(Context& ctx, const OpNode& node, std::span<const DeviceT
     op_fail(node, fmt::format("groups={} does not fit x {} and w {}", g.groups, shape_str(x.shape),
                               shape_str(w.shape)));
   g.Cout = w.shape[1] * g.groups;
-  const auto st = attr_ints(node.attrs, "stride", nsp, std::vector<int64_t>(nsp, 1));
-  const auto pad = attr_ints(node.attrs, "padding", nsp, std::vector<int64_t>(nsp, 0));
-  const auto dil = attr_ints(node.attrs, "dilation", nsp, std::vector<int64_t>(nsp, 1));
-  for (std::size_t i = 0; i < nsp; ++i) {
-    const std::size_t d = 3 - nsp + i;
-    g.in[d] = x.shape[2 + i];
-    g.out[d] = out.shape[2 + i];
-    g.k[d] = w.shape[2 + i];
-    g.stride[d] = st[i];
-    g.pad[d] = pad[i];
-    g.dil[d] = dil[i];
-  }
-  if (out.shape[0] != g.N || out.shape[1] != g.Cout)
-    op_fail(node, "output batch/channels do not match");
-  if (out.numel() == 0)
-    return;
-  run_conv(ctx, node, in, out, g, static_cast<int>(nsp), true);
+  run_spatial(ctx, node, in, out, g, nsp, true);
 }
 
 } // namespace kb::gpu
