@@ -106,9 +106,10 @@ int64_t threads_for(int64_t n, int pack, bool vec) {
   return vec ? n / pack + 1 : n;
 }
 
-template <class T>
-__global__ void unary_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, Unary op,
-                             Acc<T> p0, Acc<T> p1, bool vec) {
+// y[i] = f(x[i]) for the n elements, computed in T's accumulation type; in 16-byte packs when
+// `vec` (every pointer aligned), with the tail done element by element.
+template <class T, class F>
+__global__ void map1_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, F f, bool vec) {
   const int64_t tid = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   const int64_t stride = int64_t{gridDim.x} * blockDim.x;
   int64_t done = 0;
@@ -120,14 +121,20 @@ __global__ void unary_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t
       Pack16<T> p = xp[i];
 #pragma unroll
       for (int j = 0; j < k_pack<T>; ++j)
-        p.v[j] = from_acc<T>(apply_unary(op, to_acc(p.v[j]), p0, p1));
+        p.v[j] = from_acc<T>(f(to_acc(p.v[j])));
       yp[i] = p;
     }
     done = packs * k_pack<T>;
   }
   for (int64_t i = done + tid; i < n; i += stride)
-    y[i] = from_acc<T>(apply_unary(op, to_acc(x[i]), p0, p1));
+    y[i] = from_acc<T>(f(to_acc(x[i])));
 }
+
+template <class A> struct UnaryFn {
+  Unary op;
+  A p0, p1;
+  __device__ __forceinline__ A operator()(A x) const { return apply_unary(op, x, p0, p1); }
+};
 
 enum class Binary : int { add, sub, mul, div };
 
@@ -155,6 +162,13 @@ struct BroadcastIndex {
   FastDiv div[k_max_dims];
 };
 
+template <class A> struct ScalarFn {
+  Binary op;
+  A scalar;
+  __device__ __forceinline__ A operator()(A x) const { return apply_binary(op, x, scalar); }
+};
+
+// y[i] = op(a[i], b[i]) for same-shaped inputs; packs as in map1_kernel.
 template <class T>
 __global__ void binary_flat_kernel(const T* __restrict__ a, const T* __restrict__ b,
                                    T* __restrict__ y, int64_t n, Binary op, bool vec) {
@@ -178,29 +192,6 @@ __global__ void binary_flat_kernel(const T* __restrict__ a, const T* __restrict_
   }
   for (int64_t i = done + tid; i < n; i += stride)
     y[i] = from_acc<T>(apply_binary(op, to_acc(a[i]), to_acc(b[i])));
-}
-
-template <class T>
-__global__ void binary_scalar_kernel(const T* __restrict__ a, T* __restrict__ y, int64_t n,
-                                     Binary op, Acc<T> s, bool vec) {
-  const int64_t tid = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
-  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
-  int64_t done = 0;
-  if (vec) {
-    const int64_t packs = n / k_pack<T>;
-    const auto* ap = reinterpret_cast<const Pack16<T>*>(a);
-    auto* yp = reinterpret_cast<Pack16<T>*>(y);
-    for (int64_t i = tid; i < packs; i += stride) {
-      Pack16<T> p = ap[i];
-#pragma unroll
-      for (int j = 0; j < k_pack<T>; ++j)
-        p.v[j] = from_acc<T>(apply_binary(op, to_acc(p.v[j]), s));
-      yp[i] = p;
-    }
-    done = packs * k_pack<T>;
-  }
-  for (int64_t i = done + tid; i < n; i += stride)
-    y[i] = from_acc<T>(apply_binary(op, to_acc(a[i]), s));
 }
 
 // 32-bit index math with multiply-high division (n < 2^31).
@@ -338,9 +329,9 @@ void op_unary(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in
     return;
   const bool vec = aligned16(in[0].data) && aligned16(out.data);
   KB_DISPATCH_FLOAT(out.dtype, node, {
-    unary_kernel<T><<<grid_for(threads_for(n, k_pack<T>, vec), 256), 256, 0, ctx.stream()>>>(
-        static_cast<const T*>(in[0].data), static_cast<T*>(out.data), n, op,
-        static_cast<Acc<T>>(p0), static_cast<Acc<T>>(p1), vec);
+    map1_kernel<T><<<grid_for(threads_for(n, k_pack<T>, vec), 256), 256, 0, ctx.stream()>>>(
+        static_cast<const T*>(in[0].data), static_cast<T*>(out.data), n,
+        UnaryFn<Acc<T>>{op, static_cast<Acc<T>>(p0), static_cast<Acc<T>>(p1)}, vec);
   });
   KB_CUDA_CHECK_LAUNCH();
 }
@@ -373,9 +364,9 @@ void op_binary(Context& ctx, const OpNode& node, std::span<const DeviceTensor> i
       op_fail(node, "output spec does not match the input");
     const bool vec = aligned16(in[0].data) && aligned16(out.data);
     KB_DISPATCH_FLOAT(out.dtype, node, {
-      binary_scalar_kernel<T><<<grid_for(threads_for(n, k_pack<T>, vec), 256), 256, 0, s>>>(
-          static_cast<const T*>(in[0].data), static_cast<T*>(out.data), n, op,
-          static_cast<Acc<T>>(scalar), vec);
+      map1_kernel<T><<<grid_for(threads_for(n, k_pack<T>, vec), 256), 256, 0, s>>>(
+          static_cast<const T*>(in[0].data), static_cast<T*>(out.data), n,
+          ScalarFn<Acc<T>>{op, static_cast<Acc<T>>(scalar)}, vec);
     });
     KB_CUDA_CHECK_LAUNCH();
     return;
