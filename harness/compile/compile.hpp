@@ -105,6 +105,9 @@ private:
   bool m_killed = false;
   ExitStatus m_status;
   void pump(int timeout_ms, bool want_result);
+  // One wait of receive()/drain(): pumps the pipes for at most 50 ms (never past the deadline),
+  // and kills the group once the child has been gone for 200 ms (`exited_at` tracks when).
+  void wait_step(Clock::time_point now, Clock::time_point deadline, Clock::time_point& exited_at);
   void append(int fd, const char* data, std::size_t n);
   void finish_capture();
 };

@@ -361,17 +361,23 @@ ChildProcess::Recv ChildProcess::receive(std::string& line, Clock::time_point de
     const auto now = Clock::now();
     if (now >= deadline)
       return Recv::timeout;
-    // A descendant that outlives the child (fork) may hold the channel open: once the child is
-    // gone, its group gets a short grace and is then killed so the channel closes.
-    if (!running()) {
-      if (exited_at == Clock::time_point{})
-        exited_at = now;
-      else if (now - exited_at > std::chrono::milliseconds(200))
-        ::kill(-m_pid, SIGKILL);
-    }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
-    pump(static_cast<int>(std::clamp<long long>(left, 1, 50)), true);
+    wait_step(now, deadline, exited_at);
   }
+}
+
+void ChildProcess::wait_step(Clock::time_point now, Clock::time_point deadline,
+                             Clock::time_point& exited_at) {
+  // A descendant that outlives the child (fork) may hold the channel open: once the child is
+  // gone, its group gets a short grace and is then killed so the channel closes.
+  if (!running()) {
+    if (exited_at == Clock::time_point{})
+      exited_at = now;
+    else if (now - exited_at > std::chrono::milliseconds(200))
+      ::kill(-m_pid, SIGKILL);
+  }
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
+  // Unread result lines are kept, not lost, while pumping.
+  pump(static_cast<int>(std::clamp<long long>(left, 1, 50)), true);
 }
 
 bool ChildProcess::drain(Clock::time_point deadline) {
@@ -380,15 +386,7 @@ bool ChildProcess::drain(Clock::time_point deadline) {
     const auto now = Clock::now();
     if (now >= deadline)
       return false;
-    if (!running()) {
-      if (exited_at == Clock::time_point{})
-        exited_at = now;
-      else if (now - exited_at > std::chrono::milliseconds(200))
-        ::kill(-m_pid, SIGKILL);
-    }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
-    // Unread result lines are kept, not lost, while draining.
-    pump(static_cast<int>(std::clamp<long long>(left, 1, 50)), true);
+    wait_step(now, deadline, exited_at);
   }
   finish_capture();
   return true;
