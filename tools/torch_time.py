@@ -6,6 +6,7 @@ the same GPU as the kernels.
 Usage:
   tools/torch_time.py --kbench build/bin/kbench --problem l1/matmul_square_4096 [--problem ...]
                       [--problems-file ids.txt] --out-dir results/torch [--trials 100]
+                      [--no-compile] [--strict-fp32]
   kbench import-baselines results/torch/*.json --db results/kbench.db
 
 For every problem id, `kbench render --problem ID` prints a KernelBench-style script (Model,
@@ -14,11 +15,19 @@ get_inputs, get_init_inputs). Each variant (eager, torch.compile) is timed like 
 device sync; the statistic is the mean rounded to 3 significant figures. Output files:
   baseline_time_torch.json                          (source pytorch-eager)
   baseline_time_torch_compile_inductor_default.json (source torch-compile)
-keyed {"level<N>": {"<stem>.py": {...}}} where the problem id is "l<N>/<stem>".
+keyed {"level<N>": {"<stem>.py": {...}}} where the problem id is "l<N>/<stem>". A problem that
+fails (out of memory, an op this PyTorch lacks) is reported and left out; the exit status is then 1.
+
+By default PyTorch runs with its own precision defaults (each entry records "precision":
+"default"). --strict-fp32 turns TF32 off for matmuls and cuDNN (float32 matmul precision
+"highest") and restricts scaled_dot_product_attention to its math backend for the timed calls,
+so fp32 problems are timed at the precision kbench's baselines are held to ("precision":
+"strict-fp32").
 """
 import argparse
+import contextlib
+import inspect
 import json
-import math
 import statistics
 import subprocess
 import sys
@@ -60,7 +69,7 @@ def time_callable(torch, fn, inputs, trials, flush):
     return times
 
 
-def stats(times, hardware):
+def stats(times, hardware, precision):
     return {
         "mean": round3(statistics.fmean(times)),
         "std": round3(statistics.pstdev(times)) if len(times) > 1 else 0.0,
@@ -69,7 +78,29 @@ def stats(times, hardware):
         "num_trials": len(times),
         "hardware": hardware,
         "device": "cuda:0",
+        "precision": precision,
     }
+
+
+def sdpa_math_context(torch):
+    """A zero-argument callable returning a context manager that restricts
+    scaled_dot_product_attention to its math backend; exits with an error when this PyTorch
+    cannot select it."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel  # PyTorch >= 2.3
+        return lambda: sdpa_kernel(SDPBackend.MATH)
+    except ImportError:
+        pass
+    legacy = getattr(torch.backends.cuda, "sdp_kernel", None)  # before torch.nn.attention
+    if legacy is None:
+        fail(f"--strict-fp32 needs a PyTorch that can select scaled_dot_product_attention's math "
+             f"backend (2.0 or later); this is PyTorch {torch.__version__}")
+    # Only the math backend: every fused backend this version knows of is switched off.
+    wanted = {"enable_math": True, "enable_flash": False, "enable_mem_efficient": False,
+              "enable_cudnn": False}
+    accepted = inspect.signature(legacy).parameters
+    flags = {k: v for k, v in wanted.items() if k in accepted}
+    return lambda: legacy(**flags)
 
 
 def main():
@@ -80,6 +111,8 @@ def main():
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--no-compile", action="store_true", help="time eager only")
+    ap.add_argument("--strict-fp32", action="store_true",
+                    help="TF32 off and scaled_dot_product_attention on its math backend")
     args = ap.parse_args()
 
     ids = list(args.problem)
@@ -98,27 +131,42 @@ def main():
     if not torch.cuda.is_available():
         fail("no CUDA device visible to PyTorch")
     hardware = torch.cuda.get_device_name(0)
+    if args.strict_fp32:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
+        precision, timed_context = "strict-fp32", sdpa_math_context(torch)
+    else:
+        precision, timed_context = "default", contextlib.nullcontext
     flush = torch.empty(256 * 1024 * 1024 // 4, dtype=torch.float32, device="cuda")
 
     eager, compiled = {}, {}
+    failed = []
     for pid in ids:
         if "/" not in pid or not pid.startswith("l"):
             fail(f"{pid}: expected a problem id of the form l<level>/<name>")
         level_str, stem = pid.split("/", 1)
         level = f"level{int(level_str[1:])}"
-        ns = {"__name__": "kbench_problem"}
-        exec(compile(render(args.kbench, pid), f"<{pid}>", "exec"), ns)
-        model = ns["Model"](*ns.get("get_init_inputs", lambda: [])()).cuda().eval()
-        inputs = [x.cuda() if hasattr(x, "cuda") else x for x in ns["get_inputs"]()]
-        t = time_callable(torch, model, inputs, args.trials, flush)
-        eager.setdefault(level, {})[f"{stem}.py"] = stats(t, hardware)
-        line = f"{pid}: eager {eager[level][stem + '.py']['mean']} ms"
-        if not args.no_compile:
-            fn = torch.compile(model)
-            t = time_callable(torch, fn, inputs, args.trials, flush)
-            compiled.setdefault(level, {})[f"{stem}.py"] = stats(t, hardware)
-            line += f", torch.compile {compiled[level][stem + '.py']['mean']} ms"
-        print(line, flush=True)
+        model = inputs = None
+        try:  # one failing problem (out of memory, an op PyTorch lacks) never stops the sweep
+            ns = {"__name__": "kbench_problem"}
+            exec(compile(render(args.kbench, pid), f"<{pid}>", "exec"), ns)
+            model = ns["Model"](*ns.get("get_init_inputs", lambda: [])()).cuda().eval()
+            inputs = [x.cuda() if hasattr(x, "cuda") else x for x in ns["get_inputs"]()]
+            with timed_context():
+                t = time_callable(torch, model, inputs, args.trials, flush)
+            eager.setdefault(level, {})[f"{stem}.py"] = stats(t, hardware, precision)
+            line = f"{pid}: eager {eager[level][stem + '.py']['mean']} ms"
+            if not args.no_compile:
+                fn = torch.compile(model)
+                with timed_context():
+                    t = time_callable(torch, fn, inputs, args.trials, flush)
+                compiled.setdefault(level, {})[f"{stem}.py"] = stats(t, hardware, precision)
+                line += f", torch.compile {compiled[level][stem + '.py']['mean']} ms"
+            print(line, flush=True)
+        except Exception as e:  # noqa: BLE001 - reported and counted below
+            failed.append(pid)
+            print(f"{pid}: FAILED {type(e).__name__}: {str(e)[:500]}", file=sys.stderr, flush=True)
         del model, inputs
         torch.cuda.empty_cache()
 
@@ -128,7 +176,10 @@ def main():
     if compiled:
         (out / "baseline_time_torch_compile_inductor_default.json").write_text(
             json.dumps(compiled, indent=4) + "\n")
-    print(f"wrote {out}/ ({len(ids)} problems on {hardware})")
+    print(f"wrote {out}/ ({len(ids) - len(failed)} problems on {hardware})")
+    if failed:
+        print(f"torch_time.py: {len(failed)} problems failed: {' '.join(failed)}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
-// conv1d/2d/3d (cuDNN forward) and conv_transpose2d (cuDNN backward-data): descriptors and the
-// algorithm chosen once per shape by cuDNN's heuristics (like PyTorch eager without benchmark
-// mode) and cached in the Context. f64 and shapes cuDNN refuses run the direct kernels.
+// conv1d/2d/3d (cuDNN forward) and conv_transpose2d (cuDNN backward-data, or with stride 1 the
+// equivalent forward convolution with a flipped filter, for which cuDNN has faster FP32 kernels):
+// descriptors and the algorithm chosen once per shape by cuDNN's heuristics (like PyTorch eager
+// without benchmark mode) and cached in the Context. f64 and shapes cuDNN refuses run the direct
+// kernels.
 #include <algorithm>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -16,6 +19,9 @@ struct ConvPlan : Plan {
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
   bool use_cudnn = false;
+  // A transposed convolution run as a forward one: `filter` holds the rewritten filter.
+  bool forward_equivalent = false;
+  DeviceBuffer filter;
   int algo = 0;
   std::size_t workspace_bytes = 0;
   ~ConvPlan() override {
@@ -112,6 +118,31 @@ template <class Perf> bool pick(const Perf* perf, int n, bool strict_fp32, ConvP
   return false;
 }
 
+// The forward geometry equal to transposed convolution `g`, if there is one: stride 1, no output
+// padding, padding no larger than dil * (k - 1).
+std::optional<ConvGeom> forward_equivalent(const ConvGeom& g) {
+  ConvGeom f = g;
+  for (int i = 0; i < 3; ++i) {
+    const int64_t reach = g.dil[i] * (g.k[i] - 1);
+    f.pad[i] = reach - g.pad[i];
+    if (g.stride[i] != 1 || f.pad[i] < 0 || g.out[i] != g.in[i] + 2 * f.pad[i] - reach)
+      return std::nullopt;
+  }
+  return f;
+}
+
+bool plan_forward(const OpNode& node, cudnnHandle_t h, ConvPlan& p, DType t, const ConvGeom& g,
+                  int nsp, bool strict, cudnnMathType_t math) {
+  make_descriptors(node, p, t, g, nsp, false, math);
+  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  int n = 0;
+  const cudnnStatus_t st = cudnnGetConvolutionForwardAlgorithm_v7(
+      h, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf);
+  if (st != CUDNN_STATUS_NOT_SUPPORTED)
+    KB_CUDNN_CHECK(st);
+  return st == CUDNN_STATUS_SUCCESS && pick(perf, n, strict, p);
+}
+
 ConvPlan& get_plan(Context& ctx, const OpNode& node, DType t, const ConvGeom& g, int nsp,
                    bool transposed) {
   auto& c = ctx.impl();
@@ -127,16 +158,17 @@ ConvPlan& get_plan(Context& ctx, const OpNode& node, DType t, const ConvGeom& g,
     const cudnnMathType_t math =
         t == DType::f32 ? (strict ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH) : CUDNN_TENSOR_OP_MATH;
     cudnnHandle_t h = c.cudnn();
-    make_descriptors(node, *plan, t, g, nsp, transposed, math);
+    const std::optional<ConvGeom> fwd = transposed ? forward_equivalent(g) : std::nullopt;
     if (!transposed) {
-      cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-      int n = 0;
-      const cudnnStatus_t st = cudnnGetConvolutionForwardAlgorithm_v7(
-          h, plan->x, plan->w, plan->conv, plan->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf);
-      if (st != CUDNN_STATUS_NOT_SUPPORTED)
-        KB_CUDNN_CHECK(st);
-      plan->use_cudnn = st == CUDNN_STATUS_SUCCESS && pick(perf, n, strict, *plan);
+      plan->use_cudnn = plan_forward(node, h, *plan, t, g, nsp, strict, math);
+    } else if (fwd && plan_forward(node, h, *plan, t, *fwd, nsp, strict, math)) {
+      plan->use_cudnn = plan->forward_equivalent = true;
+      plan->filter = DeviceBuffer(
+          static_cast<std::size_t>(g.Cout * (g.Cin / g.groups) * g.k[0] * g.k[1] * g.k[2]) *
+          dtype_size(t));
     } else {
+      plan = std::make_unique<ConvPlan>();
+      make_descriptors(node, *plan, t, g, nsp, true, math);
       cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
       int n = 0;
       const cudnnStatus_t st = cudnnGetConvolutionBackwardDataAlgorithm_v7(
@@ -161,7 +193,12 @@ void run_slice(Context& ctx, const OpNode& node, const DeviceTensor& x, const De
   }
   void* ws = p.workspace_bytes ? c.scratch(p.workspace_bytes) : nullptr;
   const float alpha = 1.0f, beta = 0.0f;
-  if (!transposed)
+  if (p.forward_equivalent) {
+    launch_transposed_filter_as_forward(node, w, p.filter.get(), g, c.stream);
+    KB_CUDNN_CHECK(cudnnConvolutionForward(c.cudnn(), &alpha, p.x, x.data, p.w, p.filter.get(),
+                                           p.conv, static_cast<cudnnConvolutionFwdAlgo_t>(p.algo),
+                                           ws, p.workspace_bytes, &beta, p.y, out.data));
+  } else if (!transposed)
     KB_CUDNN_CHECK(cudnnConvolutionForward(c.cudnn(), &alpha, p.x, x.data, p.w, w.data, p.conv,
                                            static_cast<cudnnConvolutionFwdAlgo_t>(p.algo), ws,
                                            p.workspace_bytes, &beta, p.y, out.data));

@@ -98,6 +98,23 @@ __global__ void conv_transpose_kernel(const T* __restrict__ x, const T* __restri
   }
 }
 
+// wf[grp * cout_g + oc][ci][k] = w[grp * cin_g + ci][oc][ksz - 1 - k] (k flattened over the
+// spatial dims, so the reversal flips every spatial axis).
+template <class T>
+__global__ void transposed_filter_kernel(const T* __restrict__ w, T* __restrict__ wf, ConvGeom g) {
+  const int64_t ksz = g.k[0] * g.k[1] * g.k[2];
+  const int64_t cin_g = g.Cin / g.groups, cout_g = g.Cout / g.groups;
+  const int64_t n = g.Cout * cin_g * ksz;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t k = i % ksz;
+    const int64_t ci = (i / ksz) % cin_g;
+    const int64_t co = i / (ksz * cin_g);
+    const int64_t grp = co / cout_g, oc = co % cout_g;
+    wf[i] = w[((grp * cin_g + ci) * cout_g + oc) * ksz + (ksz - 1 - k)];
+  }
+}
+
 } // namespace
 
 void launch_conv_direct(const OpNode& node, const DeviceTensor& x, const DeviceTensor& w,
@@ -112,6 +129,22 @@ void launch_conv_direct(const OpNode& node, const DeviceTensor& x, const DeviceT
     else
       conv_fwd_kernel<T><<<grid_for(n, 256), 256, 0, s>>>(
           static_cast<const T*>(x.data), static_cast<const T*>(w.data), static_cast<T*>(y.data), g);
+  });
+  KB_CUDA_CHECK_LAUNCH();
+}
+
+} // namespace kb::gpu
+
+namespace kb::gpu {
+
+void launch_transposed_filter_as_forward(const OpNode& node, const DeviceTensor& w, void* wf,
+                                         const ConvGeom& g, cudaStream_t s) {
+  const int64_t n = g.Cout * (g.Cin / g.groups) * g.k[0] * g.k[1] * g.k[2];
+  if (n == 0)
+    return;
+  KB_DISPATCH_FLOAT(w.dtype, node, {
+    transposed_filter_kernel<T>
+        <<<grid_for(n, 256), 256, 0, s>>>(static_cast<const T*>(w.data), static_cast<T*>(wf), g);
   });
   KB_CUDA_CHECK_LAUNCH();
 }

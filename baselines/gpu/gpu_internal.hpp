@@ -105,6 +105,11 @@ struct ConvGeom {
 // y [N, Cout, out]; else w [Cout, Cin/g, k]. No bias.
 void launch_conv_direct(const OpNode& node, const DeviceTensor& x, const DeviceTensor& w,
                         const DeviceTensor& y, const ConvGeom& g, bool transposed, cudaStream_t s);
+// A transposed convolution's filter w [Cin, Cout/g, k] rewritten as the forward filter
+// wf [Cout, Cin/g, k] with every spatial axis reversed: with stride 1 and no output padding the
+// transposed convolution equals the forward one with this filter and padding dil * (k - 1) - pad.
+void launch_transposed_filter_as_forward(const OpNode& node, const DeviceTensor& w, void* wf,
+                                         const ConvGeom& g, cudaStream_t s);
 // dst = src (same dtype); a plain device copy on the stream.
 void copy_tensor(const DeviceTensor& src, const DeviceTensor& dst, cudaStream_t s);
 

@@ -1,69 +1,225 @@
 // Normalisations: layer_norm, group_norm, instance_norm (Welford statistics, rows split over
 // several blocks and merged with Chan's formula), batch_norm (inference) and rms_norm.
+//
+// Two passes over x. The statistics kernel reads each row chunk in 16-byte packs, several in
+// flight per thread, and merges one batch of loaded values at a time into its Welford state (the
+// batch's own mean and squared deviations, then one Chan merge). The apply kernel walks x as a flat
+// sequence of 16-byte packs in tiles (grid-stride, so that all blocks stay within a window of a few
+// MB and reused statistics and weights hit in L2), and tracks the row, the column and the channel
+// incrementally (no 64-bit division per element).
 #include "kernel_common.cuh"
 
 namespace kb::gpu {
 
 namespace {
 
-enum class StatMode : int { welford, sum_squares };
+constexpr int k_block = 256; // threads per block of the statistics and apply kernels
+constexpr int k_unroll = 4;  // packs each thread loads before it uses any of them
 
-// Partial statistics of chunk blockIdx.x of row blockIdx.y: (count, mean, m2) or (count, 0, sumsq).
-template <class T>
-__global__ void row_stats_kernel(const T* __restrict__ x, int64_t cols, int64_t chunk,
-                                 int64_t splits, StatMode mode, Acc<T>* __restrict__ partial,
-                                 int64_t row_offset) {
-  using A = Acc<T>;
-  __shared__ A shared[96];
-  const int64_t row = blockIdx.y + row_offset;
-  const int64_t begin = blockIdx.x * chunk;
-  const int64_t end = std::min<int64_t>(cols, begin + chunk);
-  const T* xr = x + row * cols;
-  Welford<A> w;
-  if (mode == StatMode::welford) {
-    for (int64_t c = begin + threadIdx.x; c < end; c += blockDim.x)
-      w.add(to_acc(xr[c]));
-    block_welford(w, shared);
+// Elements of T in 16 bytes.
+template <class T> constexpr int k_vec = static_cast<int>(16 / sizeof(T));
+
+// V elements of T, moved as one 16-byte access when V * sizeof(T) == 16.
+template <class T, int V> struct alignas(V * sizeof(T)) Vec { T v[V]; };
+
+// Elements of `elem` bytes from p up to the next 16-byte boundary.
+__host__ __device__ inline int64_t to_boundary(const void* p, std::size_t elem) {
+  return static_cast<int64_t>(((16 - (reinterpret_cast<uintptr_t>(p) & 15u)) & 15u) / elem);
+}
+
+bool aligned16(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+// A pack as loaded: an int4 for 16-byte packs (four registers whatever T is), else one T.
+template <class T, int V> struct RawOf { using type = T; };
+template <class T, int V>
+requires(V * sizeof(T) == 16) struct RawOf<T, V> {
+  using type = int4;
+};
+template <class T, int V> using Raw = typename RawOf<T, V>::type;
+
+// Load of the pack at p; `last` marks data read for the last time (evict-first, so that what is
+// read again, such as per-column weights, stays in L2).
+template <class T, int V, bool last = false>
+__device__ __forceinline__ Raw<T, V> load_raw(const T* p) {
+  static_assert(V == 1 || V * sizeof(T) == 16, "packs are 16 bytes or one element");
+  if constexpr (V * sizeof(T) == 16)
+    return last ? __ldcs(reinterpret_cast<const int4*>(p))
+                : __ldg(reinterpret_cast<const int4*>(p));
+  else
+    return p[0];
+}
+
+template <class T, int V> __device__ __forceinline__ Vec<T, V> unpack(const Raw<T, V>& raw) {
+  Vec<T, V> r;
+  memcpy(&r, &raw, sizeof(r));
+  return r;
+}
+
+template <class T, int V> __device__ __forceinline__ Vec<T, V> load_pack(const T* p) {
+  return unpack<T, V>(load_raw<T, V>(p));
+}
+
+template <class T, int V> __device__ __forceinline__ void store_pack(T* p, const Vec<T, V>& r) {
+  if constexpr (V * sizeof(T) == 16) {
+    int4 raw;
+    memcpy(&raw, &r, 16);
+    *reinterpret_cast<int4*>(p) = raw;
   } else {
-    A ss = 0;
-    for (int64_t c = begin + threadIdx.x; c < end; c += blockDim.x) {
-      const A v = to_acc(xr[c]);
-      ss += v * v;
-    }
-    ss = block_sum(ss, shared);
-    w.n = static_cast<A>(end > begin ? end - begin : 0);
-    w.m2 = ss;
-  }
-  if (threadIdx.x == 0) {
-    A* p = partial + (row * splits + blockIdx.x) * 3;
-    p[0] = w.n;
-    p[1] = w.mean;
-    p[2] = w.m2;
+    p[0] = r.v[0];
   }
 }
 
-// Merges the partials of each row into mean and 1/sqrt(var + eps) (rms: mean 0, 1/sqrt(ms + eps)).
+// Pairwise sum of the K values of v (K a power of two; v is overwritten): level H adds the upper
+// half of the first 2H values onto the lower half.
+template <class A, int K, int H = K / 2> __device__ __forceinline__ A tree_sum(A (&v)[K]) {
+  static_assert((K & (K - 1)) == 0, "K must be a power of two");
+  if constexpr (H == 0) {
+    return v[0];
+  } else {
+#pragma unroll
+    for (int i = 0; i < H; ++i)
+      v[i] += v[i + H];
+    return tree_sum<A, K, H / 2>(v);
+  }
+}
+
+enum class StatMode : int { welford, sum_squares };
+
+// Adds K values to the thread's statistics: for Welford, the batch's mean and squared deviations
+// (exact two-pass in registers) and one Chan merge, whose first use (w.n == 0) copies the batch;
+// for sum_squares, the sum of squares.
+template <StatMode M, class A, int K>
+__device__ __forceinline__ void accumulate(Welford<A>& w, A& ss, const A (&v)[K]) {
+  A t[K];
+  if constexpr (M == StatMode::welford) {
+#pragma unroll
+    for (int j = 0; j < K; ++j)
+      t[j] = v[j];
+    const A bmean = tree_sum(t) * (A(1) / A(K));
+#pragma unroll
+    for (int j = 0; j < K; ++j) {
+      const A d = v[j] - bmean;
+      t[j] = d * d;
+    }
+    const A bm2 = tree_sum(t);
+    const A total = w.n + A(K);
+    const A r = A(K) / total;
+    const A delta = bmean - w.mean;
+    w.mean += delta * r;
+    w.m2 += bm2 + delta * delta * (w.n * r);
+    w.n = total;
+  } else {
+#pragma unroll
+    for (int j = 0; j < K; ++j)
+      t[j] = v[j] * v[j];
+    ss += tree_sum(t);
+  }
+}
+
+// Statistics of unit u = row * splits + split, the columns [split * chunk, +chunk) of its row.
+// With one split per row the kernel writes mean and 1/sqrt(var + eps) (rms: mean 0,
+// 1/sqrt(ms + eps)); otherwise it writes the partial (count, mean, m2) or (count, 0, sumsq).
+template <class T, StatMode M>
+__global__ void __launch_bounds__(k_block)
+    row_stats_kernel(const T* __restrict__ x, int64_t rows, int64_t cols, int64_t chunk,
+                     int64_t splits, Acc<T> eps, Acc<T>* __restrict__ partial,
+                     Acc<T>* __restrict__ mean, Acc<T>* __restrict__ rstd) {
+  using A = Acc<T>;
+  constexpr int V = k_vec<T>;
+  __shared__ A shared[96];
+  const int64_t units = rows * splits;
+  for (int64_t unit = blockIdx.x; unit < units; unit += gridDim.x) {
+    const int64_t row = unit / splits;
+    const int64_t begin = (unit - row * splits) * chunk;
+    const int64_t len = std::min(chunk, cols - begin);
+    const T* p = x + row * cols + begin;
+    // Scalar head up to the first 16-byte boundary and scalar tail after the last whole pack.
+    const int64_t head = std::min(len, to_boundary(p, sizeof(T)));
+    const int64_t packs = (len - head) / V;
+    const int64_t tail = head + packs * V;
+    const T* body = p + head;
+    Welford<A> w;
+    A ss = 0;
+    if (threadIdx.x < head) {
+      const A v[1] = {to_acc(p[threadIdx.x])};
+      accumulate<M>(w, ss, v);
+    }
+    if (tail + threadIdx.x < len) {
+      const A v[1] = {to_acc(p[tail + threadIdx.x])};
+      accumulate<M>(w, ss, v);
+    }
+    int64_t k = threadIdx.x;
+    for (; k + (k_unroll - 1) * k_block < packs; k += k_unroll * k_block) {
+      Raw<T, V> raw[k_unroll];
+#pragma unroll
+      for (int u = 0; u < k_unroll; ++u)
+        raw[u] = load_raw<T, V>(body + (k + u * k_block) * V);
+      A v[k_unroll * V];
+#pragma unroll
+      for (int u = 0; u < k_unroll; ++u) {
+        const Vec<T, V> r = unpack<T, V>(raw[u]);
+#pragma unroll
+        for (int j = 0; j < V; ++j)
+          v[u * V + j] = to_acc(r.v[j]);
+      }
+      accumulate<M>(w, ss, v);
+    }
+    for (; k < packs; k += k_block) {
+      const Vec<T, V> r = load_pack<T, V>(body + k * V);
+      A v[V];
+#pragma unroll
+      for (int j = 0; j < V; ++j)
+        v[j] = to_acc(r.v[j]);
+      accumulate<M>(w, ss, v);
+    }
+    if constexpr (M == StatMode::welford) {
+      block_welford(w, shared);
+    } else {
+      w.n = static_cast<A>(len);
+      w.m2 = block_sum(ss, shared);
+    }
+    if (threadIdx.x == 0) {
+      if (splits == 1) {
+        mean[row] = w.mean;
+        rstd[row] = d_rsqrt(w.m2 / w.n + eps);
+      } else {
+        A* q = partial + unit * 3;
+        q[0] = w.n;
+        q[1] = w.mean;
+        q[2] = w.m2;
+      }
+    }
+  }
+}
+
+// Merges the partials of each row (one warp per row) into mean and 1/sqrt(var + eps). The
+// sum_squares partials have mean 0, so the same merge adds their counts and sums of squares.
 template <class A>
 __global__ void finalize_stats_kernel(const A* __restrict__ partial, int64_t rows, int64_t splits,
-                                      StatMode mode, A eps, A* __restrict__ mean,
-                                      A* __restrict__ rstd) {
-  for (int64_t row = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; row < rows;
-       row += int64_t{gridDim.x} * blockDim.x) {
+                                      A eps, A* __restrict__ mean, A* __restrict__ rstd) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = int64_t{gridDim.x} * (blockDim.x >> 5);
+  for (int64_t row = (blockIdx.x * int64_t{blockDim.x} + threadIdx.x) >> 5; row < rows;
+       row += warps) {
     const A* p = partial + row * splits * 3;
-    if (mode == StatMode::welford) {
-      Welford<A> w;
-      for (int64_t s = 0; s < splits; ++s)
-        w.merge(p[s * 3], p[s * 3 + 1], p[s * 3 + 2]);
+    Welford<A> w;
+    for (int64_t s = lane; s < splits; s += 32)
+      w.merge(p[s * 3], p[s * 3 + 1], p[s * 3 + 2]);
+    for (int o = 16; o > 0; o >>= 1) {
+      const A bn = __shfl_xor_sync(0xffffffffu, w.n, o);
+      const A bm = __shfl_xor_sync(0xffffffffu, w.mean, o);
+      const A b2 = __shfl_xor_sync(0xffffffffu, w.m2, o);
+      w.merge(bn, bm, b2);
+    }
+    if (lane == 0) {
       mean[row] = w.mean;
       rstd[row] = d_rsqrt(w.m2 / w.n + eps);
-    } else {
-      A n = 0, ss = 0;
-      for (int64_t s = 0; s < splits; ++s) {
-        n += p[s * 3];
-        ss += p[s * 3 + 2];
-      }
-      mean[row] = 0;
-      rstd[row] = d_rsqrt(ss / n + eps);
     }
   }
 }
@@ -81,90 +237,337 @@ __global__ void running_stats_kernel(const T* __restrict__ rm, const T* __restri
   }
 }
 
-enum class Affine : int { none, per_col, per_channel };
-
-struct ApplyParams {
-  int64_t rows, cols;
-  Affine affine;
-  // per_channel: channel = (row % groups) * per_group + col / spatial
-  int64_t groups, per_group, spatial;
-};
-
-template <class T>
-__global__ void apply_kernel(const T* __restrict__ x, T* __restrict__ y,
-                             const Acc<T>* __restrict__ mean, const Acc<T>* __restrict__ rstd,
-                             const T* __restrict__ weight, const T* __restrict__ bias,
-                             ApplyParams p) {
+// rms_norm over the middle dim of [outer, R, inner] (inner > 1): statistics per column, each
+// thread over V adjacent columns (16-byte loads when V > 1: x aligned and inner % V == 0).
+template <class T, int V>
+__global__ void __launch_bounds__(k_block)
+    rms_cols_stats_kernel(const T* __restrict__ x, int64_t outer, int64_t R, int64_t inner,
+                          Acc<T> eps, Acc<T>* __restrict__ rstd) {
   using A = Acc<T>;
-  const int64_t n = p.rows * p.cols;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t row = i / p.cols, col = i - row * p.cols;
-    A v = (to_acc(x[i]) - mean[row]) * rstd[row];
-    if (p.affine != Affine::none) {
-      const int64_t widx =
-          p.affine == Affine::per_col ? col : (row % p.groups) * p.per_group + col / p.spatial;
-      if (weight)
-        v *= to_acc(weight[widx]);
-      if (bias)
-        v += to_acc(bias[widx]);
-    }
-    y[i] = from_acc<T>(v);
-  }
-}
-
-// rms_norm over the middle dim of [outer, R, inner] (inner > 1): statistics per column.
-template <class T>
-__global__ void rms_cols_stats_kernel(const T* __restrict__ x, int64_t outer, int64_t R,
-                                      int64_t inner, Acc<T> eps, Acc<T>* __restrict__ rstd) {
-  using A = Acc<T>;
-  const int64_t n = outer * inner;
+  const int64_t groups = inner / V;
+  const int64_t n = outer * groups;
   for (int64_t t = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; t < n;
        t += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t o = t / inner, i = t - o * inner;
+    const int64_t o = t / groups, i = (t - o * groups) * V;
     const T* xc = x + o * R * inner + i;
-    A ss = 0;
-    for (int64_t r = 0; r < R; ++r) {
-      const A v = to_acc(xc[r * inner]);
-      ss += v * v;
+    A ss[V];
+#pragma unroll
+    for (int j = 0; j < V; ++j)
+      ss[j] = 0;
+    int64_t r = 0;
+    for (; r + k_unroll <= R; r += k_unroll) {
+      Vec<T, V> p[k_unroll];
+#pragma unroll
+      for (int u = 0; u < k_unroll; ++u)
+        p[u] = load_pack<T, V>(xc + (r + u) * inner);
+#pragma unroll
+      for (int u = 0; u < k_unroll; ++u)
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          const A v = to_acc(p[u].v[j]);
+          ss[j] += v * v;
+        }
     }
-    rstd[t] = d_rsqrt(ss / static_cast<A>(R) + eps);
+    for (; r < R; ++r) {
+      const Vec<T, V> p = load_pack<T, V>(xc + r * inner);
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        const A v = to_acc(p.v[j]);
+        ss[j] += v * v;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < V; ++j)
+      rstd[o * inner + i + j] = d_rsqrt(ss[j] / static_cast<A>(R) + eps);
   }
 }
 
-template <class T>
-__global__ void rms_cols_apply_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t outer,
-                                      int64_t R, int64_t inner, const Acc<T>* __restrict__ rstd,
-                                      const T* __restrict__ weight) {
+enum class Affine : int { none, per_col, per_channel };
+
+// Quotient by d of numerators below d + span: a comparison when d >= span (the quotient is 0 or
+// 1), else a multiply-high (the numerators stay below 2 * span).
+struct StepDiv {
+  int64_t d = 1;
+  FastDiv f;
+  bool big = false;
+  StepDiv() = default;
+  StepDiv(int64_t divisor, int64_t span) : d(divisor), big(divisor >= span) {
+    if (!big)
+      f = FastDiv(static_cast<uint32_t>(divisor));
+  }
+  __device__ __forceinline__ int64_t div(int64_t n) const {
+    return big ? int64_t{n >= d} : int64_t{f.div(static_cast<uint32_t>(n))};
+  }
+};
+
+// y = (x - mean[s]) * rstd[s] (* weight[i] + bias[i]) over the flat x of n elements, where
+// row = e / cols and, per affine mode, i = e % cols (per_col) or i = (e / spatial) % channels
+// (per_channel). The statistic s is the row, or with col_stats row * spatial + e % spatial (rms
+// over the middle dim; mean is then nullptr, i.e. 0).
+template <class T> struct ApplyArgs {
+  const T* x = nullptr;
+  T* y = nullptr;
+  const Acc<T>* mean = nullptr;
+  const Acc<T>* rstd = nullptr;
+  const T* weight = nullptr;
+  const T* bias = nullptr;
+  int64_t n = 0, cols = 1, spatial = 1, channels = 1;
+  bool col_stats = false;
+  // Set by run_apply: the elements before the first 16-byte boundary of x (done one by one), the
+  // whole packs after them, whether each pack lies in one row and one channel (else its elements
+  // are located one by one), and whether per_col weight and bias can be read as packs.
+  int64_t head = 0, packs = 0;
+  bool uniform = true, vec_affine = false;
+  StepDiv by_cols, by_spatial, by_channels;
+  // Tiles of k_block * k_unroll packs, visited grid-stride; one stride of S elements moves the row
+  // by S / cols and the column by S % cols, the plane offset by S % spatial and the channel by
+  // (S / spatial) % channels (each plus a carry).
+  int64_t tiles = 0;
+  int64_t step_rows = 0, step_cols = 0, step_spatial = 0, step_channels = 0;
+};
+
+template <class T, Affine AF>
+__device__ __forceinline__ Acc<T> normalize(const ApplyArgs<T>& a, Acc<T> v, int64_t s, int64_t i) {
   using A = Acc<T>;
-  const int64_t n = outer * R * inner;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t in = i % inner;
-    const int64_t rest = i / inner;
-    const int64_t r = rest % R, o = rest / R;
-    A v = to_acc(x[i]) * rstd[o * inner + in];
-    if (weight)
-      v *= to_acc(weight[r]);
-    y[i] = from_acc<T>(v);
+  const A m = a.mean ? a.mean[s] : A(0);
+  v = (v - m) * a.rstd[s];
+  if constexpr (AF != Affine::none) {
+    if (a.weight)
+      v *= to_acc(a.weight[i]);
+    if (a.bias)
+      v += to_acc(a.bias[i]);
+  }
+  return v;
+}
+
+// Uniform: every pack lies in one row and one channel (located once per pack), else each element
+// of a pack is located on its own.
+template <class T, Affine AF, int V, bool Uniform>
+__global__ void __launch_bounds__(k_block, 4) apply_kernel(const ApplyArgs<T> a) {
+  using A = Acc<T>;
+  constexpr int64_t tile = int64_t{k_block} * k_unroll * V; // elements per tile
+  // Block 0 also does the scalar elements: the head and the tail after the last whole pack.
+  if (blockIdx.x == 0) {
+    const int64_t tail = a.head + a.packs * V;
+    if (threadIdx.x < a.head + (a.n - tail)) {
+      const int64_t e = threadIdx.x < a.head ? int64_t{threadIdx.x} : tail + threadIdx.x - a.head;
+      const int64_t row = e / a.cols;
+      int64_t s = row, i = 0;
+      if constexpr (AF == Affine::per_col)
+        i = e - row * a.cols;
+      if constexpr (AF == Affine::per_channel) {
+        const int64_t plane = e / a.spatial;
+        i = plane % a.channels;
+        if (a.col_stats)
+          s = row * a.spatial + (e - plane * a.spatial);
+      }
+      a.y[e] = from_acc<T>(normalize<T, AF>(a, to_acc(a.x[e]), s, i));
+    }
+  }
+  int64_t t = blockIdx.x;
+  if (t >= a.tiles)
+    return;
+  // Position of the tile's first element: row r0, column c0; plane offset q0 and channel ch0.
+  const int64_t e0 = a.head + t * tile;
+  int64_t r0 = e0 / a.cols, c0 = e0 - r0 * a.cols;
+  int64_t q0 = 0, ch0 = 0;
+  if constexpr (AF == Affine::per_channel) {
+    const int64_t p0 = e0 / a.spatial;
+    q0 = e0 - p0 * a.spatial;
+    ch0 = p0 % a.channels;
+  }
+  // Statistic and affine index of the element `off` (< tile) past the tile's first element.
+  auto locate = [&](int64_t off, int64_t& s, int64_t& i) {
+    const int64_t nc = c0 + off;
+    const int64_t d = a.by_cols.div(nc);
+    s = r0 + d;
+    i = 0;
+    if constexpr (AF == Affine::per_col)
+      i = nc - d * a.cols;
+    if constexpr (AF == Affine::per_channel) {
+      const int64_t nq = q0 + off;
+      const int64_t dp = a.by_spatial.div(nq);
+      const int64_t ch = ch0 + dp;
+      i = ch - a.channels * a.by_channels.div(ch);
+      if (a.col_stats)
+        s = s * a.spatial + (nq - dp * a.spatial);
+    }
+  };
+  const T* x = a.x + a.head;
+  T* y = a.y + a.head;
+  for (; t < a.tiles; t += gridDim.x) {
+    const int64_t k0 = t * (int64_t{k_block} * k_unroll) + threadIdx.x;
+    Raw<T, V> raw[k_unroll];
+#pragma unroll
+    for (int u = 0; u < k_unroll; ++u)
+      if (k0 + u * k_block < a.packs)
+        raw[u] = load_raw<T, V, true>(x + (k0 + u * k_block) * V);
+#pragma unroll
+    for (int u = 0; u < k_unroll; ++u) {
+      const int64_t k = k0 + u * k_block;
+      if (k >= a.packs)
+        break;
+      const int64_t off = (int64_t{u} * k_block + threadIdx.x) * V;
+      const Vec<T, V> in = unpack<T, V>(raw[u]);
+      Vec<T, V> o;
+      if constexpr (Uniform) {
+        int64_t s, i;
+        locate(off, s, i);
+        const A m = a.mean ? a.mean[s] : A(0);
+        const A rs = a.rstd[s];
+        // Affine factors of the pack's elements (per_col) or of its channel (per_channel).
+        Vec<T, V> wv, bv;
+        if constexpr (AF == Affine::per_col) {
+          if (a.vec_affine) {
+            if (a.weight)
+              wv = load_pack<T, V>(a.weight + i);
+            if (a.bias)
+              bv = load_pack<T, V>(a.bias + i);
+          } else {
+#pragma unroll
+            for (int j = 0; j < V; ++j) {
+              if (a.weight)
+                wv.v[j] = a.weight[i + j];
+              if (a.bias)
+                bv.v[j] = a.bias[i + j];
+            }
+          }
+        }
+        if constexpr (AF == Affine::per_channel) {
+          if (a.weight)
+            wv.v[0] = a.weight[i];
+          if (a.bias)
+            bv.v[0] = a.bias[i];
+        }
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          A v = to_acc(in.v[j]) - m;
+          v *= AF == Affine::per_channel && a.col_stats && j > 0 ? a.rstd[s + j] : rs;
+          if constexpr (AF != Affine::none) {
+            const int jj = AF == Affine::per_col ? j : 0;
+            if (a.weight)
+              v *= to_acc(wv.v[jj]);
+            if (a.bias)
+              v += to_acc(bv.v[jj]);
+          }
+          o.v[j] = from_acc<T>(v);
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          int64_t s, i;
+          locate(off + j, s, i);
+          o.v[j] = from_acc<T>(normalize<T, AF>(a, to_acc(in.v[j]), s, i));
+        }
+      }
+      store_pack<T, V>(y + k * V, o);
+    }
+    // Move the position on by one grid stride.
+    r0 += a.step_rows;
+    c0 += a.step_cols;
+    if (c0 >= a.cols) {
+      c0 -= a.cols;
+      ++r0;
+    }
+    if constexpr (AF == Affine::per_channel) {
+      q0 += a.step_spatial;
+      const int carry = q0 >= a.spatial;
+      if (carry)
+        q0 -= a.spatial;
+      ch0 += a.step_channels + carry;
+      if (ch0 >= a.channels)
+        ch0 -= a.channels;
+    }
+  }
+}
+
+// Launches apply_kernel with one block per resident slot.
+template <class T, Affine AF, int V, bool Uniform> void launch_apply(Context& ctx, ApplyArgs<T> a) {
+  static const int resident = [] {
+    int b = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, apply_kernel<T, AF, V, Uniform>, k_block,
+                                                      0) != cudaSuccess) {
+      (void)cudaGetLastError();
+      b = 0;
+    }
+    return std::max(b, 1);
+  }();
+  a.tiles = ceil_div(a.packs, int64_t{k_block} * k_unroll);
+  const int64_t slots = std::max<int64_t>(1, int64_t{ctx.impl().sm_count} * resident);
+  const int64_t used = std::clamp<int64_t>(a.tiles, 1, slots);
+  const int64_t stride = used * int64_t{k_block} * k_unroll * V;
+  a.step_rows = stride / a.cols;
+  a.step_cols = stride % a.cols;
+  a.step_spatial = stride % a.spatial;
+  a.step_channels = (stride / a.spatial) % a.channels;
+  apply_kernel<T, AF, V, Uniform><<<static_cast<unsigned>(used), k_block, 0, ctx.stream()>>>(a);
+  KB_CUDA_CHECK_LAUNCH();
+}
+
+template <class T, int V, bool Uniform>
+void launch_apply(Context& ctx, const ApplyArgs<T>& a, Affine af) {
+  switch (af) {
+  case Affine::none:
+    launch_apply<T, Affine::none, V, Uniform>(ctx, a);
+    break;
+  case Affine::per_col:
+    launch_apply<T, Affine::per_col, V, Uniform>(ctx, a);
+    break;
+  case Affine::per_channel:
+    launch_apply<T, Affine::per_channel, V, Uniform>(ctx, a);
+    break;
+  }
+}
+
+// Applies the statistics: 16-byte packs when x and y sit at the same offset from a 16-byte
+// boundary (a scalar head and tail around them), else element by element.
+template <class T> void run_apply(Context& ctx, ApplyArgs<T> a, Affine af) {
+  constexpr int V = k_vec<T>;
+  const auto ax = reinterpret_cast<uintptr_t>(a.x), ay = reinterpret_cast<uintptr_t>(a.y);
+  if (((ax ^ ay) & 15u) == 0 && ax % sizeof(T) == 0) {
+    a.head = std::min(a.n, to_boundary(a.x, sizeof(T)));
+    a.packs = (a.n - a.head) / V;
+    a.uniform = a.head == 0 && a.cols % V == 0 && (af != Affine::per_channel || a.spatial % V == 0);
+    a.vec_affine = af == Affine::per_col && a.uniform && aligned16(a.weight) && aligned16(a.bias);
+    const int64_t span = int64_t{k_block} * k_unroll * V + 1;
+    a.by_cols = StepDiv(a.cols, span);
+    a.by_spatial = StepDiv(a.spatial, span);
+    a.by_channels = StepDiv(a.channels, span);
+    if (a.uniform)
+      launch_apply<T, V, true>(ctx, a, af);
+    else
+      launch_apply<T, V, false>(ctx, a, af);
+  } else {
+    a.head = 0;
+    a.packs = a.n;
+    a.uniform = true;
+    a.vec_affine = false;
+    const int64_t span = int64_t{k_block} * k_unroll + 1;
+    a.by_cols = StepDiv(a.cols, span);
+    a.by_spatial = StepDiv(a.spatial, span);
+    a.by_channels = StepDiv(a.channels, span);
+    launch_apply<T, 1, true>(ctx, a, af);
   }
 }
 
 template <class T>
-void row_stats(Context& ctx, const DeviceTensor& x, int64_t rows, int64_t cols, StatMode mode,
-               double eps, Acc<T>* mean, Acc<T>* rstd, Acc<T>* partial_mem, int64_t splits,
-               int64_t chunk) {
+void row_stats(Context& ctx, const T* x, int64_t rows, int64_t cols, StatMode mode, double eps,
+               Acc<T>* mean, Acc<T>* rstd, Acc<T>* partial, int64_t splits, int64_t chunk) {
+  using A = Acc<T>;
   cudaStream_t s = ctx.stream();
-  for (int64_t r0 = 0; r0 < rows; r0 += 65535) {
-    const int64_t rc = std::min<int64_t>(65535, rows - r0);
-    row_stats_kernel<T>
-        <<<dim3(static_cast<unsigned>(splits), static_cast<unsigned>(rc)), 256, 0, s>>>(
-            static_cast<const T*>(x.data), cols, chunk, splits, mode, partial_mem, r0);
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(rows * splits, 0x7fffffff));
+  if (mode == StatMode::welford)
+    row_stats_kernel<T, StatMode::welford><<<grid, k_block, 0, s>>>(
+        x, rows, cols, chunk, splits, static_cast<A>(eps), partial, mean, rstd);
+  else
+    row_stats_kernel<T, StatMode::sum_squares><<<grid, k_block, 0, s>>>(
+        x, rows, cols, chunk, splits, static_cast<A>(eps), partial, mean, rstd);
+  KB_CUDA_CHECK_LAUNCH();
+  if (splits > 1) {
+    finalize_stats_kernel<A><<<grid_for(rows * 32, 256), 256, 0, s>>>(
+        partial, rows, splits, static_cast<A>(eps), mean, rstd);
     KB_CUDA_CHECK_LAUNCH();
   }
-  finalize_stats_kernel<Acc<T>><<<grid_for(rows, 256), 256, 0, s>>>(
-      partial_mem, rows, splits, mode, static_cast<Acc<T>>(eps), mean, rstd);
-  KB_CUDA_CHECK_LAUNCH();
 }
 
 template <class T>
@@ -179,11 +582,13 @@ void run_norm(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in
   auto ptr = [&](std::size_t i) -> const T* {
     return i < in.size() ? static_cast<const T*>(in[i].data) : nullptr;
   };
+  ApplyArgs<T> ap;
+  ap.x = static_cast<const T*>(x.data);
+  ap.y = static_cast<T*>(out.data);
+  ap.n = x.numel();
   int64_t rows = 0, cols = 0;
-  ApplyParams ap{};
+  Affine affine = Affine::none;
   StatMode mode = StatMode::welford;
-  const T* weight = nullptr;
-  const T* bias = nullptr;
   bool running = false;
   if (node.op == "layer_norm") {
     const auto ns = attr_ints(node.attrs, "normalized_shape", 0, {});
@@ -194,9 +599,9 @@ void run_norm(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in
         op_fail(node, "normalized_shape does not match the last dims of x");
     cols = shape_prod(x.shape, rank - ns.size(), rank);
     rows = cols == 0 ? 0 : x.numel() / cols;
-    weight = ptr(1);
-    bias = ptr(2);
-    ap.affine = Affine::per_col;
+    ap.weight = ptr(1);
+    ap.bias = ptr(2);
+    affine = Affine::per_col;
   } else if (node.op == "group_norm" || node.op == "instance_norm" || node.op == "batch_norm") {
     if (rank < 2)
       op_fail(node, "x must have rank >= 2");
@@ -207,24 +612,23 @@ void run_norm(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in
       G = attr_int(node.attrs, "num_groups");
       if (G <= 0 || C % G != 0)
         op_fail(node, str_cat("num_groups ", G, " does not divide ", C, " channels"));
-      weight = ptr(1);
-      bias = ptr(2);
+      ap.weight = ptr(1);
+      ap.bias = ptr(2);
     } else if (node.op == "instance_norm") {
-      weight = ptr(1);
-      bias = ptr(2);
+      ap.weight = ptr(1);
+      ap.bias = ptr(2);
     } else {
       if (in.size() < 3)
         op_fail(node, "expects x, running_mean, running_var");
-      weight = ptr(3);
-      bias = ptr(4);
+      ap.weight = ptr(3);
+      ap.bias = ptr(4);
       running = true;
     }
     rows = N * G;
     cols = (C / G) * spatial;
-    ap.affine = Affine::per_channel;
-    ap.groups = G;
-    ap.per_group = C / G;
+    affine = Affine::per_channel;
     ap.spatial = std::max<int64_t>(spatial, 1);
+    ap.channels = std::max<int64_t>(C, 1);
   } else if (node.op == "rms_norm") {
     std::vector<bool> red(rank, false);
     for (int64_t d : attr_ints(node.attrs, "dims", 0, {}))
@@ -244,45 +648,55 @@ void run_norm(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in
     const int64_t outer = shape_prod(x.shape, 0, first);
     const int64_t R = shape_prod(x.shape, first, last + 1);
     const int64_t inner = shape_prod(x.shape, last + 1, rank);
-    weight = ptr(1);
-    if (weight && in[1].numel() != R && in[1].numel() != 1)
+    ap.weight = ptr(1);
+    if (ap.weight && in[1].numel() != R && in[1].numel() != 1)
       op_fail(node, str_cat("weight ", shape_str(in[1].shape),
                             " must have one value per reduced element (", R, ")"));
     if (x.numel() == 0)
       return;
-    if (weight && in[1].numel() == 1 && R != 1)
+    if (ap.weight && in[1].numel() == 1 && R != 1)
       op_fail(node, "a single-element weight is not supported by the GPU reference");
     if (inner > 1) {
+      constexpr int V = k_vec<T>;
       A* rstd = static_cast<A*>(c.scratch(sizeof(A) * outer * inner));
-      rms_cols_stats_kernel<T><<<grid_for(outer * inner, 256), 256, 0, s>>>(
-          static_cast<const T*>(x.data), outer, R, inner, static_cast<A>(eps), rstd);
+      if (aligned16(x.data) && inner % V == 0)
+        rms_cols_stats_kernel<T, V><<<grid_for(outer * inner / V, k_block), k_block, 0, s>>>(
+            ap.x, outer, R, inner, static_cast<A>(eps), rstd);
+      else
+        rms_cols_stats_kernel<T, 1><<<grid_for(outer * inner, k_block), k_block, 0, s>>>(
+            ap.x, outer, R, inner, static_cast<A>(eps), rstd);
       KB_CUDA_CHECK_LAUNCH();
-      rms_cols_apply_kernel<T><<<grid_for(x.numel(), 256), 256, 0, s>>>(
-          static_cast<const T*>(x.data), static_cast<T*>(out.data), outer, R, inner, rstd, weight);
-      KB_CUDA_CHECK_LAUNCH();
+      // y[o, r, i] = x[o, r, i] * rstd[o, i] * weight[r]: rows of R * inner, channels r.
+      ap.rstd = rstd;
+      ap.cols = R * inner;
+      ap.spatial = inner;
+      ap.channels = R;
+      ap.col_stats = true;
+      run_apply<T>(ctx, ap, Affine::per_channel);
       return;
     }
     rows = outer;
     cols = R;
     mode = StatMode::sum_squares;
-    ap.affine = Affine::per_col;
+    affine = Affine::per_col;
   } else {
     op_fail(node, "not a normalisation");
   }
   if (rows == 0 || cols == 0)
     return;
-  ap.rows = rows;
   ap.cols = cols;
-  // Split long rows over several blocks so small batches still fill the GPU.
+  // Split long rows into chunks of at most 64K elements, and further (down to 4K) until there
+  // are about four waves of blocks, so that few rows still fill the GPU.
   int64_t splits = 1, chunk = cols;
   if (!running) {
-    const int64_t want = std::max<int64_t>(1, (2 * c.sm_count + rows - 1) / rows);
-    splits = std::min<int64_t>(want, std::max<int64_t>(1, cols / 4096));
-    chunk = (cols + splits - 1) / splits;
-    splits = (cols + chunk - 1) / chunk;
+    const int64_t want_blocks = 4 * 8 * int64_t{c.sm_count};
+    splits = std::max(ceil_div(cols, 65536), ceil_div(want_blocks, rows));
+    splits = std::min(splits, std::max<int64_t>(1, cols / 4096));
+    chunk = std::min(cols, ceil_div(ceil_div(cols, splits), 64) * 64);
+    splits = ceil_div(cols, chunk);
   }
   const std::size_t stat_bytes = sizeof(A) * rows;
-  const std::size_t partial_bytes = running ? 0 : sizeof(A) * rows * splits * 3;
+  const std::size_t partial_bytes = splits > 1 ? sizeof(A) * rows * splits * 3 : 0;
   char* mem = static_cast<char*>(c.scratch(2 * stat_bytes + partial_bytes + 64));
   A* mean = reinterpret_cast<A*>(mem);
   A* rstd = reinterpret_cast<A*>(mem + stat_bytes);
@@ -292,12 +706,12 @@ void run_norm(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in
         static_cast<A>(eps), mean, rstd);
     KB_CUDA_CHECK_LAUNCH();
   } else {
-    row_stats<T>(ctx, x, rows, cols, mode, eps, mean, rstd,
+    row_stats<T>(ctx, ap.x, rows, cols, mode, eps, mean, rstd,
                  reinterpret_cast<A*>(mem + 2 * stat_bytes), splits, chunk);
   }
-  apply_kernel<T><<<grid_for(rows * cols, 256), 256, 0, s>>>(
-      static_cast<const T*>(x.data), static_cast<T*>(out.data), mean, rstd, weight, bias, ap);
-  KB_CUDA_CHECK_LAUNCH();
+  ap.mean = mean;
+  ap.rstd = rstd;
+  run_apply<T>(ctx, ap, affine);
 }
 
 } // namespace

@@ -1,5 +1,8 @@
-// max_pool1d/2d and avg_pool1d/2d: one thread per output element (1-D pools run as 2-D pools of
-// height 1). Supports dilation, ceil_mode (via the output shape) and count_include_pad.
+// max_pool1d/2d and avg_pool1d/2d (1-D pools run as 2-D pools of height 1). Supports dilation,
+// ceil_mode (via the output shape) and count_include_pad. 2-D pools run tiled: a block stages its
+// input window in shared memory, reduces along rows, then along columns (kh + kw reads per output
+// instead of kh * kw). 1-D pools and windows too large for a tile take the one-thread-per-output
+// kernel.
 #include "kernel_common.cuh"
 
 namespace kb::gpu {
@@ -71,6 +74,109 @@ __global__ void avg_pool_kernel(const T* __restrict__ x, T* __restrict__ y, int6
   }
 }
 
+// Output tile of one block: k_tile_w columns by tile_h rows (tile_h chosen by the host so the
+// staged input fits in shared memory); 256 threads as 32 x 8.
+constexpr int k_tile_w = 64;
+constexpr int k_block_x = 32, k_block_y = 8;
+constexpr std::size_t k_max_tile_smem = 48 * 1024;
+
+template <bool IsMax, class A> __device__ __forceinline__ A pool_combine(A acc, A v) {
+  if constexpr (IsMax)
+    return (v > acc || v != v) ? v : acc; // NaN propagates and then stays
+  else
+    return acc + v;
+}
+
+struct TileGeom {
+  int tile_h, in_w, in_h; // staged input window: in_h rows of in_w values
+};
+
+TileGeom tile_geom(const PoolParams& p, int tile_h) {
+  TileGeom t;
+  t.tile_h = tile_h;
+  t.in_w = static_cast<int>((k_tile_w - 1) * p.sw + (p.kw - 1) * p.dw + 1);
+  t.in_h = static_cast<int>((tile_h - 1) * p.sh + (p.kh - 1) * p.dh + 1);
+  return t;
+}
+
+template <class A> std::size_t tile_smem(const TileGeom& t) {
+  return sizeof(A) *
+         (static_cast<std::size_t>(t.in_h) * t.in_w + static_cast<std::size_t>(t.in_h) * k_tile_w);
+}
+
+template <class T, bool IsMax>
+__global__ void __launch_bounds__(k_block_x* k_block_y)
+    pool2d_tiled_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t planes, PoolParams p,
+                        TileGeom t) {
+  using A = Acc<T>;
+  extern __shared__ unsigned char smem_raw[];
+  A* in = reinterpret_cast<A*>(smem_raw);                   // [in_h][in_w]
+  A* rows = in + static_cast<std::size_t>(t.in_h) * t.in_w; // [in_h][k_tile_w]
+  const A pad = IsMax ? neg_inf<A>() : A(0);
+  const int64_t ow0 = int64_t{blockIdx.x} * k_tile_w;
+  const int64_t oh0 = int64_t{blockIdx.y} * t.tile_h;
+  const int64_t gw0 = ow0 * p.sw - p.pw, gh0 = oh0 * p.sh - p.ph;
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  for (int64_t plane = blockIdx.z; plane < planes; plane += gridDim.z) {
+    const T* xp = x + plane * p.H * p.W;
+    // Stage the input window; padding and rows/columns past the edge read as the identity.
+    for (int r = ty; r < t.in_h; r += k_block_y) {
+      const int64_t gh = gh0 + r;
+      const bool row_ok = gh >= 0 && gh < p.H;
+      for (int c = tx; c < t.in_w; c += k_block_x) {
+        const int64_t gw = gw0 + c;
+        in[r * t.in_w + c] = row_ok && gw >= 0 && gw < p.W ? to_acc(xp[gh * p.W + gw]) : pad;
+      }
+    }
+    __syncthreads();
+    // Reduce along each staged row.
+    for (int r = ty; r < t.in_h; r += k_block_y)
+      for (int c = tx; c < k_tile_w; c += k_block_x) {
+        const A* src = in + r * t.in_w + c * p.sw;
+        A acc = pad;
+        for (int b = 0; b < p.kw; ++b)
+          acc = pool_combine<IsMax>(acc, src[b * p.dw]);
+        rows[r * k_tile_w + c] = acc;
+      }
+    __syncthreads();
+    // Reduce along columns and write the outputs.
+    for (int r = ty; r < t.tile_h; r += k_block_y) {
+      const int64_t oh = oh0 + r;
+      if (oh >= p.OH)
+        break;
+      for (int c = tx; c < k_tile_w; c += k_block_x) {
+        const int64_t ow = ow0 + c;
+        if (ow >= p.OW)
+          break;
+        const A* src = rows + static_cast<std::size_t>(r * p.sh) * k_tile_w + c;
+        A acc = pad;
+        for (int a = 0; a < p.kh; ++a)
+          acc = pool_combine<IsMax>(acc, src[a * p.dh * k_tile_w]);
+        if constexpr (!IsMax) {
+          const int64_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
+          const int64_t he = std::min(hs + p.kh, p.H + p.ph), we = std::min(ws + p.kw, p.W + p.pw);
+          int64_t divisor = (he - hs) * (we - ws);
+          if (!p.count_include_pad)
+            divisor = (std::min(he, p.H) - std::max<int64_t>(hs, 0)) *
+                      (std::min(we, p.W) - std::max<int64_t>(ws, 0));
+          acc /= static_cast<A>(divisor);
+        }
+        y[(plane * p.OH + oh) * p.OW + ow] = from_acc<T>(acc);
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// Tallest output tile (32, 16 or 8 rows) whose staged window fits the shared-memory budget; 0
+// when none does (huge windows or strides), leaving the pool to the per-output kernel.
+template <class A> int pick_tile_h(const PoolParams& p) {
+  for (int h : {32, 16, 8})
+    if (tile_smem<A>(tile_geom(p, h)) <= k_max_tile_smem)
+      return h;
+  return 0;
+}
+
 } // namespace
 
 void op_pool(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
@@ -115,7 +221,26 @@ void op_pool(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
   if (n == 0)
     return;
   KB_DISPATCH_FLOAT(x.dtype, node, {
-    if (is_max)
+    using A = Acc<T>;
+    // Window sizes beyond int range cannot be tiled; sp == 1 runs per output (height 1).
+    int tile_h =
+        sp == 2 && std::max({p.kh, p.kw, p.sh, p.sw, p.dh, p.dw}) < 4096 ? pick_tile_h<A>(p) : 0;
+    if (tile_h > 0 && (p.OH + tile_h - 1) / tile_h > 65535)
+      tile_h = 0;
+    if (tile_h > 0) {
+      const TileGeom t = tile_geom(p, tile_h);
+      const dim3 grid(static_cast<unsigned>((p.OW + k_tile_w - 1) / k_tile_w),
+                      static_cast<unsigned>((p.OH + tile_h - 1) / tile_h),
+                      static_cast<unsigned>(std::min<int64_t>(planes, 65535)));
+      const dim3 block(k_block_x, k_block_y);
+      const std::size_t smem = tile_smem<A>(t);
+      if (is_max)
+        pool2d_tiled_kernel<T, true><<<grid, block, smem, ctx.stream()>>>(
+            static_cast<const T*>(x.data), static_cast<T*>(out.data), planes, p, t);
+      else
+        pool2d_tiled_kernel<T, false><<<grid, block, smem, ctx.stream()>>>(
+            static_cast<const T*>(x.data), static_cast<T*>(out.data), planes, p, t);
+    } else if (is_max)
       max_pool_kernel<T><<<grid_for(n, 256), 256, 0, ctx.stream()>>>(
           static_cast<const T*>(x.data), static_cast<T*>(out.data), planes, p);
     else

@@ -94,8 +94,8 @@ __global__ void reduce_rows_kernel(const T* __restrict__ x, void* out, int64_t r
   }
 }
 
-// [outer, R, inner] with inner > 1: a (32 x 8) block covers 32 adjacent columns; its 8 rows of
-// threads split R, then combine through shared memory.
+// [outer, R, inner] with inner > 1: a (32 x 8) block covers 32 adjacent columns (coalesced loads);
+// its 8 rows of threads split R, then combine through shared memory.
 template <class T>
 __global__ void reduce_cols_kernel(const T* __restrict__ x, void* out, int64_t outer, int64_t R,
                                    int64_t inner, Red k) {
@@ -105,9 +105,25 @@ __global__ void reduce_cols_kernel(const T* __restrict__ x, void* out, int64_t o
   const int64_t col = blockIdx.x * int64_t{32} + threadIdx.x;
   for (int64_t o = blockIdx.y; o < outer; o += gridDim.y) {
     Item<A> it = identity<A>(k);
-    if (col < inner)
-      for (int64_t r = threadIdx.y; r < R; r += blockDim.y)
-        it = combine(k, it, Item<A>{to_acc(x[(o * R + r) * inner + col]), r});
+    if (col < inner) {
+      // Eight independent loads in flight per thread, combined in increasing r, so ties still go
+      // to the lower index.
+      constexpr int unroll = 8;
+      const int64_t rs = blockDim.y, step = rs * inner;
+      const T* p = x + (o * R + threadIdx.y) * inner + col;
+      int64_t r = threadIdx.y;
+      for (; r + (unroll - 1) * rs < R; r += unroll * rs, p += unroll * step) {
+        A v[unroll];
+#pragma unroll
+        for (int u = 0; u < unroll; ++u)
+          v[u] = to_acc(p[u * step]);
+#pragma unroll
+        for (int u = 0; u < unroll; ++u)
+          it = combine(k, it, Item<A>{v[u], r + u * rs});
+      }
+      for (; r < R; r += rs, p += step)
+        it = combine(k, it, Item<A>{to_acc(*p), r});
+    }
     sv[threadIdx.y][threadIdx.x] = it.v;
     si[threadIdx.y][threadIdx.x] = it.i;
     __syncthreads();

@@ -75,6 +75,12 @@ std::vector<Case> cases() {
       {{2, 4, 5, 6}, {4, 3, 3, 3}, {3}}, {}, "stride");
   add("conv_transpose2d", {{"groups", int64_t{2}}, {"dilation", int64_t{2}}},
       {{1, 4, 5, 5}, {4, 3, 3, 3}}, {}, "groups");
+  add("conv_transpose2d", {{"padding", V{1, 1}}}, {{2, 3, 6, 7}, {3, 4, 3, 2}, {4}}, {},
+      "stride1_padded");
+  add("max_pool2d", {{"kernel_size", int64_t{4}}, {"stride", int64_t{1}}, {"padding", int64_t{1}}},
+      {{2, 3, 41, 150}}, {}, "tiles");
+  add("avg_pool2d", {{"kernel_size", int64_t{3}}, {"stride", int64_t{2}}, {"padding", int64_t{1}}},
+      {{2, 2, 75, 140}}, {}, "tiles");
   add("max_pool2d",
       {{"kernel_size", int64_t{3}},
        {"stride", int64_t{2}},
@@ -105,6 +111,35 @@ std::vector<Case> cases() {
   add("group_norm", {{"num_groups", int64_t{3}}}, {{2, 6, 4, 5}, {6}, {6}});
   add("instance_norm", {}, {{2, 3, 6, 7}, {3}, {3}}, {}, "affine");
   add("instance_norm", {}, {{2, 3, 40}}, {}, "plain");
+  // Shapes that steer the norm kernels onto each of their paths: rows split over several blocks
+  // (partials merged per row), rows not a multiple of the 16-byte pack (packs straddling rows and
+  // channels), a single spatial element per channel, more than 65535 rows, packed per-column and
+  // per-channel affine, rms over a middle dim with a weight.
+  add("layer_norm", {{"normalized_shape", V{37}}}, {{5, 37}, {37}, {37}}, {}, "odd_cols");
+  add("layer_norm", {{"normalized_shape", V{3, 4099}}}, {{2, 3, 4099}, {3, 4099}, {3, 4099}}, {},
+      "split_rows");
+  add("layer_norm", {{"normalized_shape", V{5}}}, {{2, 33000, 5}, {5}, {5}}, {}, "many_rows");
+  add("layer_norm", {{"normalized_shape", V{8, 64}}}, {{3, 8, 64}, {8, 64}}, {}, "weight_only");
+  add("rms_norm", {{"dims", V{1}}}, {{2, 6, 8, 8}, {6, 1, 1}}, {}, "middle_dim_weight");
+  add("rms_norm", {{"dims", V{1}}}, {{3, 5, 7}}, {}, "middle_dim_odd");
+  add("rms_norm", {{"dims", V{-1}}}, {{2, 20001}, {20001}}, {}, "split_rows");
+  add("batch_norm", {}, {{2, 3, 5, 7}, {3}, {3}}, {uni(-1, 1), uni(-0.5, 0.5), uni(0.5, 2)},
+      "odd_spatial_no_affine");
+  add("batch_norm", {}, {{2, 4, 8, 8}, {4}, {4}, {4}, {4}},
+      {uni(-1, 1), uni(-0.5, 0.5), uni(0.5, 2), uni(-1, 1), uni(-1, 1)}, "packed");
+  add("group_norm", {{"num_groups", int64_t{2}}}, {{2, 4, 95, 97}, {4}, {4}}, {},
+      "split_rows_odd_spatial");
+  add("group_norm", {{"num_groups", int64_t{2}}}, {{2, 4, 64, 64}, {4}, {4}}, {},
+      "split_rows_packed");
+  add("group_norm", {{"num_groups", int64_t{3}}}, {{4, 12}, {12}, {12}}, {}, "no_spatial");
+  add("group_norm", {{"num_groups", int64_t{4}}}, {{3, 8, 16, 16}}, {}, "no_affine");
+  add("instance_norm", {}, {{2, 3, 8, 8}, {3}, {3}}, {}, "packed_affine");
+  // Over 4M elements, so that each apply block visits several tiles (grid-stride) in every dtype,
+  // and rows split into more than 32 partials.
+  add("group_norm", {{"num_groups", int64_t{3}}}, {{2, 6, 700, 701}, {6}, {6}}, {}, "grid_stride");
+  add("layer_norm", {{"normalized_shape", V{1200, 1250}}},
+      {{4, 1200, 1250}, {1200, 1250}, {1200, 1250}}, {}, "grid_stride");
+  add("rms_norm", {{"dims", V{1}}}, {{3, 8, 320, 800}, {8, 1, 1}}, {}, "middle_dim_grid_stride");
   // Activations.
   for (const char* a : {"relu", "gelu", "sigmoid", "tanh", "swish", "selu", "hardsigmoid",
                         "hardswish", "mish", "softsign", "abs", "exp"})
@@ -134,6 +169,8 @@ std::vector<Case> cases() {
   add("max", {{"dim", int64_t{-1}}}, {{4, 7, 9}});
   add("min", {{"dim", int64_t{1}}, {"keepdim", true}}, {{4, 7, 9}});
   add("argmax", {{"dim", int64_t{1}}}, {{4, 70, 3}}, {}, "middle");
+  add("argmax", {{"dim", int64_t{1}}}, {{3, 45, 37}}, {}, "middle_wide");
+  add("sum", {{"dim", V{1}}}, {{3, 45, 37}}, {}, "middle_wide");
   add("argmax", {{"dim", int64_t{-1}}}, {{5, 300}}, {}, "last");
   add("argmin", {{"dim", int64_t{-1}}, {"keepdim", true}}, {{5, 33}});
   add("softmax", {{"dim", int64_t{-1}}}, {{5, 37}}, {uni(-5, 5)}, "last");
@@ -319,6 +356,123 @@ TEST_F(GpuOpsTest, LayerNormIsStableOnIllConditionedInputsInF64AndF32) {
   for (std::size_t i = 0; i < got.size(); ++i)
     worst = std::max(worst, std::abs(got[i] - want.data[i]));
   EXPECT_LT(worst, 0.05);
+}
+
+// run_case for norm ops on views: input i starts in_offsets[i] elements and the output
+// out_offset elements past a 256-byte aligned allocation.
+std::string run_norm_case_at(Context& ctx, const Case& k, DType dt,
+                             const std::vector<int64_t>& in_offsets, int64_t out_offset) {
+  cudaStream_t s = ctx.stream();
+  OpNode node{k.op, {}, "out", k.attrs, 0};
+  const std::size_t es = dtype_size(dt);
+  std::vector<DeviceBuffer> bufs;
+  std::vector<DeviceTensor> ins;
+  std::vector<ValueSpec> specs;
+  std::vector<HostTensor> host;
+  for (std::size_t i = 0; i < k.shapes.size(); ++i) {
+    const int64_t off = i < in_offsets.size() ? in_offsets[i] : 0;
+    node.inputs.push_back(fmt::format("in{}", i));
+    bufs.emplace_back((numel(k.shapes[i]) + off + 1) * es);
+    DeviceTensor d{static_cast<char*>(bufs.back().get()) + off * es, dt, k.shapes[i]};
+    fill(d, i < k.dists.size() ? k.dists[i] : uni(-1, 1), 20240602, i, s);
+    ins.push_back(d);
+    specs.push_back({k.shapes[i], dt});
+    host.emplace_back(k.shapes[i], download_f64(d, s));
+  }
+  const ValueSpec out_spec = check_node(node, specs);
+  DeviceBuffer out_buf((numel(out_spec.shape) + out_offset + 1) * es);
+  DeviceTensor out{static_cast<char*>(out_buf.get()) + out_offset * es, dt, out_spec.shape};
+  poison(out, s);
+  run_op(ctx, node, ins, out);
+  const std::vector<double> got = download_f64(out, s);
+  HostTensor want(out_spec.shape);
+  find_op(k.op)->cpu(k.attrs, host, want);
+  const Tol tol = tolerance_for(dt);
+  for (std::size_t i = 0; i < got.size(); ++i)
+    if (!(std::abs(got[i] - want.data[i]) <= tol.atol + tol.rtol * std::abs(want.data[i])))
+      return fmt::format("element {} of {}: got {}, want {}", i, shape_str(out_spec.shape), got[i],
+                         want.data[i]);
+  return "";
+}
+
+TEST_F(GpuOpsTest, NormsMatchCpuReferenceOnUnalignedViews) {
+  Stream stream;
+  Context ctx(stream.get());
+  using V = std::vector<int64_t>;
+  auto make = [](std::string op, Attrs at, std::vector<Shape> shapes,
+                 std::vector<Distribution> dists = {}) {
+    Case k;
+    k.op = std::move(op);
+    k.attrs = std::move(at);
+    k.shapes = std::move(shapes);
+    k.dists = std::move(dists);
+    return k;
+  };
+  const std::vector<Case> norms = {
+      make("layer_norm", {{"normalized_shape", V{64}}}, {{5, 64}, {64}, {64}}),
+      make("layer_norm", {{"normalized_shape", V{3, 4099}}}, {{2, 3, 4099}, {3, 4099}, {3, 4099}}),
+      make("group_norm", {{"num_groups", int64_t{2}}}, {{2, 4, 32, 32}, {4}, {4}}),
+      make("group_norm", {{"num_groups", int64_t{2}}}, {{2, 4, 64, 65}, {4}, {4}}),
+      make("instance_norm", {}, {{2, 3, 8, 8}, {3}, {3}}),
+      make("batch_norm", {}, {{2, 3, 8, 8}, {3}, {3}, {3}, {3}},
+           {uni(-1, 1), uni(-0.5, 0.5), uni(0.5, 2), uni(-1, 1), uni(-1, 1)}),
+      make("rms_norm", {{"dims", V{1}}}, {{2, 6, 8, 8}, {6, 1, 1}}),
+      make("rms_norm", {{"dims", V{-1}}}, {{3, 64}, {64}}),
+      // Large enough for several tiles per block on the element-by-element path.
+      make("instance_norm", {}, {{2, 4, 300, 301}, {4}, {4}}),
+  };
+  // (input offsets, output offset): x and y equally misaligned (packed with a scalar head), x and
+  // y misaligned differently (element by element), aligned x with misaligned weight and bias.
+  const std::vector<std::pair<V, int64_t>> views = {
+      {{1}, 1}, {{3, 1, 2, 1, 1}, 3}, {{1}, 0}, {{2}, 5}, {{0, 1, 3, 1, 2}, 0}};
+  for (const Case& k : norms)
+    for (const auto& [in_off, out_off] : views)
+      for (DType dt : {DType::f64, DType::f32, DType::f16, DType::bf16}) {
+        SCOPED_TRACE(fmt::format("{} {} x+{} y+{} {}", k.op, shape_str(k.shapes[0]), in_off[0],
+                                 out_off, dtype_name(dt)));
+        std::string err;
+        try {
+          err = run_norm_case_at(ctx, k, dt, in_off, out_off);
+        } catch (const Error& e) {
+          err = std::string("threw: ") + e.what();
+        }
+        EXPECT_EQ(err, "");
+      }
+}
+
+// Group and instance norm rows long enough to be split over several blocks: the merged statistics
+// stay exact in f64 and stable in f32 for a large common offset.
+TEST_F(GpuOpsTest, SplitRowNormsAreStableOnIllConditionedInputs) {
+  Stream stream;
+  Context ctx(stream.get());
+  const Distribution ill{DistKind::ill_conditioned, 1000.0, 0.1};
+  Case gn;
+  gn.op = "group_norm";
+  gn.attrs = {{"num_groups", int64_t{2}}};
+  gn.shapes = {{2, 4, 96, 97}};
+  gn.dists = {ill};
+  Case in;
+  in.op = "instance_norm";
+  in.shapes = {{2, 2, 128, 130}};
+  in.dists = {ill};
+  for (const Case& k : {gn, in}) {
+    SCOPED_TRACE(k.op);
+    EXPECT_EQ(run_case(ctx, k, DType::f64), "");
+    OpNode node{k.op, {"x"}, "y", k.attrs, 0};
+    const int64_t n = numel(k.shapes[0]);
+    DeviceBuffer xb(n * 4), yb(n * 4);
+    DeviceTensor x{xb.get(), DType::f32, k.shapes[0]}, y{yb.get(), DType::f32, k.shapes[0]};
+    fill(x, ill, 11, 0, ctx.stream());
+    run_op(ctx, node, std::vector<DeviceTensor>{x}, y);
+    HostTensor hx(k.shapes[0], download_f64(x, ctx.stream()));
+    HostTensor want(k.shapes[0]);
+    find_op(k.op)->cpu(k.attrs, std::vector<HostTensor>{hx}, want);
+    const auto got = download_f64(y, ctx.stream());
+    double worst = 0;
+    for (std::size_t i = 0; i < got.size(); ++i)
+      worst = std::max(worst, std::abs(got[i] - want.data[i]));
+    EXPECT_LT(worst, 0.05);
+  }
 }
 
 TEST_F(GpuOpsTest, GraphRunnerMatchesCpuGraphInF32AndF64) {
