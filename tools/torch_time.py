@@ -152,7 +152,8 @@ def main():
             ns = {"__name__": "kbench_problem"}
             exec(compile(render(args.kbench, pid), f"<{pid}>", "exec"), ns)
             model = ns["Model"](*ns.get("get_init_inputs", lambda: [])()).cuda().eval()
-            inputs = [x.cuda() if hasattr(x, "cuda") else x for x in ns["get_inputs"]()]
+            with torch.device("cuda"):  # draw the inputs on the GPU: CPU draws of GBs are slow
+                inputs = [x.cuda() if hasattr(x, "cuda") else x for x in ns["get_inputs"]()]
             with timed_context():
                 t = time_callable(torch, model, inputs, args.trials, flush)
             eager.setdefault(level, {})[f"{stem}.py"] = stats(t, hardware, precision)
