@@ -94,21 +94,26 @@ __global__ void reduce_rows_kernel(const T* __restrict__ x, void* out, int64_t r
   }
 }
 
-// [outer, R, inner] with inner > 1: a (32 x 8) block covers 32 adjacent columns (coalesced loads);
-// its 8 rows of threads split R, then combine through shared memory.
+// [outer, R, inner] with inner > 1: a block of 256 threads covers blockDim.x adjacent columns (128
+// when inner allows: 512 contiguous bytes per row in f32); its blockDim.y rows of threads split R
+// with 16 independent loads in flight each, then combine through shared memory.
+constexpr int k_cols_threads = 256;
+
 template <class T>
-__global__ void reduce_cols_kernel(const T* __restrict__ x, void* out, int64_t outer, int64_t R,
-                                   int64_t inner, Red k) {
+__global__ void __launch_bounds__(k_cols_threads)
+    reduce_cols_kernel(const T* __restrict__ x, void* out, int64_t outer, int64_t R, int64_t inner,
+                       Red k) {
   using A = Acc<T>;
-  __shared__ A sv[8][33];
-  __shared__ int64_t si[8][33];
-  const int64_t col = blockIdx.x * int64_t{32} + threadIdx.x;
+  __shared__ A sv[k_cols_threads];
+  __shared__ int64_t si[k_cols_threads];
+  const int64_t col = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  const int slot = threadIdx.y * blockDim.x + threadIdx.x;
   for (int64_t o = blockIdx.y; o < outer; o += gridDim.y) {
     Item<A> it = identity<A>(k);
     if (col < inner) {
-      // Eight independent loads in flight per thread, combined in increasing r, so ties still go
-      // to the lower index.
-      constexpr int unroll = 8;
+      // Loads are issued together, then combined in increasing r, so ties still go to the lower
+      // index and sums keep their order.
+      constexpr int unroll = 16;
       const int64_t rs = blockDim.y, step = rs * inner;
       const T* p = x + (o * R + threadIdx.y) * inner + col;
       int64_t r = threadIdx.y;
@@ -124,12 +129,13 @@ __global__ void reduce_cols_kernel(const T* __restrict__ x, void* out, int64_t o
       for (; r < R; r += rs, p += step)
         it = combine(k, it, Item<A>{to_acc(*p), r});
     }
-    sv[threadIdx.y][threadIdx.x] = it.v;
-    si[threadIdx.y][threadIdx.x] = it.i;
+    sv[slot] = it.v;
+    si[slot] = it.i;
     __syncthreads();
     if (threadIdx.y == 0 && col < inner) {
       for (int j = 1; j < static_cast<int>(blockDim.y); ++j)
-        it = combine(k, it, Item<A>{sv[j][threadIdx.x], si[j][threadIdx.x]});
+        it = combine(k, it,
+                     Item<A>{sv[j * blockDim.x + threadIdx.x], si[j * blockDim.x + threadIdx.x]});
       write_result<T>(k, it, R, out, o * inner + col);
     }
     __syncthreads();
@@ -234,10 +240,11 @@ void op_reduce(Context& ctx, const OpNode& node, std::span<const DeviceTensor> i
         reduce_rows_kernel<T><<<static_cast<int>(std::min<int64_t>(outer, 1 << 20)), block, 0, s>>>(
             static_cast<const T*>(x.data), out.data, outer, R, k);
       } else {
-        const dim3 grid(static_cast<unsigned>((inner + 31) / 32),
+        const int bx = inner >= 128 ? 128 : (inner >= 64 ? 64 : 32);
+        const dim3 grid(static_cast<unsigned>((inner + bx - 1) / bx),
                         static_cast<unsigned>(std::min<int64_t>(outer, 65535)));
-        reduce_cols_kernel<T><<<grid, dim3(32, 8), 0, s>>>(static_cast<const T*>(x.data), out.data,
-                                                           outer, R, inner, k);
+        reduce_cols_kernel<T><<<grid, dim3(bx, k_cols_threads / bx), 0, s>>>(
+            static_cast<const T*>(x.data), out.data, outer, R, inner, k);
       }
     });
     KB_CUDA_CHECK_LAUNCH();
