@@ -49,9 +49,10 @@ fi
 filter="^($(paste -sd'|' "$ids"))/"
 
 if [ "$mode" != crosscheck ]; then
-  step bench_baselines 420 "$bin/bench_baselines" --torch_times="$kb_times" \
+  step bench_baselines 420 "$bin/bench_baselines" --torch_times="$kb_times" --per_op=1 \
     --benchmark_filter="$filter" --benchmark_out="$out/bench_baselines.json" \
     --benchmark_out_format=json
+  grep '^per-op' "$out/bench_baselines.log" >"$out/per_op.log"
   step torch_eager 420 python3 "$root/tools/torch_time.py" --kbench "$kbench" \
     --problems-file "$ids" --out-dir "$out/eager" --trials 20 --no-compile
   step torch_strict 420 python3 "$root/tools/torch_time.py" --kbench "$kbench" \

@@ -227,6 +227,44 @@ __global__ void binary_bcast64_kernel(const T* __restrict__ a, const T* __restri
   }
 }
 
+// Broadcasting in 16-byte packs: the innermost (coalesced) dim is a multiple of the pack, so a pack
+// never crosses a row; `ix` indexes packs (its innermost extent and strides already in packs).
+// Each operand is a pack (stride 1 in the inner dim, base aligned) or one value repeated (stride
+// 0).
+template <class T>
+__global__ void binary_bcast_packed_kernel(const T* __restrict__ a, const T* __restrict__ b,
+                                           T* __restrict__ y, uint32_t packs, Binary op,
+                                           BroadcastIndex ix, bool a_pack, bool b_pack) {
+  constexpr int P = k_pack<T>;
+  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < packs; i += gridDim.x * blockDim.x) {
+    uint32_t rem = i, oa = 0, ob = 0;
+    for (int d = ix.rank - 1; d >= 0; --d) {
+      const uint32_t q = ix.div[d].div(rem);
+      const uint32_t c = rem - q * static_cast<uint32_t>(ix.shape[d]);
+      oa += c * static_cast<uint32_t>(ix.sa[d]);
+      ob += c * static_cast<uint32_t>(ix.sb[d]);
+      rem = q;
+    }
+    Pack16<T> pa, pb;
+    if (a_pack)
+      pa = *reinterpret_cast<const Pack16<T>*>(a + oa);
+    else
+#pragma unroll
+      for (int j = 0; j < P; ++j)
+        pa.v[j] = a[oa];
+    if (b_pack)
+      pb = *reinterpret_cast<const Pack16<T>*>(b + ob);
+    else
+#pragma unroll
+      for (int j = 0; j < P; ++j)
+        pb.v[j] = b[ob];
+#pragma unroll
+    for (int j = 0; j < P; ++j)
+      pa.v[j] = from_acc<T>(apply_binary(op, to_acc(pa.v[j]), to_acc(pb.v[j])));
+    reinterpret_cast<Pack16<T>*>(y)[i] = pa;
+  }
+}
+
 // Strides of `in` broadcast against `out` (0 where `in` has size 1 or lacks the dim).
 Shape broadcast_strides_of(const Shape& in, const Shape& out) {
   Shape s(out.size(), 0);
@@ -418,7 +456,24 @@ void op_binary(Context& ctx, const OpNode& node, std::span<const DeviceTensor> i
     const T* a = static_cast<const T*>(in[0].data);
     const T* b = static_cast<const T*>(in[1].data);
     T* y = static_cast<T*>(out.data);
-    if (small)
+    constexpr int P = k_pack<T>;
+    const int inner = ix.rank - 1;
+    // Packs when the inner dim splits into whole packs and each operand either runs along it
+    // (stride 1, aligned base: its other strides are multiples of the inner extent) or is
+    // constant along it (stride 0).
+    const bool packed = small && ix.rank > 0 && shp[inner] % P == 0 && aligned16(y) &&
+                        va[inner] <= 1 && vb[inner] <= 1 && (va[inner] == 0 || aligned16(a)) &&
+                        (vb[inner] == 0 || aligned16(b));
+    if (packed) {
+      BroadcastIndex px = ix;
+      px.shape[inner] = shp[inner] / P;
+      px.sa[inner] = va[inner] * P;
+      px.sb[inner] = vb[inner] * P;
+      px.div[inner] = FastDiv(static_cast<uint32_t>(px.shape[inner]));
+      const int64_t packs = n / P;
+      binary_bcast_packed_kernel<T><<<grid_for(packs, 256), 256, 0, s>>>(
+          a, b, y, static_cast<uint32_t>(packs), op, px, va[inner] == 1, vb[inner] == 1);
+    } else if (small)
       binary_bcast32_kernel<T>
           <<<grid_for(n, 256), 256, 0, s>>>(a, b, y, static_cast<uint32_t>(n), op, ix);
     else

@@ -80,6 +80,15 @@ public:
   // inputs: the problem's inputs then params, in declared order; outputs: in declared order,
   // allocated by the caller (f64 when as_f64).
   void run(std::span<const DeviceTensor> inputs, std::span<const DeviceTensor> outputs);
+  // Per-step timing for profiling a baseline: when on, each run records CUDA events around every
+  // op (and synchronises at its end); step_times() gives each op's mean time over the runs since
+  // the last set_step_timing call. Aliasing steps (reshape) take no time and are left out.
+  struct StepTime {
+    std::string output, op;
+    double mean_ms = 0.0;
+  };
+  void set_step_timing(bool on);
+  std::vector<StepTime> step_times() const;
 
 private:
   struct Impl;

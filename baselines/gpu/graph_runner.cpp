@@ -28,6 +28,15 @@ struct GraphRunner::Impl {
   std::vector<int> output_ids;
   std::vector<bool> is_output;
   std::vector<DeviceTensor> args;
+  // Per-step timing (off unless asked for): CUDA events around each step, summed per step.
+  bool timing = false;
+  std::vector<cudaEvent_t> events; // two per step
+  std::vector<double> step_ms;
+  int timed_runs = 0;
+  ~Impl() {
+    for (cudaEvent_t e : events)
+      cudaEventDestroy(e);
+  }
 };
 
 namespace {
@@ -158,6 +167,9 @@ void GraphRunner::run(std::span<const DeviceTensor> inputs, std::span<const Devi
                                   dtype_size(m.specs[v].dtype));
       m.ptrs[v] = m.buffers[v].get();
     }
+    const std::size_t si = static_cast<std::size_t>(&step - m.steps.data());
+    if (m.timing)
+      KB_CUDA_CHECK(cudaEventRecord(m.events[2 * si], s));
     m.args.clear();
     for (int in : step.inputs)
       m.args.push_back(DeviceTensor{m.ptrs[in], m.specs[in].dtype, m.specs[in].shape});
@@ -169,6 +181,19 @@ void GraphRunner::run(std::span<const DeviceTensor> inputs, std::span<const Devi
         throw Error(fmt::format("{} (line {}): {}", step.node->output, step.node->line, e.what()));
       throw Error(fmt::format("{}: {}", step.node->output, e.what()));
     }
+    if (m.timing)
+      KB_CUDA_CHECK(cudaEventRecord(m.events[2 * si + 1], s));
+  }
+  if (m.timing) {
+    KB_CUDA_CHECK(cudaStreamSynchronize(s));
+    for (std::size_t i = 0; i < m.steps.size(); ++i) {
+      if (m.steps[i].alias)
+        continue;
+      float ms = 0.0f;
+      KB_CUDA_CHECK(cudaEventElapsedTime(&ms, m.events[2 * i], m.events[2 * i + 1]));
+      m.step_ms[i] += ms;
+    }
+    ++m.timed_runs;
   }
   for (std::size_t k = 0; k < outputs.size(); ++k) {
     const int v = m.output_ids[k];
@@ -177,6 +202,27 @@ void GraphRunner::run(std::span<const DeviceTensor> inputs, std::span<const Devi
     DeviceTensor src{m.ptrs[v], m.specs[v].dtype, m.specs[v].shape};
     convert(src, outputs[k], s);
   }
+}
+
+void GraphRunner::set_step_timing(bool on) {
+  Impl& m = *m_impl;
+  if (on && m.events.empty()) {
+    m.events.resize(2 * m.steps.size(), nullptr);
+    for (cudaEvent_t& e : m.events)
+      KB_CUDA_CHECK(cudaEventCreate(&e));
+  }
+  m.timing = on;
+  m.step_ms.assign(m.steps.size(), 0.0);
+  m.timed_runs = 0;
+}
+
+std::vector<GraphRunner::StepTime> GraphRunner::step_times() const {
+  const Impl& m = *m_impl;
+  std::vector<StepTime> out;
+  for (std::size_t i = 0; i < m.steps.size() && m.timed_runs > 0; ++i)
+    if (!m.steps[i].alias)
+      out.push_back({m.steps[i].node->output, m.steps[i].node->op, m.step_ms[i] / m.timed_runs});
+  return out;
 }
 
 } // namespace kb::gpu

@@ -74,9 +74,9 @@ __global__ void avg_pool_kernel(const T* __restrict__ x, T* __restrict__ y, int6
   }
 }
 
-// Output tile of one block: k_tile_w columns by tile_h rows (tile_h chosen by the host so the
-// staged input fits in shared memory); 256 threads as 32 x 8.
-constexpr int k_tile_w = 64;
+// Output tile of one block: tile_w (64 or 32) columns by tile_h rows, chosen by the host so the
+// staged input fits in shared memory and small planes do not leave most of a tile idle; 256
+// threads as 32 x 8.
 constexpr int k_block_x = 32, k_block_y = 8;
 constexpr std::size_t k_max_tile_smem = 48 * 1024;
 
@@ -88,20 +88,20 @@ template <bool IsMax, class A> __device__ __forceinline__ A pool_combine(A acc, 
 }
 
 struct TileGeom {
-  int tile_h, in_w, in_h; // staged input window: in_h rows of in_w values
+  int tile_w, tile_h, in_w, in_h; // staged input window: in_h rows of in_w values
 };
 
-TileGeom tile_geom(const PoolParams& p, int tile_h) {
+TileGeom tile_geom(const PoolParams& p, int tile_w, int tile_h) {
   TileGeom t;
+  t.tile_w = tile_w;
   t.tile_h = tile_h;
-  t.in_w = static_cast<int>((k_tile_w - 1) * p.sw + (p.kw - 1) * p.dw + 1);
+  t.in_w = static_cast<int>((tile_w - 1) * p.sw + (p.kw - 1) * p.dw + 1);
   t.in_h = static_cast<int>((tile_h - 1) * p.sh + (p.kh - 1) * p.dh + 1);
   return t;
 }
 
 template <class A> std::size_t tile_smem(const TileGeom& t) {
-  return sizeof(A) *
-         (static_cast<std::size_t>(t.in_h) * t.in_w + static_cast<std::size_t>(t.in_h) * k_tile_w);
+  return sizeof(A) * static_cast<std::size_t>(t.in_h) * (t.in_w + t.tile_w);
 }
 
 template <class T, bool IsMax>
@@ -111,9 +111,9 @@ __global__ void __launch_bounds__(k_block_x* k_block_y)
   using A = Acc<T>;
   extern __shared__ unsigned char smem_raw[];
   A* in = reinterpret_cast<A*>(smem_raw);                   // [in_h][in_w]
-  A* rows = in + static_cast<std::size_t>(t.in_h) * t.in_w; // [in_h][k_tile_w]
+  A* rows = in + static_cast<std::size_t>(t.in_h) * t.in_w; // [in_h][t.tile_w]
   const A pad = IsMax ? neg_inf<A>() : A(0);
-  const int64_t ow0 = int64_t{blockIdx.x} * k_tile_w;
+  const int64_t ow0 = int64_t{blockIdx.x} * t.tile_w;
   const int64_t oh0 = int64_t{blockIdx.y} * t.tile_h;
   const int64_t gw0 = ow0 * p.sw - p.pw, gh0 = oh0 * p.sh - p.ph;
   const int tx = threadIdx.x, ty = threadIdx.y;
@@ -131,12 +131,12 @@ __global__ void __launch_bounds__(k_block_x* k_block_y)
     __syncthreads();
     // Reduce along each staged row.
     for (int r = ty; r < t.in_h; r += k_block_y)
-      for (int c = tx; c < k_tile_w; c += k_block_x) {
+      for (int c = tx; c < t.tile_w; c += k_block_x) {
         const A* src = in + r * t.in_w + c * p.sw;
         A acc = pad;
         for (int b = 0; b < p.kw; ++b)
           acc = pool_combine<IsMax>(acc, src[b * p.dw]);
-        rows[r * k_tile_w + c] = acc;
+        rows[r * t.tile_w + c] = acc;
       }
     __syncthreads();
     // Reduce along columns and write the outputs.
@@ -144,14 +144,14 @@ __global__ void __launch_bounds__(k_block_x* k_block_y)
       const int64_t oh = oh0 + r;
       if (oh >= p.OH)
         break;
-      for (int c = tx; c < k_tile_w; c += k_block_x) {
+      for (int c = tx; c < t.tile_w; c += k_block_x) {
         const int64_t ow = ow0 + c;
         if (ow >= p.OW)
           break;
-        const A* src = rows + static_cast<std::size_t>(r * p.sh) * k_tile_w + c;
+        const A* src = rows + static_cast<std::size_t>(r * p.sh) * t.tile_w + c;
         A acc = pad;
         for (int a = 0; a < p.kh; ++a)
-          acc = pool_combine<IsMax>(acc, src[a * p.dh * k_tile_w]);
+          acc = pool_combine<IsMax>(acc, src[a * p.dh * t.tile_w]);
         if constexpr (!IsMax) {
           const int64_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
           const int64_t he = std::min(hs + p.kh, p.H + p.ph), we = std::min(ws + p.kw, p.W + p.pw);
@@ -168,13 +168,18 @@ __global__ void __launch_bounds__(k_block_x* k_block_y)
   }
 }
 
-// Tallest output tile (32, 16 or 8 rows) whose staged window fits the shared-memory budget; 0
-// when none does (huge windows or strides), leaving the pool to the per-output kernel.
-template <class A> int pick_tile_h(const PoolParams& p) {
-  for (int h : {32, 16, 8})
-    if (tile_smem<A>(tile_geom(p, h)) <= k_max_tile_smem)
-      return h;
-  return 0;
+// The output tile for planes of OH x OW outputs: 64 or 32 columns and the tallest of 32, 16 or 8
+// rows whose staged window fits the shared-memory budget. Width 0 (the per-output kernel runs)
+// when a plane is narrower than 32 or lower than 8 outputs, where most of a tile would stage
+// padding, or when no tile fits (huge windows or strides).
+template <class A> TileGeom pick_tile(const PoolParams& p) {
+  if (p.OW >= 32 && p.OH >= 8) {
+    const int w = p.OW >= 64 ? 64 : 32;
+    for (int h : {32, 16, 8})
+      if (tile_smem<A>(tile_geom(p, w, h)) <= k_max_tile_smem)
+        return tile_geom(p, w, h);
+  }
+  return TileGeom{};
 }
 
 } // namespace
@@ -223,14 +228,14 @@ void op_pool(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
   KB_DISPATCH_FLOAT(x.dtype, node, {
     using A = Acc<T>;
     // Window sizes beyond int range cannot be tiled; sp == 1 runs per output (height 1).
-    int tile_h =
-        sp == 2 && std::max({p.kh, p.kw, p.sh, p.sw, p.dh, p.dw}) < 4096 ? pick_tile_h<A>(p) : 0;
-    if (tile_h > 0 && (p.OH + tile_h - 1) / tile_h > 65535)
-      tile_h = 0;
-    if (tile_h > 0) {
-      const TileGeom t = tile_geom(p, tile_h);
-      const dim3 grid(static_cast<unsigned>((p.OW + k_tile_w - 1) / k_tile_w),
-                      static_cast<unsigned>((p.OH + tile_h - 1) / tile_h),
+    TileGeom t{};
+    if (sp == 2 && std::max({p.kh, p.kw, p.sh, p.sw, p.dh, p.dw}) < 4096)
+      t = pick_tile<A>(p);
+    if (t.tile_w > 0 && (p.OH + t.tile_h - 1) / t.tile_h > 65535)
+      t.tile_w = 0;
+    if (t.tile_w > 0) {
+      const dim3 grid(static_cast<unsigned>((p.OW + t.tile_w - 1) / t.tile_w),
+                      static_cast<unsigned>((p.OH + t.tile_h - 1) / t.tile_h),
                       static_cast<unsigned>(std::min<int64_t>(planes, 65535)));
       const dim3 block(k_block_x, k_block_y);
       const std::size_t smem = tile_smem<A>(t);

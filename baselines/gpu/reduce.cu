@@ -96,24 +96,28 @@ __global__ void reduce_rows_kernel(const T* __restrict__ x, void* out, int64_t r
 
 // [outer, R, inner] with inner > 1: a block of 256 threads covers blockDim.x adjacent columns (128
 // when inner allows: 512 contiguous bytes per row in f32); its blockDim.y rows of threads split R
-// with 16 independent loads in flight each, then combine through shared memory.
+// with 16 independent loads and partial results per thread, then combine through shared memory.
+// The combine keeps the lowest index among equal values (and among NaNs), so the order partial
+// results merge in does not change argmax/argmin.
 constexpr int k_cols_threads = 256;
 
-template <class T>
+template <class T, Red K>
 __global__ void __launch_bounds__(k_cols_threads)
-    reduce_cols_kernel(const T* __restrict__ x, void* out, int64_t outer, int64_t R, int64_t inner,
-                       Red k) {
+    reduce_cols_kernel(const T* __restrict__ x, void* out, int64_t outer, int64_t R,
+                       int64_t inner) {
   using A = Acc<T>;
+  constexpr int unroll = 16;
   __shared__ A sv[k_cols_threads];
   __shared__ int64_t si[k_cols_threads];
   const int64_t col = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   const int slot = threadIdx.y * blockDim.x + threadIdx.x;
   for (int64_t o = blockIdx.y; o < outer; o += gridDim.y) {
-    Item<A> it = identity<A>(k);
+    Item<A> it = identity<A>(K);
     if (col < inner) {
-      // Loads are issued together, then combined in increasing r, so ties still go to the lower
-      // index and sums keep their order.
-      constexpr int unroll = 16;
+      Item<A> part[unroll];
+#pragma unroll
+      for (int u = 0; u < unroll; ++u)
+        part[u] = identity<A>(K);
       const int64_t rs = blockDim.y, step = rs * inner;
       const T* p = x + (o * R + threadIdx.y) * inner + col;
       int64_t r = threadIdx.y;
@@ -124,21 +128,52 @@ __global__ void __launch_bounds__(k_cols_threads)
           v[u] = to_acc(p[u * step]);
 #pragma unroll
         for (int u = 0; u < unroll; ++u)
-          it = combine(k, it, Item<A>{v[u], r + u * rs});
+          part[u] = combine(K, part[u], Item<A>{v[u], r + u * rs});
       }
       for (; r < R; r += rs, p += step)
-        it = combine(k, it, Item<A>{to_acc(*p), r});
+        part[0] = combine(K, part[0], Item<A>{to_acc(*p), r});
+#pragma unroll
+      for (int u = 0; u < unroll; ++u)
+        it = combine(K, it, part[u]);
     }
     sv[slot] = it.v;
     si[slot] = it.i;
     __syncthreads();
     if (threadIdx.y == 0 && col < inner) {
       for (int j = 1; j < static_cast<int>(blockDim.y); ++j)
-        it = combine(k, it,
+        it = combine(K, it,
                      Item<A>{sv[j * blockDim.x + threadIdx.x], si[j * blockDim.x + threadIdx.x]});
-      write_result<T>(k, it, R, out, o * inner + col);
+      write_result<T>(K, it, R, out, o * inner + col);
     }
     __syncthreads();
+  }
+}
+
+template <class T, Red K>
+void launch_reduce_cols(const T* x, void* out, int64_t outer, int64_t R, int64_t inner,
+                        cudaStream_t s) {
+  const int bx = inner >= 128 ? 128 : (inner >= 64 ? 64 : 32);
+  const dim3 grid(static_cast<unsigned>((inner + bx - 1) / bx),
+                  static_cast<unsigned>(std::min<int64_t>(outer, 65535)));
+  reduce_cols_kernel<T, K><<<grid, dim3(bx, k_cols_threads / bx), 0, s>>>(x, out, outer, R, inner);
+}
+
+template <class T>
+void launch_reduce_cols(Red k, const T* x, void* out, int64_t outer, int64_t R, int64_t inner,
+                        cudaStream_t s) {
+  switch (k) {
+  case Red::sum:
+    return launch_reduce_cols<T, Red::sum>(x, out, outer, R, inner, s);
+  case Red::mean:
+    return launch_reduce_cols<T, Red::mean>(x, out, outer, R, inner, s);
+  case Red::max:
+    return launch_reduce_cols<T, Red::max>(x, out, outer, R, inner, s);
+  case Red::min:
+    return launch_reduce_cols<T, Red::min>(x, out, outer, R, inner, s);
+  case Red::argmax:
+    return launch_reduce_cols<T, Red::argmax>(x, out, outer, R, inner, s);
+  case Red::argmin:
+    return launch_reduce_cols<T, Red::argmin>(x, out, outer, R, inner, s);
   }
 }
 
@@ -240,11 +275,7 @@ void op_reduce(Context& ctx, const OpNode& node, std::span<const DeviceTensor> i
         reduce_rows_kernel<T><<<static_cast<int>(std::min<int64_t>(outer, 1 << 20)), block, 0, s>>>(
             static_cast<const T*>(x.data), out.data, outer, R, k);
       } else {
-        const int bx = inner >= 128 ? 128 : (inner >= 64 ? 64 : 32);
-        const dim3 grid(static_cast<unsigned>((inner + bx - 1) / bx),
-                        static_cast<unsigned>(std::min<int64_t>(outer, 65535)));
-        reduce_cols_kernel<T><<<grid, dim3(bx, k_cols_threads / bx), 0, s>>>(
-            static_cast<const T*>(x.data), out.data, outer, R, inner, k);
+        launch_reduce_cols<T>(k, static_cast<const T*>(x.data), out.data, outer, R, inner, s);
       }
     });
     KB_CUDA_CHECK_LAUNCH();

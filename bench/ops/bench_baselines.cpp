@@ -34,8 +34,8 @@ std::optional<double> torch_time_ms(const nlohmann::json& times, const std::stri
 
 class Bench {
 public:
-  Bench(const kb::Problem& p, std::optional<double> torch_ms, bool as_f64)
-      : m_p(p), m_torch_ms(torch_ms), m_as_f64(as_f64) {}
+  Bench(const kb::Problem& p, std::optional<double> torch_ms, bool as_f64, bool per_op)
+      : m_p(p), m_torch_ms(torch_ms), m_as_f64(as_f64), m_per_op(per_op) {}
 
   void operator()(benchmark::State& state) const {
     try {
@@ -88,6 +88,17 @@ private:
         total_ms += ms;
       }
       KB_CUDA_CHECK(cudaGetLastError());
+      if (m_per_op) {
+        // Which op of the baseline takes the time: a few more flushed runs with per-op events.
+        runner.set_step_timing(true);
+        for (int r = 0; r < 5; ++r) {
+          KB_CUDA_CHECK(cudaMemsetAsync(flush.get(), r & 0xFF, k_flush_bytes, s));
+          runner.run(inputs, outputs);
+        }
+        for (const auto& st : runner.step_times())
+          std::fprintf(stderr, "per-op %s %s = %s: %.4f ms\n", m_p.id.c_str(), st.output.c_str(),
+                       st.op.c_str(), st.mean_ms);
+      }
       const double mean_ms = i > 0 ? total_ms / i : 0.0;
       state.counters["mean_ms"] = mean_ms;
       if (m_torch_ms && mean_ms > 0 && !m_as_f64) {
@@ -105,6 +116,7 @@ private:
   const kb::Problem& m_p;
   std::optional<double> m_torch_ms;
   bool m_as_f64 = false;
+  bool m_per_op = false;
 };
 
 // Takes "--name=value" out of argv (Google Benchmark rejects flags it does not know).
@@ -130,6 +142,8 @@ int main(int argc, char** argv) {
           .value_or("/work/shared/data/kernelbench-h100/baseline_time_torch.json");
   // --f64=1 times the float64 reference instead of the baseline.
   const bool as_f64 = take_flag(argc, argv, "f64").value_or("0") == "1";
+  // --per_op=1 also prints each op's mean time (stderr lines starting "per-op").
+  const bool per_op = take_flag(argc, argv, "per_op").value_or("0") == "1";
   benchmark::Initialize(&argc, argv);
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
@@ -160,7 +174,7 @@ int main(int argc, char** argv) {
     if (p.provenance.source == "kernelbench")
       torch_ms = torch_time_ms(times, p.provenance.ref);
     benchmark::RegisterBenchmark((as_f64 ? p.id + "/f64" : p.id).c_str(),
-                                 Bench(p, torch_ms, as_f64))
+                                 Bench(p, torch_ms, as_f64, per_op))
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond)
         ->Iterations(as_f64 ? 2 : 20);

@@ -81,6 +81,8 @@ std::vector<Case> cases() {
       {{2, 3, 41, 150}}, {}, "tiles");
   add("avg_pool2d", {{"kernel_size", int64_t{3}}, {"stride", int64_t{2}}, {"padding", int64_t{1}}},
       {{2, 2, 75, 140}}, {}, "tiles");
+  add("max_pool2d", {{"kernel_size", int64_t{2}}, {"stride", int64_t{2}}}, {{1, 2, 20, 90}}, {},
+      "narrow_tiles");
   add("max_pool2d",
       {{"kernel_size", int64_t{3}},
        {"stride", int64_t{2}},
@@ -156,6 +158,9 @@ std::vector<Case> cases() {
     add(a, {}, {{4, 1, 6}, {3, 1}}, {}, "broadcast");
     add(a, {}, {{5, 7}, {5, 7}}, {}, "same");
     add(a, {{"scalar", 0.75}}, {{5, 7}}, {}, "scalar");
+    add(a, {}, {{2, 3, 16}, {3, 1}}, {}, "broadcast_packed_channel");
+    add(a, {}, {{2, 3, 16}, {16}}, {}, "broadcast_packed_row");
+    add(a, {}, {{3, 1}, {2, 3, 16}}, {}, "broadcast_packed_first");
   }
   add("div", {}, {{2, 3, 4, 5}, {3, 1, 5}}, {uni(-1, 1), uni(0.5, 2)}, "broadcast");
   add("div", {{"scalar", 3.0}}, {{5, 7}}, {}, "scalar");
@@ -521,6 +526,22 @@ TEST_F(GpuOpsTest, GraphRunnerMatchesCpuGraphInF32AndF64) {
               << "output " << o << " @" << i;
       }
     }
+    // Per-step timing: one entry per op that runs (the reshape aliases), results unchanged.
+    EXPECT_TRUE(runner.step_times().empty());
+    runner.set_step_timing(true);
+    for (int rep = 0; rep < 3; ++rep)
+      runner.run(ins, outs);
+    const auto steps = runner.step_times();
+    ASSERT_EQ(steps.size(), 4u);
+    const char* ops[] = {"linear", "relu", "sum", "softmax"};
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      EXPECT_EQ(steps[i].op, ops[i]);
+      EXPECT_GT(steps[i].mean_ms, 0.0) << steps[i].output;
+    }
+    const auto got = download_f64(outs[0], s);
+    for (std::size_t i = 0; i < got.size(); ++i)
+      EXPECT_NEAR(got[i], want[0].data[i], as_f64 ? 1e-12 : 1e-5) << "timed run @" << i;
+    runner.set_step_timing(false);
   }
 }
 
