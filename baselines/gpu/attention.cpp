@@ -1,5 +1,7 @@
-// scaled_dot_product_attention as PyTorch's math path does it: S = scale * Q K^T (cuBLAS, fp32 or
-// f64 scores), causal mask + softmax (own kernel, probabilities in the input dtype), O = P V.
+// scaled_dot_product_attention. f16/bf16 with head dim 64 or 128 run the fused kernel
+// (flash_attention.cu); everything else runs as PyTorch's math path does it: S = scale * Q K^T
+// (cuBLAS, fp32 or f64 scores), causal mask + softmax (own kernel, probabilities in the input
+// dtype), O = P V.
 #include <cmath>
 
 #include <fmt/format.h>
@@ -35,6 +37,12 @@ void op_attention(Context& ctx, const OpNode& node, std::span<const DeviceTensor
     return;
   const bool causal = attr_bool(node.attrs, "causal", false);
   const double scale = attr_double(node.attrs, "scale", 1.0 / std::sqrt(static_cast<double>(E)));
+  // The fused kernel takes f16/bf16 with E == Ev in {64, 128} and 16-byte aligned data; it
+  // declines (returns false) anything else, which stays on the unfused path below.
+  const bool fusable_dtype = q.dtype == DType::f16 || q.dtype == DType::bf16;
+  if (fusable_dtype && launch_flash_attention(q.dtype, q.data, k.data, v.data, out.data, B, L, S, E,
+                                              Ev, Bk == 1, Bv == 1, scale, causal, ctx.stream()))
+    return;
   const DType score_dtype = q.dtype == DType::f64 ? DType::f64 : DType::f32;
   const std::size_t score_bytes = static_cast<std::size_t>(B * L * S) * dtype_size(score_dtype);
   const std::size_t prob_bytes =

@@ -93,6 +93,14 @@ void launch_add_bias_channels(const DeviceTensor& out, const DeviceTensor& bias,
 void launch_softmax_rows(const OpNode& node, const void* in, DType in_dtype, void* out,
                          DType out_dtype, int64_t rows, int64_t cols, bool log, int64_t causal_rows,
                          cudaStream_t s);
+// Fused attention forward (f16/bf16, head dims E == Ev in {64, 128}, 16-byte aligned pointers):
+// o [B, L, Ev] = softmax(scale * q [B, L, E] k^T + causal mask) v, with k [B or 1, S, E] and
+// v [B or 1, S, Ev] (a broadcast operand has no batch dim). Returns false, launching nothing,
+// when the arguments are outside what the kernel supports.
+bool launch_flash_attention(DType dtype, const void* q, const void* k, const void* v, void* o,
+                            int64_t B, int64_t L, int64_t S, int64_t E, int64_t Ev,
+                            bool k_broadcast, bool v_broadcast, double scale, bool causal,
+                            cudaStream_t s);
 // Geometry of a convolution with up to 3 spatial dims, padded at the front to 3 (D, H, W) with
 // size 1, stride 1, padding 0, dilation 1.
 struct ConvGeom {

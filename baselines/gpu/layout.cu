@@ -37,14 +37,17 @@ __global__ void permute_kernel(const W* __restrict__ x, W* __restrict__ y, int64
   }
 }
 
+// One row of the last two dims per block iteration: the row's position r in its L x S matrix is
+// found once per row, not per element.
 template <class T>
-__global__ void causal_fill_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, int64_t L,
-                                   int64_t S, T value) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t c = i % S;
-    const int64_t r = (i / S) % L;
-    y[i] = c > r ? value : x[i];
+__global__ void causal_fill_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows,
+                                   int64_t L, int64_t S, T value) {
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int64_t r = row % L;
+    const T* xr = x + row * S;
+    T* yr = y + row * S;
+    for (int64_t c = threadIdx.x; c < S; c += blockDim.x)
+      yr[c] = c > r ? value : xr[c];
   }
 }
 
@@ -191,8 +194,10 @@ void op_layout(Context& ctx, const OpNode& node, std::span<const DeviceTensor> i
       return;
     const double value = attr_double(node.attrs, "value", -HUGE_VAL);
     KB_DISPATCH_FLOAT(x.dtype, node, {
-      causal_fill_kernel<T><<<grid_for(n, 256), 256, 0, s>>>(
-          static_cast<const T*>(x.data), static_cast<T*>(out.data), n, L, S,
+      const int64_t rows = n / S;
+      const int block = S >= 256 ? 256 : (S >= 128 ? 128 : 64);
+      causal_fill_kernel<T><<<static_cast<int>(std::min<int64_t>(rows, 1 << 20)), block, 0, s>>>(
+          static_cast<const T*>(x.data), static_cast<T*>(out.data), rows, L, S,
           static_cast<T>(static_cast<Acc<T>>(value)));
     });
     KB_CUDA_CHECK_LAUNCH();

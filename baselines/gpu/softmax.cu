@@ -1,5 +1,6 @@
-// softmax / log_softmax: one block per contiguous row (online max/sum, then one write pass), or one
-// thread per column when the softmax dim is not the last; also the attention softmax.
+// softmax / log_softmax: one warp per contiguous row of up to 1024 values (held in registers), one
+// block per longer row (online max/sum, then one write pass), or one thread per column when the
+// softmax dim is not the last; also the attention softmax.
 #include "kernel_common.cuh"
 
 namespace kb::gpu {
@@ -101,6 +102,62 @@ __global__ void softmax_rows_kernel(const Tin* __restrict__ x, Tout* __restrict_
   }
 }
 
+// Rows of at most 32 * VPL columns: one warp per row, the row held in registers (one read of the
+// input), statistics merged by shuffles; same masking and NaN rules as softmax_rows_kernel.
+template <class Tin, class Tout, int VPL>
+__global__ void softmax_warp_rows_kernel(const Tin* __restrict__ x, Tout* __restrict__ y,
+                                         int64_t rows, int cols, bool log, int64_t causal_rows) {
+  using A = Acc<Tin>;
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = int64_t{gridDim.x} * (blockDim.x >> 5);
+  for (int64_t row = blockIdx.x * int64_t{blockDim.x >> 5} + (threadIdx.x >> 5); row < rows;
+       row += warps) {
+    const Tin* xr = x + row * cols;
+    Tout* yr = y + row * cols;
+    const int limit =
+        causal_rows > 0 ? static_cast<int>(std::min<int64_t>(cols, row % causal_rows + 1)) : cols;
+    A v[VPL];
+#pragma unroll
+    for (int j = 0; j < VPL; ++j) {
+      const int c = lane + j * 32;
+      v[j] = c < limit ? to_acc(xr[c]) : neg_inf<A>();
+    }
+    MaxSum<A> st{neg_inf<A>(), A(0)};
+#pragma unroll
+    for (int j = 0; j < VPL; ++j) {
+      if (v[j] != v[j]) {
+        st.m = v[j]; // NaN poisons the row, as in PyTorch
+        st.s = v[j];
+      } else if (st.m == st.m) {
+        st.add(v[j]);
+      }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+      const A bm = __shfl_xor_sync(0xffffffffu, st.m, o);
+      const A bs = __shfl_xor_sync(0xffffffffu, st.s, o);
+      if (bm != bm || st.m != st.m) {
+        st.m = st.m != st.m ? st.m : bm;
+        st.s = st.m;
+      } else {
+        st.merge(bm, bs);
+      }
+    }
+    const A m = st.m, log_s = d_log(st.s), inv_s = A(1) / st.s;
+#pragma unroll
+    for (int j = 0; j < VPL; ++j) {
+      const int c = lane + j * 32;
+      if (c >= cols)
+        break;
+      A r;
+      if (c >= limit)
+        r = log ? neg_inf<A>() : A(0);
+      else
+        r = log ? v[j] - m - log_s : d_exp(v[j] - m) * inv_s;
+      yr[c] = from_acc<Tout>(r);
+    }
+  }
+}
+
 // Softmax over the middle dim of [outer, R, inner]: one thread per (outer, inner) column.
 template <class T>
 __global__ void softmax_cols_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t outer,
@@ -135,10 +192,25 @@ __global__ void softmax_cols_kernel(const T* __restrict__ x, T* __restrict__ y, 
 template <class Tin, class Tout>
 void launch_rows(const void* in, void* out, int64_t rows, int64_t cols, bool log,
                  int64_t causal_rows, cudaStream_t s) {
-  const int block = cols >= 4096 ? 512 : (cols >= 512 ? 256 : 128);
-  const int grid = static_cast<int>(std::min<int64_t>(rows, 1 << 20));
-  softmax_rows_kernel<Tin, Tout><<<grid, block, 0, s>>>(
-      static_cast<const Tin*>(in), static_cast<Tout*>(out), rows, cols, log, causal_rows);
+  const auto* x = static_cast<const Tin*>(in);
+  auto* y = static_cast<Tout*>(out);
+  if (cols <= 1024) {
+    // Four rows per 128-thread block.
+    const int grid = static_cast<int>(std::min<int64_t>((rows + 3) / 4, 1 << 20));
+    const int c = static_cast<int>(cols);
+    if (cols <= 128)
+      softmax_warp_rows_kernel<Tin, Tout, 4><<<grid, 128, 0, s>>>(x, y, rows, c, log, causal_rows);
+    else if (cols <= 256)
+      softmax_warp_rows_kernel<Tin, Tout, 8><<<grid, 128, 0, s>>>(x, y, rows, c, log, causal_rows);
+    else if (cols <= 512)
+      softmax_warp_rows_kernel<Tin, Tout, 16><<<grid, 128, 0, s>>>(x, y, rows, c, log, causal_rows);
+    else
+      softmax_warp_rows_kernel<Tin, Tout, 32><<<grid, 128, 0, s>>>(x, y, rows, c, log, causal_rows);
+  } else {
+    const int block = cols >= 4096 ? 512 : (cols >= 512 ? 256 : 128);
+    const int grid = static_cast<int>(std::min<int64_t>(rows, 1 << 20));
+    softmax_rows_kernel<Tin, Tout><<<grid, block, 0, s>>>(x, y, rows, cols, log, causal_rows);
+  }
   KB_CUDA_CHECK_LAUNCH();
 }
 

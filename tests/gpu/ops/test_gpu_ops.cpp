@@ -59,6 +59,20 @@ std::vector<Case> cases() {
       {{2, 9, 16}, {2, 9, 16}, {2, 9, 8}}, {}, "causal");
   add("scaled_dot_product_attention", {{"causal", true}}, {{2, 6, 8}, {2, 11, 8}, {2, 11, 8}}, {},
       "causal_rect");
+  // Shapes for the fused f16/bf16 kernel (head dim 64 or 128): partial query and key tiles,
+  // causal diagonal tiles next to unmasked ones, L != S both ways, and k/v without batch dims.
+  add("scaled_dot_product_attention", {}, {{2, 3, 70, 64}, {2, 3, 130, 64}, {2, 3, 130, 64}}, {},
+      "fused_partial_tiles");
+  add("scaled_dot_product_attention", {{"causal", true}},
+      {{2, 2, 100, 64}, {2, 2, 100, 64}, {2, 2, 100, 64}}, {}, "fused_causal");
+  add("scaled_dot_product_attention", {{"causal", true}},
+      {{1, 2, 40, 128}, {1, 2, 90, 128}, {1, 2, 90, 128}}, {}, "fused_causal_short_q_d128");
+  add("scaled_dot_product_attention", {{"causal", true}, {"scale", 0.2}},
+      {{1, 2, 150, 64}, {1, 2, 70, 64}, {1, 2, 70, 64}}, {}, "fused_causal_long_q");
+  add("scaled_dot_product_attention", {}, {{1, 2, 130, 128}, {1, 2, 130, 128}, {1, 2, 130, 128}},
+      {}, "fused_d128");
+  add("scaled_dot_product_attention", {}, {{2, 3, 50, 64}, {50, 64}, {50, 64}}, {},
+      "fused_broadcast_kv");
   // Convolution and pooling.
   add("conv1d", {{"stride", int64_t{2}}, {"padding", int64_t{1}}, {"dilation", int64_t{2}}},
       {{2, 4, 20}, {6, 4, 3}, {6}});
@@ -181,6 +195,8 @@ std::vector<Case> cases() {
   add("softmax", {{"dim", int64_t{-1}}}, {{5, 37}}, {uni(-5, 5)}, "last");
   add("softmax", {{"dim", int64_t{1}}}, {{3, 6, 7}}, {uni(-5, 5)}, "middle");
   add("log_softmax", {{"dim", int64_t{-1}}}, {{4, 1500}}, {uni(-5, 5)}, "last");
+  add("softmax", {{"dim", int64_t{-1}}}, {{70, 700}}, {uni(-5, 5)}, "warp_rows_32");
+  add("log_softmax", {{"dim", int64_t{-1}}}, {{9, 200}}, {uni(-5, 5)}, "warp_rows_8");
   add("log_softmax", {{"dim", int64_t{0}}}, {{6, 5}}, {uni(-5, 5)}, "first");
   add("cumsum", {{"dim", int64_t{-1}}}, {{3, 2500}}, {}, "last");
   add("cumsum", {{"dim", int64_t{1}}}, {{3, 5, 7}}, {}, "middle");
@@ -195,6 +211,7 @@ std::vector<Case> cases() {
   add("slice", {{"dim", int64_t{1}}, {"start", int64_t{2}}, {"end", int64_t{-1}}}, {{3, 7, 4}});
   add("masked_fill_causal", {}, {{2, 5, 7}});
   add("masked_fill_causal", {{"value", -3.0}}, {{4, 6}}, {}, "value");
+  add("masked_fill_causal", {}, {{2, 3, 9, 300}}, {}, "long_rows");
   return c;
 }
 
