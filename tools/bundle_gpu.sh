@@ -2,12 +2,19 @@
 # Packs a built tree for a GPU machine that has the CUDA driver and toolkit but not every library
 # this build links: copies build/bin (debug info stripped), the CTest files, and the shared
 # libraries the GPU machine may lack into DEST/build, keeping paths so CTest runs there unchanged.
-# Usage: tools/bundle_gpu.sh [BUILD_DIR] [DEST]   (defaults: build .carry)
+# Usage: tools/bundle_gpu.sh [BUILD_DIR] [DEST] [--pack]   (defaults: build .carry)
+#   --pack: also compress the bundle into DEST/build.tar.xz and drop the folder (unpack on the GPU
+#   machine with `tar -xJf DEST/build.tar.xz -C DEST`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=${1:-build}
-dest=${2:-.carry}
-rm -rf "$dest/build"
+pack=0
+args=()
+for a in "$@"; do
+  if [ "$a" = --pack ]; then pack=1; else args+=("$a"); fi
+done
+build=${args[0]:-build}
+dest=${args[1]:-.carry}
+rm -rf "$dest/build" "$dest/build.tar.xz"
 mkdir -p "$dest/build/bin/lib"
 # CTest metadata (absolute paths inside point at this checkout's build dir).
 (cd "$build" && find . \( -name CTestTestfile.cmake -o -name '*_tests.cmake' -o -name '*_include.cmake' \) -print0 |
@@ -23,3 +30,8 @@ for f in "$build"/bin/*; do
   ldd "$f" 2>/dev/null | awk '/=>/ {print $3}' | grep -E 'yaml-cpp|spdlog|xxhash|libfmt|benchmark|httplib' || true
 done | sort -u | while read -r lib; do cp -L "$lib" "$dest/build/bin/lib/"; done
 du -sh "$dest/build"
+if [ $pack = 1 ]; then
+  tar -cJf "$dest/build.tar.xz" -C "$dest" build
+  rm -rf "$dest/build"
+  du -sh "$dest/build.tar.xz"
+fi
