@@ -20,5 +20,15 @@ execute_process(COMMAND git -C ${PROJECT_SOURCE_DIR} rev-parse --short=12 HEAD
 if(NOT KB_GIT_COMMIT)
   set(KB_GIT_COMMIT "unknown")
 endif()
+# A new commit re-runs the configure step, so the commit that `kbench --version` and every stored
+# run report is the one built, not the one first configured.
+if(EXISTS ${PROJECT_SOURCE_DIR}/.git/HEAD)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/.git/HEAD)
+  file(READ ${PROJECT_SOURCE_DIR}/.git/HEAD kb_git_head)
+  if(kb_git_head MATCHES "^ref: ([^\n]+)" AND EXISTS ${PROJECT_SOURCE_DIR}/.git/${CMAKE_MATCH_1})
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+                                           ${PROJECT_SOURCE_DIR}/.git/${CMAKE_MATCH_1})
+  endif()
+endif()
 # Every executable lands in build/bin so kbench finds kbench-worker beside itself.
 set(CMAKE_RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
