@@ -2,7 +2,7 @@
 """Unit tests for the PyTorch-free parts of tools/torch_crosscheck.py: slice plans, exact reads,
 merging of per-slice statistics, dump size estimates, mount lookup and the default work folder.
 
-Run: python3 -m unittest tools/test_torch_crosscheck.py
+Run: python3 tests/unit/tools/test_torch_crosscheck.py (CTest runs it under the unit label)
 """
 import io
 import math
@@ -12,7 +12,8 @@ import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "tools"))
 import torch_crosscheck as xc  # noqa: E402
 
 
