@@ -34,9 +34,9 @@ template <int D> constexpr int tiles_per_warp() {
 template <int D> struct Geometry {
   static constexpr int rows = 16 * k_warps * tiles_per_warp<D>(); // query rows per block
   static constexpr int pitch = D + 8;
-  static constexpr int kv_tile = k_keys * pitch;                       // elements per K/V tile
+  static constexpr int kv_tile = k_keys * pitch;                      // elements per K/V tile
   static constexpr int smem_bytes = (rows * pitch + 4 * kv_tile) * 2; // Q, 2 x K, 2 x V
-  static constexpr int chunks = D / 8;                                 // 16-byte chunks per row
+  static constexpr int chunks = D / 8;                                // 16-byte chunks per row
   static_assert(D % 16 == 0 && (pitch * 2) % 128 == 16, "pitch must be 16 mod 128 bytes");
   static_assert(rows % k_min_rows == 0 && rows >= k_min_rows, "whole m16 row tiles per warp");
 };
@@ -149,9 +149,10 @@ __device__ __forceinline__ void load_tile(T* dst, const T* src, int r0, int n, i
   }
 }
 
+// Two blocks per SM: head dim 64 holds two row tiles of O and S per thread (246 registers), head
+// dim 128 one row tile of a twice as wide O (243 registers); neither spills.
 template <class T, int D>
-__global__ void __launch_bounds__(k_threads, D == 64 ? 2 : 2)
-    flash_attention_kernel(FlashParams p) {
+__global__ void __launch_bounds__(k_threads, 2) flash_attention_kernel(FlashParams p) {
   using G = Geometry<D>;
   constexpr int P = G::pitch;
   constexpr int NT = tiles_per_warp<D>(); // m16 row tiles per warp
