@@ -22,16 +22,6 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-if [ -z "$build" ]; then
-  if [ -d "$root/.carry/build" ]; then build=$root/.carry/build; else build=$root/build; fi
-fi
-build=$(cd "$build" && pwd)
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-summary=$out/summary.log
-: >"$summary"
-note() { echo "$*" | tee -a "$summary"; }
-status=0
 . "$root/tools/gpu_env.sh"
 bin=$build/bin
 kbench=$bin/kbench

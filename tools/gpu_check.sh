@@ -8,21 +8,10 @@ set -uo pipefail
 out=${1:?usage: tools/gpu_check.sh OUTDIR [BUILD_DIR]}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${2:-}
-if [ -z "$build" ]; then
-  if [ -d "$root/.carry/build" ]; then build=$root/.carry/build; else build=$root/build; fi
-fi
-build=$(cd "$build" && pwd)
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-summary=$out/summary.log
-: >"$summary"
-note() { echo "$*" | tee -a "$summary"; }
-
 . "$root/tools/gpu_env.sh"
 export KB_CACHE_DIR=$out/cache
 bin=$build/bin
 kbench=$bin/kbench
-status=0
 
 note "kbench GPU check, $(date -u +%FT%TZ), build $build"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$summary" 2>&1

@@ -1,6 +1,18 @@
-# Sourced by the GPU check scripts: makes a build made elsewhere usable on this GPU machine.
-# Expects $root (checkout), $build (build dir), $out (log dir), $status and a `note` function;
-# exports PATH, LD_LIBRARY_PATH and KB_REQUIRE_GPU and defines `step`.
+# Sourced by the GPU check scripts: resolves the build and log folders, starts OUTDIR/summary.log
+# and makes a build made elsewhere usable on this GPU machine.
+# Expects $root (checkout), $out (log dir) and $build (build dir; empty: .carry/build when a bundle
+# from tools/bundle_gpu.sh is there, else build/). Sets $summary and $status=0, defines `note` and
+# `step`, exports PATH, LD_LIBRARY_PATH and KB_REQUIRE_GPU.
+if [ -z "$build" ]; then
+  if [ -d "$root/.carry/build" ]; then build=$root/.carry/build; else build=$root/build; fi
+fi
+build=$(cd "$build" && pwd)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+summary=$out/summary.log
+: >"$summary"
+note() { echo "$*" | tee -a "$summary"; }
+status=0
 
 # A build made elsewhere records its source and build paths (CTest files, KB_SOURCE_DIR): make
 # those paths resolve here.

@@ -26,12 +26,13 @@ so fp32 problems are timed at the precision kbench's baselines are held to ("pre
 """
 import argparse
 import contextlib
-import inspect
 import json
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from torch_crosscheck import sdpa_context_factory  # same folder; needs no PyTorch to import
 
 
 def fail(msg):
@@ -82,27 +83,6 @@ def stats(times, hardware, precision):
     }
 
 
-def sdpa_math_context(torch):
-    """A zero-argument callable returning a context manager that restricts
-    scaled_dot_product_attention to its math backend; exits with an error when this PyTorch
-    cannot select it."""
-    try:
-        from torch.nn.attention import SDPBackend, sdpa_kernel  # PyTorch >= 2.3
-        return lambda: sdpa_kernel(SDPBackend.MATH)
-    except ImportError:
-        pass
-    legacy = getattr(torch.backends.cuda, "sdp_kernel", None)  # before torch.nn.attention
-    if legacy is None:
-        fail(f"--strict-fp32 needs a PyTorch that can select scaled_dot_product_attention's math "
-             f"backend (2.0 or later); this is PyTorch {torch.__version__}")
-    # Only the math backend: every fused backend this version knows of is switched off.
-    wanted = {"enable_math": True, "enable_flash": False, "enable_mem_efficient": False,
-              "enable_cudnn": False}
-    accepted = inspect.signature(legacy).parameters
-    flags = {k: v for k, v in wanted.items() if k in accepted}
-    return lambda: legacy(**flags)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kbench", default="build/bin/kbench")
@@ -135,7 +115,11 @@ def main():
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
         torch.set_float32_matmul_precision("highest")
-        precision, timed_context = "strict-fp32", sdpa_math_context(torch)
+        try:
+            timed_context = sdpa_context_factory(torch, "math")
+        except RuntimeError as e:
+            fail(f"--strict-fp32: {e}")
+        precision = "strict-fp32"
     else:
         precision, timed_context = "default", contextlib.nullcontext
     flush = torch.empty(256 * 1024 * 1024 // 4, dtype=torch.float32, device="cuda")

@@ -194,19 +194,27 @@ __global__ void binary_flat_kernel(const T* __restrict__ a, const T* __restrict_
     y[i] = from_acc<T>(apply_binary(op, to_acc(a[i]), to_acc(b[i])));
 }
 
+// Offsets into a and b of output element i (32-bit index math, multiply-high division).
+__device__ __forceinline__ void bcast_offsets32(const BroadcastIndex& ix, uint32_t i, uint32_t& oa,
+                                                uint32_t& ob) {
+  uint32_t rem = i;
+  oa = ob = 0;
+  for (int d = ix.rank - 1; d >= 0; --d) {
+    const uint32_t q = ix.div[d].div(rem);
+    const uint32_t c = rem - q * static_cast<uint32_t>(ix.shape[d]);
+    oa += c * static_cast<uint32_t>(ix.sa[d]);
+    ob += c * static_cast<uint32_t>(ix.sb[d]);
+    rem = q;
+  }
+}
+
 // 32-bit index math with multiply-high division (n < 2^31).
 template <class T>
 __global__ void binary_bcast32_kernel(const T* __restrict__ a, const T* __restrict__ b,
                                       T* __restrict__ y, uint32_t n, Binary op, BroadcastIndex ix) {
   for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-    uint32_t rem = i, oa = 0, ob = 0;
-    for (int d = ix.rank - 1; d >= 0; --d) {
-      const uint32_t q = ix.div[d].div(rem);
-      const uint32_t c = rem - q * static_cast<uint32_t>(ix.shape[d]);
-      oa += c * static_cast<uint32_t>(ix.sa[d]);
-      ob += c * static_cast<uint32_t>(ix.sb[d]);
-      rem = q;
-    }
+    uint32_t oa, ob;
+    bcast_offsets32(ix, i, oa, ob);
     y[i] = from_acc<T>(apply_binary(op, to_acc(a[oa]), to_acc(b[ob])));
   }
 }
@@ -237,14 +245,8 @@ __global__ void binary_bcast_packed_kernel(const T* __restrict__ a, const T* __r
                                            BroadcastIndex ix, bool a_pack, bool b_pack) {
   constexpr int P = k_pack<T>;
   for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < packs; i += gridDim.x * blockDim.x) {
-    uint32_t rem = i, oa = 0, ob = 0;
-    for (int d = ix.rank - 1; d >= 0; --d) {
-      const uint32_t q = ix.div[d].div(rem);
-      const uint32_t c = rem - q * static_cast<uint32_t>(ix.shape[d]);
-      oa += c * static_cast<uint32_t>(ix.sa[d]);
-      ob += c * static_cast<uint32_t>(ix.sb[d]);
-      rem = q;
-    }
+    uint32_t oa, ob;
+    bcast_offsets32(ix, i, oa, ob);
     Pack16<T> pa, pb;
     if (a_pack)
       pa = *reinterpret_cast<const Pack16<T>*>(a + oa);

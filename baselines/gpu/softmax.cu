@@ -28,6 +28,28 @@ template <class A> struct MaxSum {
         (bm == neg_inf<A>() ? A(0) : bs * d_exp(bm - nm));
     m = nm;
   }
+  // add() for one input value; a NaN poisons the state for good, as in PyTorch.
+  __device__ __forceinline__ void push(A x) {
+    if (x != x) {
+      m = x;
+      s = x;
+    } else if (m == m) {
+      add(x);
+    }
+  }
+  // Merges the states of the 32 lanes of a warp (every lane ends with the result).
+  __device__ __forceinline__ void warp_merge() {
+    for (int o = 16; o > 0; o >>= 1) {
+      const A bm = __shfl_xor_sync(0xffffffffu, m, o);
+      const A bs = __shfl_xor_sync(0xffffffffu, s, o);
+      if (bm != bm || m != m) {
+        m = m != m ? m : bm;
+        s = m;
+      } else {
+        merge(bm, bs);
+      }
+    }
+  }
 };
 
 template <class Tin, class Tout>
@@ -42,24 +64,9 @@ __global__ void softmax_rows_kernel(const Tin* __restrict__ x, Tout* __restrict_
     const int64_t limit = causal_rows > 0 ? std::min<int64_t>(cols, row % causal_rows + 1) : cols;
     MaxSum<A> st{neg_inf<A>(), A(0)};
     for (int64_t c = threadIdx.x; c < limit; c += blockDim.x) {
-      const A v = to_acc(xr[c]);
-      if (v != v) {
-        st.m = v; // NaN poisons the row, as in PyTorch
-        st.s = v;
-      } else if (st.m == st.m) {
-        st.add(v);
-      }
+      st.push(to_acc(xr[c]));
     }
-    for (int o = 16; o > 0; o >>= 1) {
-      const A bm = __shfl_xor_sync(0xffffffffu, st.m, o);
-      const A bs = __shfl_xor_sync(0xffffffffu, st.s, o);
-      if (bm != bm || st.m != st.m) {
-        st.m = st.m != st.m ? st.m : bm;
-        st.s = st.m;
-      } else {
-        st.merge(bm, bs);
-      }
-    }
+    st.warp_merge();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     __syncthreads();
     if (lane == 0) {
@@ -70,16 +77,7 @@ __global__ void softmax_rows_kernel(const Tin* __restrict__ x, Tout* __restrict_
     if (warp == 0) {
       const int warps = blockDim.x >> 5;
       MaxSum<A> t{lane < warps ? sm[lane] : neg_inf<A>(), lane < warps ? ss[lane] : A(0)};
-      for (int o = 16; o > 0; o >>= 1) {
-        const A bm = __shfl_xor_sync(0xffffffffu, t.m, o);
-        const A bs = __shfl_xor_sync(0xffffffffu, t.s, o);
-        if (bm != bm || t.m != t.m) {
-          t.m = t.m != t.m ? t.m : bm;
-          t.s = t.m;
-        } else {
-          t.merge(bm, bs);
-        }
-      }
+      t.warp_merge();
       if (lane == 0) {
         sm[0] = t.m;
         ss[0] = t.s;
@@ -125,23 +123,9 @@ __global__ void softmax_warp_rows_kernel(const Tin* __restrict__ x, Tout* __rest
     MaxSum<A> st{neg_inf<A>(), A(0)};
 #pragma unroll
     for (int j = 0; j < VPL; ++j) {
-      if (v[j] != v[j]) {
-        st.m = v[j]; // NaN poisons the row, as in PyTorch
-        st.s = v[j];
-      } else if (st.m == st.m) {
-        st.add(v[j]);
-      }
+      st.push(v[j]);
     }
-    for (int o = 16; o > 0; o >>= 1) {
-      const A bm = __shfl_xor_sync(0xffffffffu, st.m, o);
-      const A bs = __shfl_xor_sync(0xffffffffu, st.s, o);
-      if (bm != bm || st.m != st.m) {
-        st.m = st.m != st.m ? st.m : bm;
-        st.s = st.m;
-      } else {
-        st.merge(bm, bs);
-      }
-    }
+    st.warp_merge();
     const A m = st.m, log_s = d_log(st.s), inv_s = A(1) / st.s;
 #pragma unroll
     for (int j = 0; j < VPL; ++j) {
