@@ -132,6 +132,9 @@ cudaStream_t Context::stream() const {
 bool Context::allow_tf32() const {
   return m_impl->allow_tf32;
 }
+void Context::set_cudnn_pool_softmax(bool on) {
+  m_impl->cudnn_pool_softmax = on;
+}
 Context::Impl& Context::impl() {
   return *m_impl;
 }
@@ -168,6 +171,19 @@ Plan* Context::Impl::put_plan(std::string key, std::unique_ptr<Plan> plan) {
 }
 
 // ----- helpers --------------------------------------------------------------------------------
+
+cudnnDataType_t cudnn_data_type(DType t) {
+  switch (t) {
+  case DType::f16:
+    return CUDNN_DATA_HALF;
+  case DType::bf16:
+    return CUDNN_DATA_BFLOAT16;
+  case DType::f64:
+    return CUDNN_DATA_DOUBLE;
+  default:
+    return CUDNN_DATA_FLOAT;
+  }
+}
 
 void op_fail(const OpNode& node, const std::string& message) {
   throw Error(fmt::format("{}: GPU reference: {}", node.op, message));

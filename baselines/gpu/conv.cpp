@@ -38,19 +38,6 @@ struct ConvPlan : Plan {
 
 constexpr std::size_t k_max_workspace_bytes = std::size_t{4} << 30;
 
-cudnnDataType_t cudnn_type(DType t) {
-  switch (t) {
-  case DType::f16:
-    return CUDNN_DATA_HALF;
-  case DType::bf16:
-    return CUDNN_DATA_BFLOAT16;
-  case DType::f64:
-    return CUDNN_DATA_DOUBLE;
-  default:
-    return CUDNN_DATA_FLOAT;
-  }
-}
-
 std::string dims_key(const int64_t* v) {
   return fmt::format("{}x{}x{}", v[0], v[1], v[2]);
 }
@@ -71,7 +58,8 @@ void set_tensor(const OpNode& node, cudnnTensorDescriptor_t d, DType t, int64_t 
   }
   if (s >= (int64_t{1} << 31))
     op_fail(node, "tensor too large for cuDNN's 32-bit descriptors");
-  KB_CUDNN_CHECK(cudnnSetTensorNdDescriptor(d, cudnn_type(t), nb, dims.data(), strides.data()));
+  KB_CUDNN_CHECK(
+      cudnnSetTensorNdDescriptor(d, cudnn_data_type(t), nb, dims.data(), strides.data()));
 }
 
 // Fills the plan's descriptors; the filter is [k0, k1, kernel...].
@@ -93,7 +81,7 @@ void make_descriptors(const OpNode& node, ConvPlan& p, DType t, const ConvGeom& 
     strides.push_back(static_cast<int>(g.stride[i]));
     dils.push_back(static_cast<int>(g.dil[i]));
   }
-  KB_CUDNN_CHECK(cudnnSetFilterNdDescriptor(p.w, cudnn_type(t), CUDNN_TENSOR_NCHW,
+  KB_CUDNN_CHECK(cudnnSetFilterNdDescriptor(p.w, cudnn_data_type(t), CUDNN_TENSOR_NCHW,
                                             static_cast<int>(fdims.size()), fdims.data()));
   KB_CUDNN_CHECK(cudnnSetConvolutionNdDescriptor(
       p.conv, ns, pads.data(), strides.data(), dils.data(), CUDNN_CROSS_CORRELATION,

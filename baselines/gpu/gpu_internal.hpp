@@ -35,6 +35,7 @@ struct Plan {
 struct Context::Impl {
   cudaStream_t stream = nullptr;
   bool allow_tf32 = false;
+  bool cudnn_pool_softmax = false; // pooling and softmax through cuDNN where it supports them
   int device = 0;
   int sm_count = 0;
   cublasHandle_t cublas = nullptr;
@@ -120,6 +121,21 @@ void launch_transposed_filter_as_forward(const OpNode& node, const DeviceTensor&
                                          const ConvGeom& g, cudaStream_t s);
 // dst = src (same dtype); a plain device copy on the stream.
 void copy_tensor(const DeviceTensor& src, const DeviceTensor& dst, cudaStream_t s);
+
+// cuDNN's data type for a kbench dtype (f32, f16, bf16, f64).
+cudnnDataType_t cudnn_data_type(DType t);
+// Pooling geometry (1-D pools as height 1) for cudnn_pool.
+struct CudnnPoolArgs {
+  int64_t H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
+  bool count_include_pad, is_max;
+};
+// cuDNN pooling (x [N, C, H, W] as given by `a`) and softmax over the middle dim of
+// [outer, R, inner]; each returns false, doing nothing, where cuDNN does not support the case
+// (dilation, ceil_mode output sizes, 32-bit limits), leaving it to the own kernel.
+bool cudnn_pool(Context& ctx, const OpNode& node, const DeviceTensor& x, const DeviceTensor& out,
+                const CudnnPoolArgs& a);
+bool cudnn_softmax(Context& ctx, const OpNode& node, const DeviceTensor& x, const DeviceTensor& out,
+                   int64_t outer, int64_t R, int64_t inner, bool log);
 
 // ----- small host helpers ---------------------------------------------------------------------
 

@@ -34,8 +34,9 @@ std::optional<double> torch_time_ms(const nlohmann::json& times, const std::stri
 
 class Bench {
 public:
-  Bench(const kb::Problem& p, std::optional<double> torch_ms, bool as_f64, bool per_op)
-      : m_p(p), m_torch_ms(torch_ms), m_as_f64(as_f64), m_per_op(per_op) {}
+  Bench(const kb::Problem& p, std::optional<double> torch_ms, bool as_f64, bool per_op,
+        bool cudnn_ops)
+      : m_p(p), m_torch_ms(torch_ms), m_as_f64(as_f64), m_per_op(per_op), m_cudnn_ops(cudnn_ops) {}
 
   void operator()(benchmark::State& state) const {
     try {
@@ -71,6 +72,7 @@ private:
       }
       DeviceBuffer flush(k_flush_bytes);
       kb::gpu::Context ctx(s, m_p.precision.allow_tf32);
+      ctx.set_cudnn_pool_softmax(m_cudnn_ops);
       kb::gpu::GraphRunner runner(ctx, m_p, m_as_f64);
       runner.run(inputs, outputs); // warm-up: plans, algorithm choice, workspace growth
       KB_CUDA_CHECK(cudaStreamSynchronize(s));
@@ -117,6 +119,7 @@ private:
   std::optional<double> m_torch_ms;
   bool m_as_f64 = false;
   bool m_per_op = false;
+  bool m_cudnn_ops = false;
 };
 
 // Takes "--name=value" out of argv (Google Benchmark rejects flags it does not know).
@@ -144,6 +147,9 @@ int main(int argc, char** argv) {
   const bool as_f64 = take_flag(argc, argv, "f64").value_or("0") == "1";
   // --per_op=1 also prints each op's mean time (stderr lines starting "per-op").
   const bool per_op = take_flag(argc, argv, "per_op").value_or("0") == "1";
+  // --cudnn_ops=1 runs pooling and softmax through cuDNN (where supported) instead of the own
+  // kernels, to compare the two.
+  const bool cudnn_ops = take_flag(argc, argv, "cudnn_ops").value_or("0") == "1";
   benchmark::Initialize(&argc, argv);
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
@@ -174,7 +180,7 @@ int main(int argc, char** argv) {
     if (p.provenance.source == "kernelbench")
       torch_ms = torch_time_ms(times, p.provenance.ref);
     benchmark::RegisterBenchmark((as_f64 ? p.id + "/f64" : p.id).c_str(),
-                                 Bench(p, torch_ms, as_f64, per_op))
+                                 Bench(p, torch_ms, as_f64, per_op, cudnn_ops))
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond)
         ->Iterations(as_f64 ? 2 : 20);

@@ -318,6 +318,31 @@ TEST_F(GpuOpsTest, EveryOpMatchesCpuReferenceInEveryDtype) {
   EXPECT_GT(checked, 300);
 }
 
+// The cuDNN alternatives for pooling and softmax against the same float64 CPU references (cases
+// cuDNN does not support, such as dilation or ceil_mode sizes, fall back to the own kernels).
+TEST_F(GpuOpsTest, CudnnPoolingAndSoftmaxMatchCpuReference) {
+  Stream stream;
+  Context ctx(stream.get());
+  ctx.set_cudnn_pool_softmax(true);
+  int checked = 0;
+  for (const Case& k : cases()) {
+    if (!k.op.ends_with("pool1d") && !k.op.ends_with("pool2d") && !k.op.ends_with("softmax"))
+      continue;
+    for (DType dt : k.dtypes) {
+      SCOPED_TRACE(fmt::format("cudnn {} {} {}", k.op, k.label, dtype_name(dt)));
+      std::string err;
+      try {
+        err = run_case(ctx, k, dt);
+      } catch (const Error& e) {
+        err = std::string("threw: ") + e.what();
+      }
+      EXPECT_EQ(err, "");
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 40);
+}
+
 TEST(GpuOpsCoverage, EveryOpHasAGpuReferenceAndATestCase) {
   std::set<std::string> tested;
   for (const Case& k : cases())
