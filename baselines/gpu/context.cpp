@@ -132,8 +132,8 @@ cudaStream_t Context::stream() const {
 bool Context::allow_tf32() const {
   return m_impl->allow_tf32;
 }
-void Context::set_cudnn_pool_softmax(bool on) {
-  m_impl->cudnn_pool_softmax = on;
+void Context::set_prefer_cudnn(bool on) {
+  m_impl->prefer_cudnn = on;
 }
 Context::Impl& Context::impl() {
   return *m_impl;

@@ -1,8 +1,12 @@
-// cuDNN's pooling and softmax as alternatives to the own kernels of pool.cu and softmax.cu. The
-// baseline uses the own kernels by default (faster on the suite's shapes; docs/baselines.md). A
-// Context with set_cudnn_pool_softmax(true) runs these instead wherever cuDNN supports the
-// configuration, so the GPU tests check both against the float64 CPU reference and
-// bench_baselines --cudnn_ops=1 times both. Descriptors are cached per shape in the Context.
+// cuDNN's pooling, softmax (legacy API) and layer/RMS normalisation (backend norm operation) as
+// alternatives to the own kernels of pool.cu, softmax.cu and norm.cu. The baseline uses the own
+// kernels by default (docs/baselines.md compares the two). A Context with set_prefer_cudnn(true)
+// runs these instead wherever cuDNN supports the configuration, so the GPU tests check both
+// against the float64 CPU reference and bench_baselines --cudnn_ops=1 times both. Descriptors and
+// execution plans are cached per shape in the Context.
+#include <array>
+#include <vector>
+
 #include <fmt/format.h>
 
 #include "gpu_internal.hpp"
@@ -53,6 +57,145 @@ struct Scale {
   const void* one(DType t) const { return t == DType::f64 ? static_cast<const void*>(&d1) : &f1; }
   const void* zero(DType t) const { return t == DType::f64 ? static_cast<const void*>(&d0) : &f0; }
 };
+
+// Owner of one backend descriptor.
+class BackendDesc {
+public:
+  BackendDesc() = default;
+  explicit BackendDesc(cudnnBackendDescriptorType_t t) {
+    KB_CUDNN_CHECK(cudnnBackendCreateDescriptor(t, &m_d));
+  }
+  BackendDesc(BackendDesc&& o) noexcept : m_d(o.m_d) { o.m_d = nullptr; }
+  BackendDesc& operator=(BackendDesc&& o) noexcept {
+    std::swap(m_d, o.m_d);
+    return *this;
+  }
+  BackendDesc(const BackendDesc&) = delete;
+  BackendDesc& operator=(const BackendDesc&) = delete;
+  ~BackendDesc() {
+    if (m_d)
+      cudnnBackendDestroyDescriptor(m_d);
+  }
+  cudnnBackendDescriptor_t get() const { return m_d; }
+  // Sets one attribute; false when cuDNN refuses it.
+  template <class V>
+  bool set(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, int64_t count,
+           const V* values) {
+    return cudnnBackendSetAttribute(m_d, name, type, count, values) == CUDNN_STATUS_SUCCESS;
+  }
+  bool finalize() { return cudnnBackendFinalize(m_d) == CUDNN_STATUS_SUCCESS; }
+
+private:
+  cudnnBackendDescriptor_t m_d = nullptr;
+};
+
+struct NormPlan : Plan {
+  bool ok = false;
+  BackendDesc plan;
+  int64_t workspace = 0;
+  bool has_bias = false;
+  float epsilon = 0.0f;
+};
+
+enum : int64_t { k_uid_x = 1, k_uid_y, k_uid_scale, k_uid_bias, k_uid_eps };
+
+// A packed 4-D tensor descriptor (by_value: a host scalar such as epsilon).
+bool make_tensor(BackendDesc& t, int64_t uid, cudnnDataType_t type, std::array<int64_t, 4> dims,
+                 bool by_value = false) {
+  std::array<int64_t, 4> strides{};
+  int64_t s = 1;
+  for (int i = 3; i >= 0; --i) {
+    strides[i] = s;
+    s *= dims[i];
+  }
+  const int64_t alignment = by_value ? 4 : 16;
+  t = BackendDesc(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+  bool ok = t.set(CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type) &&
+            t.set(CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dims.data()) &&
+            t.set(CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, strides.data()) &&
+            t.set(CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid) &&
+            t.set(CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &alignment);
+  if (ok && by_value) {
+    const bool yes = true;
+    ok = t.set(CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &yes);
+  }
+  return ok && t.finalize();
+}
+
+// Builds the inference norm graph for x [rows, cols] (normalised over cols) and the first
+// execution plan cuDNN's heuristics offer that finalises; false when there is none.
+bool build_norm_plan(cudnnHandle_t h, NormPlan& p, bool rms, DType dt, int64_t rows, int64_t cols) {
+  const cudnnDataType_t type = cudnn_data_type(dt);
+  BackendDesc x, y, scale, bias, eps;
+  if (!make_tensor(x, k_uid_x, type, {rows, cols, 1, 1}) ||
+      !make_tensor(y, k_uid_y, type, {rows, cols, 1, 1}) ||
+      !make_tensor(scale, k_uid_scale, type, {1, cols, 1, 1}) ||
+      (p.has_bias && !make_tensor(bias, k_uid_bias, type, {1, cols, 1, 1})) ||
+      !make_tensor(eps, k_uid_eps, CUDNN_DATA_FLOAT, {1, 1, 1, 1}, true))
+    return false;
+  BackendDesc op(CUDNN_BACKEND_OPERATION_NORM_FORWARD_DESCRIPTOR);
+  const cudnnBackendNormMode_t mode = rms ? CUDNN_RMS_NORM : CUDNN_LAYER_NORM;
+  const cudnnBackendNormFwdPhase_t phase = CUDNN_NORM_FWD_INFERENCE;
+  auto desc = [](const BackendDesc& d) { return d.get(); };
+  const cudnnBackendDescriptor_t xd = desc(x), yd = desc(y), sd = desc(scale), bd = desc(bias),
+                                 ed = desc(eps);
+  bool ok =
+      op.set(CUDNN_ATTR_OPERATION_NORM_FWD_MODE, CUDNN_TYPE_NORM_MODE, 1, &mode) &&
+      op.set(CUDNN_ATTR_OPERATION_NORM_FWD_PHASE, CUDNN_TYPE_NORM_FWD_PHASE, 1, &phase) &&
+      op.set(CUDNN_ATTR_OPERATION_NORM_FWD_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &xd) &&
+      op.set(CUDNN_ATTR_OPERATION_NORM_FWD_SCALE_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &sd) &&
+      op.set(CUDNN_ATTR_OPERATION_NORM_FWD_EPSILON_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &ed) &&
+      op.set(CUDNN_ATTR_OPERATION_NORM_FWD_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &yd);
+  if (ok && p.has_bias)
+    ok = op.set(CUDNN_ATTR_OPERATION_NORM_FWD_BIAS_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &bd);
+  if (!ok || !op.finalize())
+    return false;
+  BackendDesc graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
+  const cudnnBackendDescriptor_t opd = op.get();
+  if (!graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &opd) ||
+      !graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h) || !graph.finalize())
+    return false;
+  BackendDesc heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
+  const cudnnBackendDescriptor_t gd = graph.get();
+  const cudnnBackendHeurMode_t heur_mode = CUDNN_HEUR_MODE_A;
+  if (!heur.set(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &gd) ||
+      !heur.set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &heur_mode) ||
+      !heur.finalize())
+    return false;
+  int64_t count = 0;
+  if (cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                               CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count,
+                               nullptr) != CUDNN_STATUS_SUCCESS ||
+      count <= 0)
+    return false;
+  std::vector<BackendDesc> cfgs;
+  std::vector<cudnnBackendDescriptor_t> raw;
+  for (int64_t i = 0; i < count; ++i) {
+    cfgs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
+    raw.push_back(cfgs.back().get());
+  }
+  int64_t got = 0;
+  if (cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                               CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got,
+                               raw.data()) != CUDNN_STATUS_SUCCESS)
+    return false;
+  for (int64_t i = 0; i < got; ++i) {
+    BackendDesc plan(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+    if (!plan.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h) ||
+        !plan.set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                  &raw[i]) ||
+        !plan.finalize())
+      continue;
+    int64_t ws = 0, n = 0;
+    if (cudnnBackendGetAttribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                 CUDNN_TYPE_INT64, 1, &n, &ws) != CUDNN_STATUS_SUCCESS)
+      continue;
+    p.plan = std::move(plan);
+    p.workspace = ws;
+    return true;
+  }
+  return false;
+}
 
 } // namespace
 
@@ -138,6 +281,48 @@ bool cudnn_softmax(Context& ctx, const OpNode& node, const DeviceTensor& x, cons
     KB_CUDNN_CHECK(st);
   }
   (void)node;
+  return true;
+}
+
+bool cudnn_norm(Context& ctx, const OpNode& node, const DeviceTensor& x, const DeviceTensor& out,
+                const void* weight, const void* bias, int64_t rows, int64_t cols, double eps,
+                bool rms) {
+  // cuDNN normalises each row of x [rows, cols, 1, 1] and always scales (layer norm: and
+  // shifts); f64 and missing parameters stay with the own kernels.
+  if (x.dtype == DType::f64 || !weight || (!rms && !bias) || rows <= 0 || cols <= 0)
+    return false;
+  for (const void* ptr :
+       {static_cast<const void*>(x.data), static_cast<const void*>(out.data), weight, bias})
+    if (ptr && reinterpret_cast<uintptr_t>(ptr) % 16 != 0)
+      return false;
+  auto& c = ctx.impl();
+  const std::string key =
+      fmt::format("cudnn_norm:{}:{}:{}x{}:{}", node.op, dtype_name(x.dtype), rows, cols, eps);
+  auto* plan = static_cast<NormPlan*>(c.find_plan(key));
+  if (!plan) {
+    auto p = std::make_unique<NormPlan>();
+    p->has_bias = !rms;
+    p->epsilon = static_cast<float>(eps);
+    p->ok = build_norm_plan(c.cudnn(), *p, rms, x.dtype, rows, cols);
+    plan = static_cast<NormPlan*>(c.put_plan(key, std::move(p)));
+  }
+  if (!plan->ok)
+    return false;
+  std::vector<int64_t> uids = {k_uid_x, k_uid_y, k_uid_scale, k_uid_eps};
+  std::vector<void*> ptrs = {x.data, out.data, const_cast<void*>(weight), &plan->epsilon};
+  if (plan->has_bias) {
+    uids.push_back(k_uid_bias);
+    ptrs.push_back(const_cast<void*>(bias));
+  }
+  void* ws = plan->workspace > 0 ? c.scratch(static_cast<std::size_t>(plan->workspace)) : nullptr;
+  BackendDesc pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
+  if (!pack.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64,
+                static_cast<int64_t>(uids.size()), uids.data()) ||
+      !pack.set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR,
+                static_cast<int64_t>(ptrs.size()), ptrs.data()) ||
+      !pack.set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws) || !pack.finalize())
+    op_fail(node, "cuDNN refused the norm's variant pack");
+  KB_CUDNN_CHECK(cudnnBackendExecute(c.cudnn(), plan->plan.get(), pack.get()));
   return true;
 }
 

@@ -35,7 +35,7 @@ struct Plan {
 struct Context::Impl {
   cudaStream_t stream = nullptr;
   bool allow_tf32 = false;
-  bool cudnn_pool_softmax = false; // pooling and softmax through cuDNN where it supports them
+  bool prefer_cudnn = false; // pooling, softmax, layer/RMS norm through cuDNN where supported
   int device = 0;
   int sm_count = 0;
   cublasHandle_t cublas = nullptr;
@@ -136,6 +136,11 @@ bool cudnn_pool(Context& ctx, const OpNode& node, const DeviceTensor& x, const D
                 const CudnnPoolArgs& a);
 bool cudnn_softmax(Context& ctx, const OpNode& node, const DeviceTensor& x, const DeviceTensor& out,
                    int64_t outer, int64_t R, int64_t inner, bool log);
+// cuDNN's backend norm operation (inference) on x [rows, cols] normalised over cols: layer norm
+// (weight and bias) or, with rms, RMS norm (weight); false where cuDNN has no engine for it.
+bool cudnn_norm(Context& ctx, const OpNode& node, const DeviceTensor& x, const DeviceTensor& out,
+                const void* weight, const void* bias, int64_t rows, int64_t cols, double eps,
+                bool rms);
 
 // ----- small host helpers ---------------------------------------------------------------------
 

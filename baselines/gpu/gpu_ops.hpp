@@ -56,9 +56,9 @@ public:
   Context& operator=(const Context&) = delete;
   cudaStream_t stream() const;
   bool allow_tf32() const;
-  // Pooling and softmax through cuDNN wherever it supports the configuration, instead of the own
-  // kernels the baseline uses by default (for testing and timing the alternative).
-  void set_cudnn_pool_softmax(bool on);
+  // Pooling, softmax and layer/RMS norm through cuDNN wherever it supports the configuration,
+  // instead of the own kernels the baseline uses by default (to test and time the alternative).
+  void set_prefer_cudnn(bool on);
   struct Impl;
   Impl& impl();
 

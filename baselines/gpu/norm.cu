@@ -684,6 +684,9 @@ void run_norm(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in
   }
   if (rows == 0 || cols == 0)
     return;
+  if (c.prefer_cudnn && (node.op == "layer_norm" || node.op == "rms_norm") &&
+      cudnn_norm(ctx, node, x, out, ap.weight, ap.bias, rows, cols, eps, node.op == "rms_norm"))
+    return;
   ap.cols = cols;
   // Split long rows into chunks of at most 64K elements, and further (down to 4K) until there
   // are about four waves of blocks, so that few rows still fill the GPU.

@@ -225,7 +225,7 @@ void op_pool(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
   const int64_t n = out.numel();
   if (n == 0)
     return;
-  if (ctx.impl().cudnn_pool_softmax &&
+  if (ctx.impl().prefer_cudnn &&
       cudnn_pool(ctx, node, x, out,
                  CudnnPoolArgs{p.H, p.W, p.OH, p.OW, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw,
                                p.count_include_pad, is_max}))

@@ -240,7 +240,7 @@ void op_softmax(Context& ctx, const OpNode& node, std::span<const DeviceTensor> 
   const int64_t outer = shape_prod(x.shape, 0, dim);
   const int64_t R = x.shape[dim];
   const int64_t inner = shape_prod(x.shape, dim + 1, x.shape.size());
-  if (ctx.impl().cudnn_pool_softmax && cudnn_softmax(ctx, node, x, out, outer, R, inner, log))
+  if (ctx.impl().prefer_cudnn && cudnn_softmax(ctx, node, x, out, outer, R, inner, log))
     return;
   if (inner == 1) {
     launch_softmax_rows(node, x.data, x.dtype, out.data, out.dtype, outer, R, log, 0, ctx.stream());

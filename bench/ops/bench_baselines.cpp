@@ -72,7 +72,7 @@ private:
       }
       DeviceBuffer flush(k_flush_bytes);
       kb::gpu::Context ctx(s, m_p.precision.allow_tf32);
-      ctx.set_cudnn_pool_softmax(m_cudnn_ops);
+      ctx.set_prefer_cudnn(m_cudnn_ops);
       kb::gpu::GraphRunner runner(ctx, m_p, m_as_f64);
       runner.run(inputs, outputs); // warm-up: plans, algorithm choice, workspace growth
       KB_CUDA_CHECK(cudaStreamSynchronize(s));

@@ -318,15 +318,17 @@ TEST_F(GpuOpsTest, EveryOpMatchesCpuReferenceInEveryDtype) {
   EXPECT_GT(checked, 300);
 }
 
-// The cuDNN alternatives for pooling and softmax against the same float64 CPU references (cases
-// cuDNN does not support, such as dilation or ceil_mode sizes, fall back to the own kernels).
-TEST_F(GpuOpsTest, CudnnPoolingAndSoftmaxMatchCpuReference) {
+// The cuDNN alternatives for pooling, softmax and layer/RMS norm against the same float64 CPU
+// references (cases cuDNN does not support, such as dilation, ceil_mode sizes or norms without
+// weights, fall back to the own kernels).
+TEST_F(GpuOpsTest, CudnnAlternativesMatchCpuReference) {
   Stream stream;
   Context ctx(stream.get());
-  ctx.set_cudnn_pool_softmax(true);
+  ctx.set_prefer_cudnn(true);
   int checked = 0;
   for (const Case& k : cases()) {
-    if (!k.op.ends_with("pool1d") && !k.op.ends_with("pool2d") && !k.op.ends_with("softmax"))
+    if (!k.op.ends_with("pool1d") && !k.op.ends_with("pool2d") && !k.op.ends_with("softmax") &&
+        k.op != "layer_norm" && k.op != "rms_norm")
       continue;
     for (DType dt : k.dtypes) {
       SCOPED_TRACE(fmt::format("cudnn {} {} {}", k.op, k.label, dtype_name(dt)));
