@@ -47,6 +47,21 @@ __global__ void max_pool_kernel(const T* __restrict__ x, T* __restrict__ y, int6
   }
 }
 
+// The input rows [hs, he) and columns [ws, we) that average-pooling output (oh, ow) reads, and its
+// divisor: the window as clipped to the padded input (count_include_pad), else the in-bounds part.
+struct AvgWindow {
+  int64_t hs, he, ws, we, divisor;
+};
+
+__device__ __forceinline__ AvgWindow avg_window(const PoolParams& p, int64_t oh, int64_t ow) {
+  const int64_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
+  const int64_t he = std::min(hs + p.kh, p.H + p.ph), we = std::min(ws + p.kw, p.W + p.pw);
+  AvgWindow w{std::max<int64_t>(hs, 0), std::min(he, p.H), std::max<int64_t>(ws, 0),
+              std::min(we, p.W), 0};
+  w.divisor = p.count_include_pad ? (he - hs) * (we - ws) : (w.he - w.hs) * (w.we - w.ws);
+  return w;
+}
+
 template <class T>
 __global__ void avg_pool_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t planes,
                                 PoolParams p) {
@@ -58,19 +73,12 @@ __global__ void avg_pool_kernel(const T* __restrict__ x, T* __restrict__ y, int6
     const int64_t oh = (i / p.OW) % p.OH;
     const int64_t plane = i / (p.OW * p.OH);
     const T* xp = x + plane * p.H * p.W;
-    int64_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
-    int64_t he = std::min(hs + p.kh, p.H + p.ph), we = std::min(ws + p.kw, p.W + p.pw);
-    const int64_t pool_size = (he - hs) * (we - ws);
-    hs = std::max<int64_t>(hs, 0);
-    ws = std::max<int64_t>(ws, 0);
-    he = std::min(he, p.H);
-    we = std::min(we, p.W);
+    const AvgWindow win = avg_window(p, oh, ow);
     A sum = 0;
-    for (int64_t h = hs; h < he; ++h)
-      for (int64_t w = ws; w < we; ++w)
+    for (int64_t h = win.hs; h < win.he; ++h)
+      for (int64_t w = win.ws; w < win.we; ++w)
         sum += to_acc(xp[h * p.W + w]);
-    const int64_t divisor = p.count_include_pad ? pool_size : (he - hs) * (we - ws);
-    y[i] = from_acc<T>(sum / static_cast<A>(divisor));
+    y[i] = from_acc<T>(sum / static_cast<A>(win.divisor));
   }
 }
 
@@ -152,15 +160,8 @@ __global__ void __launch_bounds__(k_block_x* k_block_y)
         A acc = pad;
         for (int a = 0; a < p.kh; ++a)
           acc = pool_combine<IsMax>(acc, src[a * p.dh * t.tile_w]);
-        if constexpr (!IsMax) {
-          const int64_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
-          const int64_t he = std::min(hs + p.kh, p.H + p.ph), we = std::min(ws + p.kw, p.W + p.pw);
-          int64_t divisor = (he - hs) * (we - ws);
-          if (!p.count_include_pad)
-            divisor = (std::min(he, p.H) - std::max<int64_t>(hs, 0)) *
-                      (std::min(we, p.W) - std::max<int64_t>(ws, 0));
-          acc /= static_cast<A>(divisor);
-        }
+        if constexpr (!IsMax)
+          acc /= static_cast<A>(avg_window(p, oh, ow).divisor);
         y[(plane * p.OH + oh) * p.OW + ow] = from_acc<T>(acc);
       }
     }
