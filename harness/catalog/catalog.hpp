@@ -2,7 +2,9 @@
 // parses problem YAML.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core.hpp"
@@ -44,7 +46,16 @@ std::string render_pytorch(const Problem& p);
 // min_bytes / bandwidth).
 double floor_time_ms(const Problem& p, const GpuCeilings& c);
 
-// Datasheet ceilings of an H100 SXM, used until `kbench doctor --calibrate` measured the GPU.
+// Datasheet ceilings (vendor datasheet peaks: memory bandwidth, dense FP32/TF32/FP16/BF16) of
+// the GPU model a CUDA device name (cudaGetDeviceProperties().name, e.g. "NVIDIA H100 80GB HBM3",
+// "NVIDIA H100 PCIe", "NVIDIA H200", "NVIDIA A100-SXM4-40GB", "NVIDIA L40S") belongs to; nullopt
+// for a name the table does not know or cannot place (a bare "NVIDIA H100": SXM or PCIe?). The
+// gpu_name of the result names the model and says "datasheet". docs/ceilings.md has the table.
+std::optional<GpuCeilings> datasheet_ceilings(std::string_view device_name);
+
+// Datasheet ceilings of an H100 SXM (the figures of datasheet_ceilings("NVIDIA H100 80GB HBM3")).
+// A documented default where no GPU is known (`kbench list`); never a stand-in for another GPU
+// without saying so.
 GpuCeilings datasheet_ceilings_h100();
 
 // Screening of a problem's reference outputs for degenerate problems. `outputs_per_seed[s][o]`

@@ -166,6 +166,91 @@ TEST(Roofline, DatasheetCeilings) {
   EXPECT_FALSE(c.measured);
 }
 
+TEST(Roofline, DatasheetByDeviceNameTellsSxmFromPcie) {
+  const auto sxm = kb::datasheet_ceilings("NVIDIA H100 80GB HBM3");
+  const auto pcie = kb::datasheet_ceilings("NVIDIA H100 PCIe");
+  const auto nvl = kb::datasheet_ceilings("NVIDIA H100 NVL");
+  ASSERT_TRUE(sxm && pcie && nvl);
+  EXPECT_DOUBLE_EQ(sxm->bandwidth_gbs, 3350.0);
+  EXPECT_DOUBLE_EQ(pcie->bandwidth_gbs, 2000.0);
+  EXPECT_DOUBLE_EQ(pcie->fp16_tflops, 756.0);
+  EXPECT_DOUBLE_EQ(nvl->bandwidth_gbs, 3900.0);
+  // The H100 SXM entry has the figures of the documented default.
+  const kb::GpuCeilings h100 = kb::datasheet_ceilings_h100();
+  EXPECT_DOUBLE_EQ(sxm->bandwidth_gbs, h100.bandwidth_gbs);
+  EXPECT_DOUBLE_EQ(sxm->tf32_tflops, h100.tf32_tflops);
+  // H200: the SXM board and the NVL card share the bandwidth, not the clocks.
+  const auto h200 = kb::datasheet_ceilings("NVIDIA H200");
+  const auto h200_nvl = kb::datasheet_ceilings("NVIDIA H200 NVL");
+  ASSERT_TRUE(h200 && h200_nvl);
+  EXPECT_DOUBLE_EQ(h200->bandwidth_gbs, 4800.0);
+  EXPECT_DOUBLE_EQ(h200->bf16_tflops, 990.0);
+  EXPECT_DOUBLE_EQ(h200_nvl->bandwidth_gbs, 4800.0);
+  EXPECT_DOUBLE_EQ(h200_nvl->fp32_tflops, 60.0);
+  // Every datasheet entry says so in its name and is not measured.
+  for (const auto* c : {&*sxm, &*pcie, &*h200}) {
+    EXPECT_NE(c->gpu_name.find("datasheet"), std::string::npos) << c->gpu_name;
+    EXPECT_FALSE(c->measured);
+  }
+  EXPECT_NE(h200->gpu_name.find("H200"), std::string::npos);
+  EXPECT_NE(pcie->gpu_name.find("PCIe"), std::string::npos);
+}
+
+TEST(Roofline, DatasheetByDeviceNameTellsA100MemorySizes) {
+  const auto sxm40 = kb::datasheet_ceilings("NVIDIA A100-SXM4-40GB");
+  const auto sxm80 = kb::datasheet_ceilings("NVIDIA A100-SXM4-80GB");
+  const auto pcie40 = kb::datasheet_ceilings("NVIDIA A100-PCIE-40GB");
+  const auto pcie80 = kb::datasheet_ceilings("NVIDIA A100 80GB PCIe");
+  ASSERT_TRUE(sxm40 && sxm80 && pcie40 && pcie80);
+  EXPECT_DOUBLE_EQ(sxm40->bandwidth_gbs, 1555.0);
+  EXPECT_DOUBLE_EQ(sxm80->bandwidth_gbs, 2039.0);
+  EXPECT_DOUBLE_EQ(pcie40->bandwidth_gbs, 1555.0);
+  EXPECT_DOUBLE_EQ(pcie80->bandwidth_gbs, 1935.0);
+  for (const auto* c : {&*sxm40, &*sxm80, &*pcie40, &*pcie80}) {
+    EXPECT_DOUBLE_EQ(c->fp32_tflops, 19.5);
+    EXPECT_DOUBLE_EQ(c->tf32_tflops, 156.0); // dense, not the 312 with sparsity
+    EXPECT_DOUBLE_EQ(c->fp16_tflops, 312.0);
+  }
+  EXPECT_NE(sxm80->gpu_name.find("80GB"), std::string::npos);
+  EXPECT_NE(pcie40->gpu_name.find("PCIe 40GB"), std::string::npos);
+}
+
+TEST(Roofline, DatasheetByDeviceNameAdaAndBlackwell) {
+  const auto l40s = kb::datasheet_ceilings("NVIDIA L40S");
+  const auto l40 = kb::datasheet_ceilings("NVIDIA L40");
+  const auto l4 = kb::datasheet_ceilings("NVIDIA L4");
+  const auto rtx = kb::datasheet_ceilings("NVIDIA GeForce RTX 4090");
+  const auto b200 = kb::datasheet_ceilings("NVIDIA B200");
+  ASSERT_TRUE(l40s && l40 && l4 && rtx && b200);
+  EXPECT_DOUBLE_EQ(l40s->bandwidth_gbs, 864.0);
+  EXPECT_DOUBLE_EQ(l40s->fp32_tflops, 91.6);
+  EXPECT_DOUBLE_EQ(l40s->tf32_tflops, 183.0);
+  EXPECT_DOUBLE_EQ(l40s->bf16_tflops, 362.05);
+  EXPECT_DOUBLE_EQ(l40->tf32_tflops, 90.5); // not the L40S
+  EXPECT_DOUBLE_EQ(l4->bandwidth_gbs, 300.0);
+  EXPECT_DOUBLE_EQ(l4->fp16_tflops, 121.0);
+  EXPECT_DOUBLE_EQ(rtx->bandwidth_gbs, 1008.0);
+  EXPECT_DOUBLE_EQ(rtx->fp32_tflops, 82.6);
+  EXPECT_DOUBLE_EQ(b200->bandwidth_gbs, 8000.0);
+  EXPECT_DOUBLE_EQ(b200->bf16_tflops, 2250.0);
+  EXPECT_NE(l40s->gpu_name.find("L40S"), std::string::npos);
+  EXPECT_EQ(l4->gpu_name.find("L40"), std::string::npos);
+}
+
+TEST(Roofline, DatasheetUnknownOrAmbiguousNamesGiveNothing) {
+  EXPECT_FALSE(kb::datasheet_ceilings(""));
+  EXPECT_FALSE(kb::datasheet_ceilings("Fake GPU"));
+  EXPECT_FALSE(kb::datasheet_ceilings("NVIDIA GeForce RTX 3090"));
+  EXPECT_FALSE(kb::datasheet_ceilings("NVIDIA GH200 480GB"));
+  EXPECT_FALSE(kb::datasheet_ceilings("NVIDIA GB200"));
+  EXPECT_FALSE(kb::datasheet_ceilings("NVIDIA GeForce RTX 4090 D"));
+  EXPECT_FALSE(kb::datasheet_ceilings("NVIDIA GeForce RTX 4090 Laptop GPU"));
+  // Not enough to tell the boards apart.
+  EXPECT_FALSE(kb::datasheet_ceilings("NVIDIA H100"));
+  EXPECT_FALSE(kb::datasheet_ceilings("NVIDIA A100-SXM4"));
+  EXPECT_FALSE(kb::datasheet_ceilings("NVIDIA A100 80GB"));
+}
+
 TEST(Roofline, FloorTimes) {
   const kb::GpuCeilings c = kb::datasheet_ceilings_h100();
   // Compute-bound: 2*4096^3 / 67 TFLOP/s = 2.051 ms (anchors: >= 2.05 ms).
