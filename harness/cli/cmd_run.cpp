@@ -142,7 +142,7 @@ struct Cli {
   int64_t pbudget_tokens = 0, pbudget_in = 0, pbudget_out = 0;
   double budget_usd = 0, budget_minutes = 0, pbudget_usd = 0;
   int jobs = 0, concurrency = 0;
-  bool no_bank = false, no_cache = false;
+  bool no_bank = false, no_cache = false, no_calibrate = false;
 };
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -201,7 +201,13 @@ void add_suite_options(CLI::App* cmd, Cli& c, bool with_gpus) {
   cmd->add_option("--resume", c.resume, "Continue this interrupted run (its configuration)");
   cmd->add_option("--levels-dir", c.levels_dir, "Root holding level1/, level2/, examples/");
   cmd->add_option("--prompts-dir", c.prompts_dir, "Prompt templates directory");
-  cmd->add_option("--calibration", c.calibration, "GPU ceilings JSON (kbench doctor --calibrate)");
+  if (with_gpus) {
+    cmd->add_option("--calibration", c.calibration,
+                    "Roofline ceilings JSON for every GPU (default: per GPU model, the calibration "
+                    "cached beside --db, else one measured now, else the datasheet)");
+    cmd->add_flag("--no-calibrate", c.no_calibrate,
+                  "Never measure a GPU: without a cached calibration use its datasheet");
+  }
   cmd->add_flag("--no-cache", c.no_cache, "Do not answer requests from earlier runs' records");
 }
 
@@ -255,6 +261,7 @@ kb::runner::RunOptions to_options(const Cli& c, kb::runner::Mode mode, const std
   o.levels_dir = c.levels_dir;
   o.prompts_dir = c.prompts_dir;
   o.calibration_file = c.calibration;
+  o.calibrate = !c.no_calibrate;
   o.use_cache = !c.no_cache;
   o.command = cmd;
   o.eval.protocol = c.protocol;
@@ -264,6 +271,8 @@ kb::runner::RunOptions to_options(const Cli& c, kb::runner::Mode mode, const std
 int print_summary(const kb::runner::RunSummary& s, const std::string& db) {
   const auto& p = s.progress;
   fmt::print("run {}: {}{}\n", s.run_id, s.status, s.message.empty() ? "" : " (" + s.message + ")");
+  for (const auto& line : s.ceilings)
+    fmt::print("  {}\n", line);
   fmt::print("  {} of {} problem searches done, {} candidates ({} evaluated, {} correct)\n",
              p.tasks_done, p.tasks_total, p.candidates, p.evaluated, p.correct);
   fmt::print("  {} LLM calls, {} tokens in, {} tokens out, ${:.4f} (fresh calls only)\n",
@@ -327,6 +336,7 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
     int64_t run = 0;
     int jobs = 0;
     std::string protocol;
+    bool no_calibrate = false;
   };
   auto ev = std::make_shared<EvalCli>();
   auto* ecmd =
@@ -336,6 +346,10 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
   ecmd->add_option("--gpus", ev->gpus, "GPUs to evaluate on: all or 0,1")->capture_default_str();
   ecmd->add_option("--jobs", ev->jobs, "Parallel nvcc processes (default: CPU threads)");
   ecmd->add_option("--levels-dir", ev->levels_dir, "Root holding level1/, level2/, ...");
+  ecmd->add_option("--calibration", ev->calibration,
+                   "Roofline ceilings JSON for every GPU (default: as `kbench run`)");
+  ecmd->add_flag("--no-calibrate", ev->no_calibrate,
+                 "Never measure a GPU: without a cached calibration use its datasheet");
   ecmd->callback([ev, set_exit] {
 #ifdef KB_RUNNER_HAS_EVALUATOR
     kb::runner::EvaluateOptions o;
@@ -345,6 +359,8 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
       o.gpus = *g;
     o.jobs = ev->jobs;
     o.levels_dir = ev->levels_dir;
+    o.calibration_file = ev->calibration;
+    o.calibrate = !ev->no_calibrate;
     {
       kb::store::Store s(o.db, kb::store::OpenOptions{.create = false});
       auto r = s.run(o.run_id);
@@ -360,6 +376,8 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
     const auto s = kb::runner::evaluate_stored(o, *backend, &g_cancel, hooks);
     printer.end();
     fmt::print("run {}: {} candidates evaluated, {} skipped\n", o.run_id, s.candidates, s.skipped);
+    for (const auto& line : s.ceilings)
+      fmt::print("  {}\n", line);
     for (const auto& [outcome, n] : s.outcomes)
       fmt::print("  {:<14} {}\n", outcome, n);
     for (const auto& m : s.messages)

@@ -206,10 +206,14 @@ PromptVars prompt_vars(const PromptContext& c) {
   v["gpu_bandwidth"] = g.bandwidth_gbs > 0 ? fmt::format("{:g} GB/s", g.bandwidth_gbs) : "unknown";
   v["gpu_compute_capability"] =
       c.gpu.compute_capability.empty() ? "unknown" : c.gpu.compute_capability;
+  const bool any_peak =
+      g.fp32_tflops > 0 || g.tf32_tflops > 0 || g.fp16_tflops > 0 || g.bf16_tflops > 0;
   v["gpu_ceilings"] =
-      fmt::format("FP32 {} TFLOP/s, TF32 {} TFLOP/s, FP16 {} TFLOP/s, BF16 {} TFLOP/s ({})",
-                  fmt_num(g.fp32_tflops), fmt_num(g.tf32_tflops), fmt_num(g.fp16_tflops),
-                  fmt_num(g.bf16_tflops), g.measured ? "measured" : "datasheet");
+      any_peak
+          ? fmt::format("FP32 {} TFLOP/s, TF32 {} TFLOP/s, FP16 {} TFLOP/s, BF16 {} TFLOP/s ({})",
+                        fmt_num(g.fp32_tflops), fmt_num(g.tf32_tflops), fmt_num(g.fp16_tflops),
+                        fmt_num(g.bf16_tflops), g.measured ? "measured" : "datasheet")
+          : std::string("peak throughputs unknown");
   v["gpu_summary"] =
       fmt::format("{} (compute capability {}): {} SMs, {} L2 cache, {} memory bandwidth; {}",
                   v["gpu_name"], v["gpu_compute_capability"], v["gpu_sms"], v["gpu_l2"],

@@ -22,24 +22,30 @@ public:
   CompileResult compile(std::string_view source) override {
     return compile_candidate(source, m_opts.compile);
   }
-  std::unique_ptr<GpuEvaluator> open_gpu(int gpu) override {
+  std::unique_ptr<GpuEvaluator> open_gpu(int gpu, const GpuCeilings& ceilings) override {
     EvalOptions o = m_opts;
     o.gpu = gpu;
+    o.ceilings = ceilings;
     return std::make_unique<RealGpu>(std::move(o));
   }
   DoctorReport doctor() override {
     try {
-      const std::string worker =
-          m_opts.worker_path.empty() ? default_worker_path() : m_opts.worker_path;
-      return run_doctor(worker);
+      return run_doctor(worker());
     } catch (const std::exception& e) {
       DoctorReport d;
       d.error = e.what();
       return d;
     }
   }
+  GpuCeilings calibrate(int gpu) override {
+    // A calibration on an idle GPU takes seconds; the watchdog only stops a hung worker.
+    return run_calibrate(worker(), gpu, 120.0);
+  }
 
 private:
+  std::string worker() const {
+    return m_opts.worker_path.empty() ? default_worker_path() : m_opts.worker_path;
+  }
   EvalOptions m_opts;
 };
 

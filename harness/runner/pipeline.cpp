@@ -25,12 +25,14 @@ EvalResult compile_failure_result(const CompileResult& c, const std::string& pro
 }
 
 EvalPipeline::EvalPipeline(
-    EvalBackend& backend, const std::vector<int>& gpus, int jobs, std::string db,
-    std::string protocol, std::atomic<bool>& stop, std::function<int64_t(EvalJob&)> record_plain,
+    EvalBackend& backend, const std::vector<int>& gpus, std::map<int, GpuCeilings> ceilings,
+    int jobs, std::string db, std::string protocol, std::atomic<bool>& stop,
+    std::function<int64_t(EvalJob&)> record_plain,
     std::function<void(store::Store&, const EvalJob&, const EvalResult&)> on_verdict,
     PipelineStats& stats)
-    : m_backend(backend), m_db(std::move(db)), m_protocol(std::move(protocol)), m_stop(stop),
-      m_record_plain(std::move(record_plain)), m_on_verdict(std::move(on_verdict)), m_stats(stats) {
+    : m_backend(backend), m_ceilings(std::move(ceilings)), m_db(std::move(db)),
+      m_protocol(std::move(protocol)), m_stop(stop), m_record_plain(std::move(record_plain)),
+      m_on_verdict(std::move(on_verdict)), m_stats(stats) {
   for (int i = 0; i < std::max(1, jobs); ++i)
     m_compile_threads.emplace_back([this] { compile_loop(); });
   for (int g : gpus)
@@ -178,8 +180,10 @@ void EvalPipeline::gpu_loop(int gpu) {
     try {
       if (!s)
         s = std::make_unique<store::Store>(m_db);
-      if (!ev)
-        ev = m_backend.open_gpu(gpu);
+      if (!ev) {
+        auto it = m_ceilings.find(gpu);
+        ev = m_backend.open_gpu(gpu, it == m_ceilings.end() ? GpuCeilings{} : it->second);
+      }
       EvalResult r = ev->evaluate_compiled(*job.problem, job.compiled);
       if (r.protocol.empty())
         r.protocol = m_protocol;

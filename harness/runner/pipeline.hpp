@@ -38,9 +38,10 @@ class EvalPipeline {
 public:
   // `record_plain` records a job without evaluation (on the caller's connection) and returns
   // its candidate id; `on_verdict` sees every evaluated job (baseline timings, counters).
-  EvalPipeline(EvalBackend& backend, const std::vector<int>& gpus, int jobs, std::string db,
-               std::string protocol, std::atomic<bool>& stop,
-               std::function<int64_t(EvalJob&)> record_plain,
+  // Each GPU's evaluator gets its entry of `ceilings` (an empty GpuCeilings when it has none).
+  EvalPipeline(EvalBackend& backend, const std::vector<int>& gpus,
+               std::map<int, GpuCeilings> ceilings, int jobs, std::string db, std::string protocol,
+               std::atomic<bool>& stop, std::function<int64_t(EvalJob&)> record_plain,
                std::function<void(store::Store&, const EvalJob&, const EvalResult&)> on_verdict,
                PipelineStats& stats);
   ~EvalPipeline(); // finishes queued jobs (recording unevaluated ones when stopping), joins
@@ -55,6 +56,7 @@ private:
   void fail(EvalJob& job, std::exception_ptr e, const std::string& what);
 
   EvalBackend& m_backend;
+  std::map<int, GpuCeilings> m_ceilings;
   std::string m_db, m_protocol;
   std::atomic<bool>& m_stop;
   std::function<int64_t(EvalJob&)> m_record_plain;
@@ -93,6 +95,24 @@ private:
   std::map<std::string, std::deque<store::LlmCallRow>> m_run_calls; // by request hash
   int64_t m_replayed = 0;
 };
+
+// The roofline ceilings of the GPUs of a run (or of `kbench evaluate`), one resolve_ceilings per
+// GPU model.
+struct CeilingsPlan {
+  struct Group {
+    std::vector<int> gpus; // GPU indexes of one model, in the order given
+    CeilingsChoice choice;
+  };
+  std::map<int, GpuCeilings> by_gpu; // what each GPU's evaluator gets
+  std::vector<Group> groups;         // the first holds the first GPU
+  std::vector<std::string> lines;    // "ceilings: <source> (<figures>)", one per group
+};
+// Resolves the ceilings of `gpus` (their names from `doctor`), calibrating through
+// backend.calibrate when allowed; `log` (may be null) hears of each calibration before it runs.
+CeilingsPlan plan_ceilings(const std::vector<int>& gpus, const DoctorReport& doctor,
+                           const std::string& calibration_file, const std::string& db,
+                           EvalBackend& backend, bool allow_calibrate,
+                           const std::function<void(const std::string&)>& log);
 
 // The EvalResult of a candidate that never reached a GPU.
 EvalResult no_code_result(const std::string& reason, const std::string& protocol);

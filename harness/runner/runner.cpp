@@ -38,32 +38,6 @@ std::string version_text(int v, int major_div, int minor_div) {
   return fmt::format("{}.{}", v / major_div, (v % major_div) / minor_div);
 }
 
-// Calibration JSON (GpuCeilings) from an explicit file, beside the database, or results/.
-std::optional<GpuCeilings> read_calibration(const std::string& explicit_file,
-                                            const std::string& db) {
-  std::vector<fs::path> tries;
-  if (!explicit_file.empty())
-    tries.emplace_back(explicit_file);
-  else {
-    tries.push_back(fs::path(db).parent_path() / "calibration.json");
-    tries.emplace_back("results/calibration.json");
-  }
-  std::error_code ec;
-  for (const auto& p : tries) {
-    if (!fs::is_regular_file(p, ec)) {
-      if (!explicit_file.empty())
-        throw Error(fmt::format("calibration file {} does not exist", p.string()));
-      continue;
-    }
-    try {
-      return json::parse(read_file(p.string())).get<GpuCeilings>();
-    } catch (const json::exception& e) {
-      throw Error(fmt::format("{}: not a calibration JSON file: {}", p.string(), e.what()));
-    }
-  }
-  return std::nullopt;
-}
-
 std::vector<fs::path> kernels_of(const fs::path& examples, const std::string& stem) {
   std::vector<fs::path> out;
   std::error_code ec;
@@ -130,6 +104,42 @@ json model_record(const llm::ModelConfig& m) {
               {"concurrency", m.concurrency},
               {"max_retries", m.max_retries},
               {"source", m.source}};
+}
+
+// The ceilings of a run for its configuration record: per GPU model, the GPUs, the figures and
+// where they came from.
+json ceilings_record(const detail::CeilingsPlan& plan) {
+  json out = json::array();
+  for (const auto& g : plan.groups)
+    out.push_back(json{{"gpus", g.gpus},
+                       {"source", g.choice.source},
+                       {"origin", ceilings_origin_name(g.choice.origin)},
+                       {"ceilings", g.choice.ceilings}});
+  return out;
+}
+
+bool same_figures(const GpuCeilings& a, const GpuCeilings& b) {
+  return a.gpu_name == b.gpu_name && a.bandwidth_gbs == b.bandwidth_gbs &&
+         a.fp32_tflops == b.fp32_tflops && a.tf32_tflops == b.tf32_tflops &&
+         a.fp16_tflops == b.fp16_tflops && a.bf16_tflops == b.bf16_tflops &&
+         a.measured == b.measured;
+}
+
+// The run's calibrations row (one per run: the first GPU's ceilings, measured or not). A run
+// that has one already (resume, a second `kbench evaluate`) keeps it; a different figure now is
+// logged.
+void record_ceilings(store::Store& s, int64_t run_id, const detail::CeilingsPlan& plan,
+                     const std::function<void(const std::string&)>& log) {
+  const GpuCeilings& now = plan.groups.front().choice.ceilings;
+  if (auto before = s.calibration(run_id)) {
+    if (!same_figures(*before, now) && log)
+      log(fmt::format("warning: run {} was recorded with the ceilings of {} ({}); this session's "
+                      "evaluations use {} ({})",
+                      run_id, before->gpu_name, ceilings_figures(*before), now.gpu_name,
+                      ceilings_figures(now)));
+    return;
+  }
+  s.record_calibration(run_id, now);
 }
 
 // Resume matching key of a candidate: what the strategy deterministically reproduces.
@@ -368,6 +378,8 @@ RunSummary Suite::run() {
     rec.resume = m_o.resume;
     rec.command = m_o.command;
     rec.eval = m_o.eval;
+    rec.calibration_file = m_o.calibration_file;
+    rec.calibrate = m_o.calibrate;
     if (!m_o.levels_dir.empty())
       rec.levels_dir = m_o.levels_dir;
     m_o = std::move(rec);
@@ -414,17 +426,23 @@ RunSummary Suite::run() {
                               "without a GPU, `kbench evaluate` judges them later",
                               doctor.error.empty() ? "" : ": " + doctor.error));
   }
-  const auto calibration = read_calibration(m_o.calibration_file, m_o.db);
-  m_gpu.ceilings = calibration ? *calibration : datasheet_ceilings_h100();
-  m_gpu.sm_count = 132;
-  m_gpu.l2_bytes = 50ll << 20;
-  m_gpu.compute_capability = "9.0";
-  if (!doctor.gpus.empty()) {
-    const GpuInfo& g = doctor.gpus.front();
-    m_gpu.ceilings.gpu_name = g.name;
-    m_gpu.sm_count = g.sm_count;
-    m_gpu.l2_bytes = static_cast<int64_t>(g.l2_bytes);
-    m_gpu.compute_capability = fmt::format("{}.{}", g.cc_major, g.cc_minor);
+  // Roofline ceilings of every GPU used (one resolution per GPU model), and the target GPU of
+  // the prompts: the first GPU used. Generate mode has no GPU: the prompts say "unknown".
+  detail::CeilingsPlan ceilings;
+  if (m_o.mode == Mode::run) {
+    ceilings = detail::plan_ceilings(m_o.gpus, doctor, m_o.calibration_file, m_o.db, *m_backend,
+                                     m_o.calibrate, [this](const std::string& l) { log(l); });
+    for (const auto& line : ceilings.lines)
+      log(line);
+    summary.ceilings = ceilings.lines;
+    m_gpu.ceilings = ceilings.by_gpu.at(m_o.gpus.front());
+    for (const auto& g : doctor.gpus)
+      if (g.index == m_o.gpus.front()) {
+        m_gpu.ceilings.gpu_name = g.name;
+        m_gpu.sm_count = g.sm_count;
+        m_gpu.l2_bytes = static_cast<int64_t>(g.l2_bytes);
+        m_gpu.compute_capability = fmt::format("{}.{}", g.cc_major, g.cc_minor);
+      }
   }
 
   {
@@ -450,6 +468,8 @@ RunSummary Suite::run() {
     cfg["models_resolved"] = json::array();
     for (const auto& m : m_models)
       cfg["models_resolved"].push_back(model_record(m));
+    if (!ceilings.groups.empty())
+      cfg["ceilings"] = ceilings_record(ceilings);
     info.config_json = cfg.dump();
     info.kbench_version = version_string();
     info.git_commit = git_commit();
@@ -473,9 +493,9 @@ RunSummary Suite::run() {
     info.host = host_name();
     info.protocol = m_o.protocol;
     m_run_id = m_store->begin_run(info);
-    if (calibration)
-      m_store->record_calibration(m_run_id, *calibration);
   }
+  if (!ceilings.groups.empty())
+    record_ceilings(*m_store, m_run_id, ceilings, [this](const std::string& l) { log(l); });
   summary.run_id = m_run_id;
   if (m_hooks.started)
     m_hooks.started(m_run_id);
@@ -514,7 +534,7 @@ RunSummary Suite::run() {
                          ? m_o.jobs
                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     m_pipeline = std::make_unique<detail::EvalPipeline>(
-        *m_backend, m_o.gpus, jobs, m_o.db, m_o.protocol, m_stop,
+        *m_backend, m_o.gpus, ceilings.by_gpu, jobs, m_o.db, m_o.protocol, m_stop,
         [this](detail::EvalJob& job) {
           std::lock_guard lock(m_store_mutex);
           return m_store->record_attempt(store::Attempt{std::nullopt, job.candidate, std::nullopt})
@@ -654,12 +674,13 @@ EvaluateSummary evaluate_stored(const EvaluateOptions& opts, EvalBackend& backen
   for (const auto& p : s.problems())
     stored_hash[p.id] = p.content_hash;
   std::vector<int> gpus = opts.gpus;
+  const DoctorReport doctor = backend.doctor();
   if (gpus.empty()) {
-    const DoctorReport d = backend.doctor();
-    for (const auto& g : d.gpus)
+    for (const auto& g : doctor.gpus)
       gpus.push_back(g.index);
     if (gpus.empty())
-      throw Error(fmt::format("no GPU to evaluate on{}", d.error.empty() ? "" : ": " + d.error));
+      throw Error(
+          fmt::format("no GPU to evaluate on{}", doctor.error.empty() ? "" : ": " + doctor.error));
   }
   std::vector<store::AttemptRow> todo;
   std::map<std::string, int64_t> skipped;
@@ -679,6 +700,18 @@ EvaluateSummary evaluate_stored(const EvaluateOptions& opts, EvalBackend& backen
     }
     todo.push_back(std::move(a));
   }
+  // Roofline ceilings per GPU model (only when there is something to evaluate: resolving may
+  // calibrate).
+  detail::CeilingsPlan ceilings;
+  if (!todo.empty()) {
+    ceilings = detail::plan_ceilings(gpus, doctor, opts.calibration_file, opts.db, backend,
+                                     opts.calibrate, hooks.log);
+    for (const auto& line : ceilings.lines)
+      if (hooks.log)
+        hooks.log(line);
+    out.ceilings = ceilings.lines;
+    record_ceilings(s, opts.run_id, ceilings, hooks.log);
+  }
   const std::string previous_status = run->status;
   s.resume_run(opts.run_id);
   std::atomic<bool> stop{false};
@@ -688,7 +721,7 @@ EvaluateSummary evaluate_stored(const EvaluateOptions& opts, EvalBackend& backen
   {
     const std::string protocol = run->info.protocol.empty() ? "kbench" : run->info.protocol;
     detail::EvalPipeline pipeline(
-        backend, gpus,
+        backend, gpus, ceilings.by_gpu,
         opts.jobs > 0 ? opts.jobs
                       : std::max(1, static_cast<int>(std::thread::hardware_concurrency())),
         opts.db, protocol, stop, [](detail::EvalJob& job) { return *job.existing_id; },

@@ -43,15 +43,74 @@ public:
   virtual ~EvalBackend() = default;
   // Compiles one candidate; thread-safe (called from --jobs threads at once).
   virtual CompileResult compile(std::string_view source) = 0;
-  // The evaluator of one GPU, created on (and used by) that GPU's worker thread.
-  virtual std::unique_ptr<GpuEvaluator> open_gpu(int gpu) = 0;
+  // The evaluator of one GPU, created on (and used by) that GPU's worker thread. `ceilings`
+  // (that GPU's roofline figures, from resolve_ceilings) become its EvalOptions::ceilings: the
+  // roofline % and above_roofline of every evaluation on it.
+  virtual std::unique_ptr<GpuEvaluator> open_gpu(int gpu, const GpuCeilings& ceilings) = 0;
   // Facts about the machine for the run record; never throws (error says why).
   virtual DoctorReport doctor() = 0;
+  // Measures one GPU's ceilings (copy bandwidth, GEMM rates); throws kb::Error when it cannot.
+  // The default cannot.
+  virtual GpuCeilings calibrate(int gpu);
 };
 
 // The real back end: nvcc through kb_compile, kb::Evaluator per GPU (worker processes),
-// run_doctor for the machine facts. `base.gpu` is replaced per GPU.
+// run_doctor for the machine facts, run_calibrate for calibrations. `base.gpu` and
+// `base.ceilings` are replaced per GPU.
 std::unique_ptr<EvalBackend> make_eval_backend(const EvalOptions& base);
+
+// ---------------------------------------------------------------------------------------------
+// Roofline ceilings per GPU model (docs/ceilings.md)
+// ---------------------------------------------------------------------------------------------
+
+enum class CeilingsOrigin {
+  file,       // the explicit calibration file
+  cache,      // a calibration cached beside the results database for this GPU model
+  calibrated, // measured now (and cached for the next run)
+  datasheet,  // the datasheet table's entry for this GPU model
+  guess,      // a GPU the table does not know: H100 SXM datasheet figures, named a guess
+};
+
+// "file", "cache", "calibrated", "datasheet", "guess".
+std::string_view ceilings_origin_name(CeilingsOrigin o);
+
+struct CeilingsChoice {
+  GpuCeilings ceilings; // gpu_name is never empty
+  CeilingsOrigin origin = CeilingsOrigin::guess;
+  // For people: "calibration file X", "cached calibration X for <gpu>", "calibrated now (2.1 s),
+  // cached at X", "datasheet for <gpu>", "H100 SXM datasheet as a guess: ...", with notes in
+  // parentheses (files ignored and why, a failed calibration and why).
+  std::string source;
+};
+
+// Measures one GPU by index; throws kb::Error when it cannot.
+using CalibrateFn = std::function<GpuCeilings(int gpu)>;
+
+// Lower-case slug of a device name: "NVIDIA H100 80GB HBM3" -> "nvidia-h100-80gb-hbm3".
+std::string gpu_slug(std::string_view device_name);
+// The cache of one GPU model's calibration: <directory of db>/calibration-<slug>.json.
+std::string calibration_cache_path(const std::string& db, std::string_view device_name);
+// "4800 GB/s, FP32 67 / TF32 495 / FP16 990 / BF16 990 TFLOP/s".
+std::string ceilings_figures(const GpuCeilings& c);
+
+// The roofline ceilings of one GPU (`gpu`: its doctor entry, name and index), the first of:
+//  1. `calibration_file` when not empty (throws kb::Error naming the file when it is missing or
+//     holds no usable ceilings);
+//  2. a calibration cached beside `db` for this GPU model (calibration_cache_path), or a legacy
+//     calibration.json beside `db` or results/calibration.json made on this model (its gpu_name
+//     is the device name); files made on other models are ignored;
+//  3. a calibration measured now with `calibrate` (null: not allowed), cached for the next run
+//     (written atomically to calibration_cache_path);
+//  4. datasheet_ceilings(gpu.name);
+//  5. the H100 SXM datasheet, named a guess for an unknown GPU in gpu_name and source.
+// A failed calibration falls through to 4/5 and the source says why.
+CeilingsChoice resolve_ceilings(const std::string& calibration_file, const std::string& db,
+                                const GpuInfo& gpu, const CalibrateFn& calibrate);
+// As above, calibrating with `kbench-worker calibrate` (run_calibrate; an empty worker_path:
+// default_worker_path()) when `allow_calibrate`.
+CeilingsChoice resolve_ceilings(const std::string& calibration_file, const std::string& db,
+                                const GpuInfo& gpu, const std::string& worker_path,
+                                bool allow_calibrate);
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -79,8 +138,9 @@ struct RunOptions {
   std::optional<int64_t> resume;   // continue this run (its recorded configuration is used)
   std::string levels_dir;          // empty: default_levels_dir()
   std::string prompts_dir;         // empty: PromptLibrary::default_dir()
-  std::string calibration_file;    // empty: calibration.json beside the db, else
-                                   // results/calibration.json, when present
+  std::string calibration_file;    // roofline ceilings for every GPU; empty: resolve_ceilings
+                                   // per GPU model (cache beside the db, calibrate, datasheet)
+  bool calibrate = true;           // resolve_ceilings may calibrate a GPU without a cache
   bool use_cache = true;           // answer identical requests from earlier runs' records
   std::string command;             // the command line, for the run record
   EvalOptions eval;                // protocol and gpu are set by the runner
@@ -147,6 +207,9 @@ struct RunSummary {
   int64_t run_id = 0;
   std::string status;  // "completed", "budget_exhausted", "interrupted", "failed"
   std::string message; // why, when not completed
+  // The roofline ceilings used, one line per GPU model ("ceilings: <source> (<figures>)");
+  // empty in generate mode. The same lines go to the log hook when the run starts.
+  std::vector<std::string> ceilings;
   std::vector<TaskSummary> tasks;
   Progress progress;
 };
@@ -166,7 +229,8 @@ struct EvaluateOptions {
   std::vector<int> gpus; // empty: every GPU the doctor sees
   int jobs = 0;
   std::string levels_dir;
-  std::string calibration_file;
+  std::string calibration_file; // as RunOptions::calibration_file
+  bool calibrate = true;        // as RunOptions::calibrate
   EvalOptions eval;
 };
 
@@ -175,6 +239,7 @@ struct EvaluateSummary {
   int64_t skipped = 0;    // problem no longer in the catalog (or changed), or interrupted
   std::map<std::string, int64_t> outcomes;
   std::vector<std::string> messages; // one per skipped candidate group
+  std::vector<std::string> ceilings; // as RunSummary::ceilings
 };
 
 // Evaluates every stored candidate of a run that has source and no evaluation yet (the second

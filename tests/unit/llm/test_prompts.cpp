@@ -94,6 +94,17 @@ TEST(Prompts, ContextValues) {
   EXPECT_NE(v["gpu_summary"].find("132 SMs"), std::string::npos);
 }
 
+TEST(Prompts, UnknownGpuSaysSo) {
+  // Generate mode: no GPU, so neither name nor figures are claimed.
+  PromptContext c;
+  auto v = prompt_vars(c);
+  EXPECT_EQ(v["gpu_name"], "unknown GPU");
+  EXPECT_EQ(v["gpu_sms"], "unknown");
+  EXPECT_EQ(v["gpu_bandwidth"], "unknown");
+  EXPECT_EQ(v["gpu_ceilings"], "peak throughputs unknown");
+  EXPECT_EQ(v["gpu_summary"].find("datasheet"), std::string::npos) << v["gpu_summary"];
+}
+
 TEST(Prompts, ShippedTemplatesRenderWithContextValues) {
   auto lib = PromptLibrary::load(std::string(KB_SOURCE_DIR) + "/prompts");
   const auto vars = prompt_vars(sample_context());

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "fake_backend.hpp"
 #include "runner.hpp"
 #include "store.hpp"
 
@@ -12,52 +13,7 @@ namespace kb::runner {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Compiles anything defining kb_forward; "evaluates" with a speedup from the source length.
-class FakeBackend final : public EvalBackend {
-public:
-  std::atomic<int> compiles{0}, evaluations{0};
-  CompileResult compile(std::string_view source) override {
-    ++compiles;
-    CompileResult c;
-    c.ok = source.find("kb_forward") != std::string_view::npos;
-    c.message = c.ok ? "" : "nvcc exited with status 2";
-    c.log = c.ok ? "" : "error: no kb_forward";
-    c.so_path = "/nonexistent.so";
-    return c;
-  }
-  class Gpu final : public GpuEvaluator {
-  public:
-    explicit Gpu(FakeBackend& b) : m_b(b) {}
-    EvalResult evaluate_compiled(const Problem& p, const CompileResult&) override {
-      ++m_b.evaluations;
-      EvalResult r;
-      r.outcome = Outcome::correct;
-      r.speedup = 1.0 + static_cast<double>(p.id.size() % 7) / 10.0;
-      r.baseline_time = TimingStats{};
-      r.baseline_time->median_ms = 2.0;
-      r.baseline_time->samples = 3;
-      r.baseline_time->samples_ms = {2.0, 2.0, 2.0};
-      r.candidate_time = TimingStats{};
-      r.candidate_time->median_ms = 2.0 / r.speedup;
-      return r;
-    }
-
-  private:
-    FakeBackend& m_b;
-  };
-  std::unique_ptr<GpuEvaluator> open_gpu(int) override { return std::make_unique<Gpu>(*this); }
-  DoctorReport doctor() override {
-    DoctorReport d;
-    d.worker_ran = true;
-    GpuInfo g;
-    g.name = "Fake GPU";
-    g.sm_count = 10;
-    d.gpus = {g};
-    d.driver_version = 13000;
-    return d;
-  }
-};
+using fakes::FakeBackend;
 
 class RunnerTest : public ::testing::Test {
 protected:
