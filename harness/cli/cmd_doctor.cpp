@@ -1,6 +1,7 @@
 // `kbench doctor [--json] [--calibrate]`: what GPUs, driver and libraries this machine offers
-// (asked of a worker process; kbench itself never touches the GPU), and optionally the measured
-// bandwidth and GEMM rates for roofline figures.
+// (asked of a worker process; kbench itself never touches the GPU), the roofline ceilings a run
+// would use on each GPU, and optionally the measured bandwidth and GEMM rates, cached per GPU
+// model beside the results database (docs/ceilings.md).
 #include <cstdio>
 #include <filesystem>
 
@@ -10,6 +11,7 @@
 #include "commands.hpp"
 #include "core.hpp"
 #include "eval.hpp"
+#include "runner.hpp"
 
 namespace {
 
@@ -22,7 +24,8 @@ std::string version_str(int v, int major_div, int minor_div) {
 struct DoctorArgs {
   bool json = false;
   bool calibrate = false;
-  std::string output = "results/calibration.json";
+  std::string output; // empty: the GPU model's cache beside db
+  std::string db = "results/kbench.db";
   int gpu = 0;
   std::string worker;
 };
@@ -32,9 +35,13 @@ const kb::cli::CommandRegistrar k_doctor(30, [](CLI::App& app, std::function<voi
   auto* cmd = app.add_subcommand("doctor", "Check GPUs, driver, CUDA, cuBLAS, cuDNN and nvcc");
   cmd->add_flag("--json", args->json, "Print the report as JSON");
   cmd->add_flag("--calibrate", args->calibrate,
-                "Measure copy bandwidth and GEMM rates and store them for roofline figures");
+                "Measure copy bandwidth and GEMM rates of --gpu and cache them for the roofline "
+                "figures of later runs on this GPU model");
   cmd->add_option("--output", args->output,
-                  "Where --calibrate writes (default results/calibration.json)");
+                  "Where --calibrate writes (default: calibration-<GPU model>.json beside --db, "
+                  "the cache `kbench run` reads)");
+  cmd->add_option("--db", args->db, "Results database whose calibration cache is meant")
+      ->capture_default_str();
   cmd->add_option("--gpu", args->gpu, "GPU to calibrate");
   cmd->add_option("--worker", args->worker, "kbench-worker to use (default: beside kbench)");
   cmd->callback([args, set_exit] {
@@ -42,15 +49,28 @@ const kb::cli::CommandRegistrar k_doctor(30, [](CLI::App& app, std::function<voi
     const kb::DoctorReport d = kb::run_doctor(worker);
     nlohmann::json j = d;
     const bool have_gpu = d.worker_ran && !d.gpus.empty();
+    std::string output = args->output;
     if (have_gpu && args->calibrate) {
       const kb::GpuCeilings c = kb::run_calibrate(worker, args->gpu);
-      const std::filesystem::path out(args->output);
+      if (output.empty())
+        output = kb::runner::calibration_cache_path(args->db, c.gpu_name);
+      const std::filesystem::path out(output);
       if (out.has_parent_path())
         std::filesystem::create_directories(out.parent_path());
-      kb::write_file_atomic(args->output, nlohmann::json(c).dump(2) + "\n");
+      kb::write_file_atomic(output, nlohmann::json(c).dump(2) + "\n");
       j["calibration"] = c;
-      j["calibration_file"] = args->output;
+      j["calibration_file"] = output;
     }
+    // The ceilings a `kbench run --db DB` would use on each GPU (without measuring anything).
+    std::vector<std::string> ceilings;
+    nlohmann::json jc = nlohmann::json::array();
+    for (const auto& g : d.gpus) {
+      const auto r = kb::runner::resolve_ceilings("", args->db, g, kb::runner::CalibrateFn{});
+      ceilings.push_back(fmt::format("GPU {}: {} ({})", g.index, r.source,
+                                     kb::runner::ceilings_figures(r.ceilings)));
+      jc.push_back({{"gpu", g.index}, {"source", r.source}, {"ceilings", r.ceilings}});
+    }
+    j["ceilings"] = jc;
     if (args->json) {
       fmt::print("{}\n", j.dump(2));
     } else {
@@ -71,8 +91,10 @@ const kb::cli::CommandRegistrar k_doctor(30, [](CLI::App& app, std::function<voi
         fmt::print("calibrated {}: copy {:.0f} GB/s, FP32 {:.1f}, TF32 {:.1f}, FP16 {:.1f}, "
                    "BF16 {:.1f} TFLOP/s -> {}\n",
                    c.gpu_name, c.bandwidth_gbs, c.fp32_tflops, c.tf32_tflops, c.fp16_tflops,
-                   c.bf16_tflops, args->output);
+                   c.bf16_tflops, output);
       }
+      for (const auto& line : ceilings)
+        fmt::print("ceilings   {}\n", line);
       if (!d.missing.empty())
         fmt::print("missing    {}\n", fmt::join(d.missing, "; "));
     }

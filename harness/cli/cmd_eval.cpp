@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "core.hpp"
 #include "eval.hpp"
+#include "runner.hpp"
 
 namespace {
 
@@ -33,21 +34,51 @@ kb::Problem find_problem(const std::string& id_or_path, const std::string& level
       fmt::format("unknown problem '{}' in {} (see `kbench list`)", id_or_path, levels_dir));
 }
 
-// Measured ceilings when a calibration file exists, else the H100 datasheet.
-kb::GpuCeilings load_ceilings(const std::string& path, bool explicit_path) {
+// Roofline ceilings of `kbench eval` (docs/ceilings.md): an explicit --calibration file; else a
+// calibration cached beside the database for this GPU's model (the doctor is asked for the GPU's
+// name only when some calibration file exists there), else the model's datasheet entry. When
+// neither the GPU nor its model is known, the ceilings stay empty and the evaluator takes the
+// datasheet of the GPU its reference worker reports.
+struct EvalCeilings {
+  kb::GpuCeilings ceilings; // empty gpu_name: the evaluator's choice
+  std::string source;
+};
+
+bool any_calibration_file(const std::string& db) {
   std::error_code ec;
-  if (!fs::exists(path, ec)) {
-    if (explicit_path)
-      throw kb::Error(fmt::format("calibration file '{}' does not exist (run `kbench doctor "
-                                  "--calibrate`)",
-                                  path));
-    return kb::datasheet_ceilings_h100();
+  const fs::path dir = fs::path(db).parent_path();
+  if (fs::is_regular_file("results/calibration.json", ec) ||
+      fs::is_regular_file(dir / "calibration.json", ec))
+    return true;
+  for (const auto& e : fs::directory_iterator(dir.empty() ? fs::path(".") : dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with("calibration-") && name.ends_with(".json"))
+      return true;
   }
-  try {
-    return nlohmann::json::parse(kb::read_file(path)).get<kb::GpuCeilings>();
-  } catch (const nlohmann::json::exception& e) {
-    throw kb::Error(fmt::format("{}: not a calibration file: {}", path, e.what()));
+  return false;
+}
+
+EvalCeilings load_ceilings(const std::string& explicit_file, const std::string& db, int gpu) {
+  const std::string evaluators =
+      "datasheet of the GPU the reference worker reports (chosen by the evaluator)";
+  if (!explicit_file.empty()) {
+    kb::GpuInfo unnamed;
+    unnamed.index = gpu;
+    auto r = kb::runner::resolve_ceilings(explicit_file, db, unnamed, kb::runner::CalibrateFn{});
+    return {r.ceilings, r.source};
   }
+  if (!any_calibration_file(db))
+    return {{}, evaluators};
+  const kb::DoctorReport d = kb::run_doctor(kb::default_worker_path());
+  for (const auto& g : d.gpus) {
+    if (g.index != gpu)
+      continue;
+    auto r = kb::runner::resolve_ceilings("", db, g, kb::runner::CalibrateFn{});
+    if (r.origin == kb::runner::CeilingsOrigin::guess)
+      break;
+    return {r.ceilings, r.source};
+  }
+  return {{}, evaluators};
 }
 
 std::string format_time(const kb::TimingStats& t, bool mean) {
@@ -56,7 +87,8 @@ std::string format_time(const kb::TimingStats& t, bool mean) {
                      mean ? t.stderr_ms : t.median_stderr_ms, t.min_ms, t.samples, t.stop_reason);
 }
 
-void print_result(const kb::Problem& p, const std::string& file, const kb::EvalResult& r) {
+void print_result(const kb::Problem& p, const std::string& file, const kb::EvalResult& r,
+                  const EvalCeilings& ceilings) {
   const bool mean = r.protocol == "kernelbench";
   fmt::print("problem    {} ({})\n", p.id, p.name);
   fmt::print("candidate  {}\n", file);
@@ -70,6 +102,10 @@ void print_result(const kb::Problem& p, const std::string& file, const kb::EvalR
     fmt::print("baseline   {}\n", format_time(*r.baseline_time, mean));
   if (r.outcome == kb::Outcome::correct)
     fmt::print("speedup    {:.3f}x   roofline {:.1f}%\n", r.speedup, r.roofline_pct);
+  fmt::print("ceilings   {}{}\n", ceilings.source,
+             ceilings.ceilings.gpu_name.empty()
+                 ? ""
+                 : fmt::format(" ({})", kb::runner::ceilings_figures(ceilings.ceilings)));
   const auto flags = kb::flag_names(r.flags);
   fmt::print("flags      {}\n", flags.empty() ? "-" : fmt::format("{}", fmt::join(flags, ", ")));
   if (!r.library_calls.empty())
@@ -94,7 +130,8 @@ struct EvalArgs {
   double compile_timeout_s = 120.0;
   bool allow_library_calls = false;
   double speedup_threshold = 10.0;
-  std::string calibration = "results/calibration.json";
+  std::string calibration;
+  std::string db = "results/kbench.db";
   int seeds = 5;
   double time_cap_s = 5.0;
 };
@@ -122,11 +159,14 @@ const kb::cli::CommandRegistrar k_eval(20, [](CLI::App& app, std::function<void(
   cmd->add_option("--speedup-threshold", args->speedup_threshold,
                   "Flag speedups above this for review (default 10)");
   cmd->add_option("--calibration", args->calibration,
-                  "Ceilings from `kbench doctor --calibrate` (default results/calibration.json)");
+                  "Roofline ceilings JSON (default: the calibration cached beside --db for this "
+                  "GPU model, else its datasheet)");
+  cmd->add_option("--db", args->db, "Results database whose calibration cache is read")
+      ->capture_default_str();
   cmd->add_option("--seeds", args->seeds, "Seeds per input distribution (default 5)")
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--time-cap", args->time_cap_s, "Cap on each timing series, seconds");
-  cmd->callback([args, set_exit, cmd] {
+  cmd->callback([args, set_exit] {
     const std::string levels =
         args->levels_dir.empty() ? kb::default_levels_dir() : args->levels_dir;
     const kb::Problem problem = find_problem(args->problem, levels);
@@ -143,7 +183,8 @@ const kb::cli::CommandRegistrar k_eval(20, [](CLI::App& app, std::function<void(
     opts.speedup_threshold = args->speedup_threshold;
     opts.seeds = args->seeds;
     opts.timing.time_cap_s = args->time_cap_s;
-    opts.ceilings = load_ceilings(args->calibration, cmd->count("--calibration") > 0);
+    const EvalCeilings ceilings = load_ceilings(args->calibration, args->db, args->gpu);
+    opts.ceilings = ceilings.ceilings;
     kb::Evaluator evaluator(opts);
     const kb::EvalResult r = evaluator.evaluate(problem, source);
     if (args->json) {
@@ -151,9 +192,10 @@ const kb::cli::CommandRegistrar k_eval(20, [](CLI::App& app, std::function<void(
       j["problem"] = problem.id;
       j["candidate"] = args->file;
       j["flag_names"] = kb::flag_names(r.flags);
+      j["ceilings_source"] = ceilings.source;
       fmt::print("{}\n", j.dump(2));
     } else {
-      print_result(problem, args->file, r);
+      print_result(problem, args->file, r, ceilings);
     }
     set_exit(0);
   });

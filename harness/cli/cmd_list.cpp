@@ -10,6 +10,7 @@
 #include "catalog.hpp"
 #include "commands.hpp"
 #include "core.hpp"
+#include "runner.hpp"
 
 namespace {
 
@@ -20,14 +21,34 @@ std::size_t print_issues(const kb::Catalog& c) {
   return c.errors.size();
 }
 
-kb::GpuCeilings read_ceilings(const std::string& path) {
-  if (path.empty())
-    return kb::datasheet_ceilings_h100();
-  try {
-    return nlohmann::json::parse(kb::read_file(path)).get<kb::GpuCeilings>();
-  } catch (const nlohmann::json::exception& e) {
-    throw kb::Error(fmt::format("{}: not a ceilings JSON file: {}", path, e.what()));
+// Ceilings for the floors `kbench list` and `kbench problem` print, with where they came from:
+// a ceilings file; else, for --gpu-name, the calibration cached beside --db for that model or its
+// datasheet entry (an unknown name is an error); else the H100 SXM datasheet, the documented
+// default of a command that runs without a GPU.
+struct ListCeilings {
+  kb::GpuCeilings ceilings;
+  std::string source;
+};
+
+ListCeilings read_ceilings(const std::string& path, const std::string& gpu_name,
+                           const std::string& db) {
+  if (!path.empty()) {
+    auto r = kb::runner::resolve_ceilings(path, db, kb::GpuInfo{}, kb::runner::CalibrateFn{});
+    return {r.ceilings, r.source};
   }
+  if (!gpu_name.empty()) {
+    kb::GpuInfo g;
+    g.name = gpu_name;
+    auto r = kb::runner::resolve_ceilings("", db, g, kb::runner::CalibrateFn{});
+    if (r.origin == kb::runner::CeilingsOrigin::guess)
+      throw kb::InputError("command line", 0, "--gpu-name",
+                           fmt::format("'{}' is not in the datasheet table and has no calibration "
+                                       "cached beside {} (docs/ceilings.md lists the names)",
+                                       gpu_name, db));
+    return {r.ceilings, r.source};
+  }
+  return {kb::datasheet_ceilings_h100(),
+          "the H100 SXM datasheet (default without a GPU; pick one with --gpu-name or --ceilings)"};
 }
 
 std::string io_summary(const kb::Problem& p) {
@@ -73,6 +94,8 @@ const kb::cli::CommandRegistrar k_list(100, [](CLI::App& app, std::function<void
     bool json = false;
     std::string levels_dir;
     std::string ceilings;
+    std::string gpu_name;
+    std::string db = "results/kbench.db";
   };
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("list", "List the problems of the catalog with their costs");
@@ -81,11 +104,17 @@ const kb::cli::CommandRegistrar k_list(100, [](CLI::App& app, std::function<void
   cmd->add_option("--levels-dir", opt->levels_dir, "Root holding level1/, level2/, ...")
       ->default_str("$KB_LEVELS_DIR or the source tree's levels/");
   cmd->add_option("--ceilings", opt->ceilings,
-                  "GPU ceilings JSON (from `kbench doctor --calibrate`); default: H100 datasheet");
+                  "GPU ceilings JSON (from `kbench doctor --calibrate`) for the floors");
+  cmd->add_option("--gpu-name", opt->gpu_name,
+                  "Floors for this GPU (CUDA device name, e.g. 'NVIDIA H200'): its calibration "
+                  "cached beside --db, else its datasheet entry; default: H100 SXM datasheet");
+  cmd->add_option("--db", opt->db, "Results database whose calibration cache --gpu-name reads")
+      ->capture_default_str();
   cmd->callback([opt, set_exit] {
     const std::string dir = opt->levels_dir.empty() ? kb::default_levels_dir() : opt->levels_dir;
     const kb::Catalog c = kb::load_catalog(dir);
-    const kb::GpuCeilings ceil = read_ceilings(opt->ceilings);
+    const ListCeilings chosen = read_ceilings(opt->ceilings, opt->gpu_name, opt->db);
+    const kb::GpuCeilings& ceil = chosen.ceilings;
     std::vector<const kb::Problem*> shown;
     for (const auto& p : c.problems)
       if (!opt->level || p.level == *opt->level)
@@ -95,6 +124,7 @@ const kb::cli::CommandRegistrar k_list(100, [](CLI::App& app, std::function<void
       for (const auto* p : shown) {
         nlohmann::json j = *p;
         j["floor_ms"] = kb::floor_time_ms(*p, ceil);
+        j["floor_gpu"] = ceil.gpu_name;
         out.push_back(std::move(j));
       }
       fmt::print("{}\n", out.dump(2));
@@ -104,8 +134,8 @@ const kb::cli::CommandRegistrar k_list(100, [](CLI::App& app, std::function<void
       for (const auto* p : shown)
         fmt::print("{:<44} {:>5} {:>11.3f} {:>10.1f} {:>10.4f}  {}\n", p->id, p->level,
                    p->flops / 1e9, p->min_bytes / 1e6, kb::floor_time_ms(*p, ceil), io_summary(*p));
-      fmt::print("{} problems; floors from {}{}\n", shown.size(), ceil.gpu_name,
-                 ceil.measured ? " (measured)" : "");
+      fmt::print("{} problems; floors: {} ({})\n", shown.size(), chosen.source,
+                 kb::runner::ceilings_figures(ceil));
     }
     set_exit(print_issues(c) > 0 ? 1 : 0);
   });
@@ -129,17 +159,20 @@ const kb::cli::CommandRegistrar k_problem(102, [](CLI::App& app,
   auto id = std::make_shared<std::string>();
   auto levels_dir = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
+  auto gpu_name = std::make_shared<std::string>();
   auto* cmd = app.add_subcommand("problem", "Show one problem (its JSON with --json)");
   cmd->add_option("id", *id, "Problem id (l1/softmax_4096x65536) or YAML path")->required();
   cmd->add_flag("--json", *json, "Print the Problem JSON that kbench-baseline and workers read");
   cmd->add_option("--levels-dir", *levels_dir, "Root holding level1/, level2/, ...");
-  cmd->callback([id, levels_dir, json, set_exit] {
+  cmd->add_option("--gpu-name", *gpu_name,
+                  "Floor for this GPU (CUDA device name); default: H100 SXM datasheet");
+  cmd->callback([id, levels_dir, json, gpu_name, set_exit] {
     const std::string dir = levels_dir->empty() ? kb::default_levels_dir() : *levels_dir;
     const kb::Problem p = resolve_problem(*id, dir);
     if (*json) {
       fmt::print("{}\n", nlohmann::json(p).dump(2));
     } else {
-      const kb::GpuCeilings ceil = kb::datasheet_ceilings_h100();
+      const kb::GpuCeilings ceil = read_ceilings("", *gpu_name, "results/kbench.db").ceilings;
       fmt::print("{} ({}): {}\n{}\n", p.id, p.source_path, p.name, p.description);
       fmt::print("provenance: {} {} {}\n", p.provenance.source, p.provenance.version,
                  p.provenance.ref);
