@@ -15,7 +15,7 @@
 
 #include <fmt/format.h>
 
-#include "compile.hpp"
+#include "process.hpp"
 
 extern char** environ;
 

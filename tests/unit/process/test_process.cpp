@@ -8,7 +8,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include "compile.hpp"
+#include "process.hpp"
 
 namespace {
 
