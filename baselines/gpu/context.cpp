@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "cuda_error.hpp"
 #include "gpu_internal.hpp"
 
 namespace kb::gpu {
@@ -43,8 +44,10 @@ const char* cublas_status_name(cublasStatus_t s) {
 void check_cuda(cudaError_t e, const char* expr, const char* file, int line) {
   if (e == cudaSuccess)
     return;
-  throw Error(fmt::format("{}:{}: {}: {}: {}", file, line, expr, cudaGetErrorName(e),
-                          cudaGetErrorString(e)));
+  throw CudaError(e,
+                  fmt::format("{}:{}: {}: {}: {}", file, line, expr, cudaGetErrorName(e),
+                              cudaGetErrorString(e)),
+                  expr);
 }
 
 void check_cublas(cublasStatus_t s, const char* expr, const char* file, int line) {

@@ -123,13 +123,14 @@ std::optional<Outcome> parse_outcome(std::string_view name) {
 }
 
 std::vector<std::string> flag_names(uint32_t flags) {
-  static constexpr std::array<std::pair<uint32_t, std::string_view>, 6> k_flags{{
+  static constexpr std::array<std::pair<uint32_t, std::string_view>, 7> k_flags{{
       {flag_above_roofline, "above_roofline"},
       {flag_speedup_threshold, "speedup_above_threshold"},
       {flag_off_stream, "off_stream_work"},
       {flag_nondeterministic, "nondeterministic"},
       {flag_library_calls, "library_calls"},
       {flag_noisy, "noisy_timing"},
+      {flag_unverified_time, "unverified_time"},
   }};
   std::vector<std::string> out;
   for (const auto& [bit, name] : k_flags)

@@ -129,8 +129,8 @@ struct TensorSpec {
   std::string name;
   Shape shape;
   DType dtype = DType::f32;
-  Distribution dist;                      // the problem's own distribution (timing, first checks)
-  std::vector<Distribution> check_dists;  // further distributions the correctness checks draw
+  Distribution dist;                     // the problem's own distribution (timing, first checks)
+  std::vector<Distribution> check_dists; // further distributions the correctness checks draw
 };
 
 // Shape and dtype of a value flowing through the graph.
@@ -210,10 +210,11 @@ enum Flag : uint32_t {
   flag_none = 0,
   flag_above_roofline = 1u << 0,    // faster than the physical floor
   flag_speedup_threshold = 1u << 1, // speedup above the configured review ratio
-  flag_off_stream = 1u << 2,        // host clock much longer than the event time
+  flag_off_stream = 1u << 2,        // work outside the given stream (host span beyond events)
   flag_nondeterministic = 1u << 3,  // two runs on the same inputs differ
   flag_library_calls = 1u << 4,     // calls cuBLAS/cuDNN
   flag_noisy = 1u << 5,             // timing stopped at the cap, not on the error target
+  flag_unverified_time = 1u << 6,   // the parent's clock does not corroborate the claimed time
 };
 std::vector<std::string> flag_names(uint32_t flags);
 

@@ -1,7 +1,6 @@
 // Candidate evaluation, parent side: compiles and screens a candidate, runs it in a fresh
 // kbench-worker process under a watchdog, has a separate reference process (which never loads
 // candidate code) judge its outputs, and assembles the EvalResult. Creates no CUDA context.
-// Also the pure statistics and tolerance rules the workers apply, so they can be tested anywhere.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +11,8 @@
 
 #include "compile.hpp"
 #include "core.hpp"
+#include "process.hpp"
+#include "protocol.hpp"
 
 namespace kb {
 
@@ -19,25 +20,19 @@ namespace kb {
 // Options and the evaluator
 // ---------------------------------------------------------------------------------------------
 
-struct TimingOptions {
-  int warmup = 3;               // untimed calls before sampling
-  double target_rse = 0.005;    // stop when stderr(median)/median <= this ...
-  int min_samples = 20;         // ... and at least this many samples were taken
-  int max_samples = 5000;       // hard stop (stop_reason "sample_cap")
-  double time_cap_s = 5.0;      // stop after this much sampling time ("time_cap")
-  double memory_fraction = 0.4; // rotating input sets fill at most this share of free memory
-  int max_sets = 32;            // at most this many rotating sets
-  int judged_sets = 2;          // timed outputs of this many sets are judged after timing
-};
-
 struct EvalOptions {
   std::string protocol = "kbench"; // "kbench" or "kernelbench" (docs/evaluation.md)
   int gpu = 0;                     // becomes CUDA_VISIBLE_DEVICES of the workers
   std::string worker_path;         // empty: see default_worker_path()
   CompileOptions compile;
-  bool screen = true;            // symbol screening; off only to exercise runtime defences
-  int seeds = 5;                 // seeds per distribution (kbench protocol)
-  double timeout_s = 180.0;      // watchdog on one candidate process
+  bool screen = true; // symbol screening; off only to exercise runtime defences
+  int seeds = 5;      // seeds per distribution (kbench protocol)
+  // Watchdog on the candidate process: each command it is given must be answered within
+  // timeout_floor_s + timeout_factor x (the baseline's time for the calls that command makes),
+  // capped at timeout_s; so a hang costs seconds on a fast problem (docs/evaluation.md).
+  double timeout_s = 180.0;      // ceiling of one command's deadline
+  double timeout_floor_s = 5.0;  // floor of one command's deadline
+  double timeout_factor = 500.0; // slowdown against the baseline tolerated before "hung"
   double start_timeout_s = 60.0; // watchdog on a worker's start-up (CUDA initialisation)
   TimingOptions timing;
   double speedup_threshold = 10.0; // flag speedup_threshold above this
@@ -71,6 +66,9 @@ public:
   EvalResult evaluate_compiled(const Problem& problem, const CompileResult& compile);
 
   const EvalOptions& options() const { return m_opts; }
+  // The ceilings roofline figures use: EvalOptions::ceilings, or once the GPU is known (after
+  // the first evaluation) the datasheet figures of its name (catalog.hpp).
+  const GpuCeilings& ceilings() const;
 
   struct Impl;
 
@@ -117,52 +115,5 @@ GpuCeilings run_calibrate(const std::string& worker_path, int gpu, double timeou
 
 void to_json(nlohmann::json& j, const GpuInfo& g);
 void to_json(nlohmann::json& j, const DoctorReport& d);
-
-// ---------------------------------------------------------------------------------------------
-// Statistics (pure)
-// ---------------------------------------------------------------------------------------------
-
-double median_of(std::vector<double> v);
-// Distribution-free standard error of the median from the order statistics that bound its 95%
-// confidence interval: (x[u] - x[l]) / (2 * 1.96), l,u = n/2 -/+ 0.98 sqrt(n). 0 for n < 3.
-double median_stderr(const std::vector<double>& v);
-// True when sampling may stop: enough samples and stderr(median)/median <= target.
-bool timing_converged(const std::vector<double>& samples_ms, double target_rse, int min_samples);
-// Summary of a series (event times) with the host-clock series beside it.
-TimingStats summarize_timing(const std::vector<double>& samples_ms,
-                             const std::vector<double>& host_ms, std::string stop_reason);
-
-// ---------------------------------------------------------------------------------------------
-// Tolerance rules (pure; the reference process computes the same statistics on the GPU)
-// ---------------------------------------------------------------------------------------------
-
-// Element-wise comparison of an output against the float64 reference.
-struct ErrorStats {
-  int64_t numel = 0;
-  int64_t mismatch_count = 0; // |c - r| > atol + rtol*|r| (NaN/Inf handled by parity)
-  int64_t first_bad_index = -1;
-  double max_abs_err = 0.0; // over elements where both are finite
-  double max_rel_err = 0.0; // |c - r| / |r| over finite, non-zero r
-  double sum_sq_err = 0.0;  // over elements where both are finite
-  int64_t finite_count = 0;
-  int64_t nan_count = 0;                 // candidate NaN where the reference is not
-  int64_t inf_count = 0;                 // candidate Inf where the reference is not that Inf
-  int64_t missed_special = 0;            // reference NaN/Inf where the candidate is finite
-  double cand_min = 0.0, cand_max = 0.0; // finite range of the candidate
-  double ref_min = 0.0, ref_max = 0.0;   // finite range of the reference
-  double rms_err() const;
-};
-
-// Computes ErrorStats on the host (tests, small outputs).
-ErrorStats compare_host(const std::vector<double>& cand, const std::vector<double>& ref,
-                        double atol, double rtol);
-
-// Decision for one output of one check. `baseline` is the fp32 baseline's own error against the
-// same reference; used only when `relative` (ill-conditioned inputs): then the candidate passes
-// when rms <= k*rms_base + atol and max_abs <= k*max_abs_base + atol even if elements exceed the
-// fixed tolerance. Returns "" for a pass, else the MismatchInfo reason ("values", "nan_parity",
-// "constant_output", "values_vs_baseline").
-std::string judge_output(const ErrorStats& cand, const ErrorStats* baseline, bool relative,
-                         double k, double atol);
 
 } // namespace kb

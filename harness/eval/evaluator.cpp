@@ -1,7 +1,12 @@
-// The parent side of an evaluation: spawns the candidate worker under a watchdog, relays its
-// shipped outputs to the reference process for judgement, and assembles the EvalResult. No CUDA.
+// The parent side of an evaluation: drives the candidate worker one command at a time under a
+// watchdog scaled to the baseline, believes only replies it asked for (in order, with the
+// session's token), has the reference process judge every output it ships (checks and secretly
+// kept timed samples), sets the parent's own clock against the claimed times, and assembles the
+// EvalResult. No CUDA. docs/evaluation.md has the protocol and its threat model.
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -28,6 +33,9 @@ using nlohmann::json;
 
 // above_roofline needs the candidate faster than the floor by more than this factor.
 constexpr double k_roofline_margin = 1.05;
+// Samples per timing round while a sample's wall time is short; fewer for slow samples.
+constexpr int k_round_samples = 10;
+constexpr double k_slow_round_ms = 200.0;
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -54,6 +62,8 @@ public:
     std::error_code ec;
     fs::remove_all(m_path, ec);
   }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
   const std::string& path() const { return m_path; }
 
 private:
@@ -68,6 +78,109 @@ std::string describe_failure(const ChildProcess& c, const ExitStatus& st) {
   if (!err.empty())
     msg += "; stderr: " + tail_of(err, 1500);
   return msg;
+}
+
+// One reply, or why there is none.
+struct Reply {
+  enum Kind { ok, failure, closed, timeout, violation } kind = ok;
+  eval::Envelope env;
+  std::string why; // violation: what was wrong with the line
+  double wall_ms = 0.0;
+};
+
+// A worker process spoken to through the protocol. Every command gets the next sequence number;
+// a reply is believed only when it carries that number, the session token and the type the
+// command asks for (or is a failure). Anything else on the channel is a violation.
+class Link {
+public:
+  Link(ChildProcess& proc, std::string token) : m_proc(proc), m_token(std::move(token)) {}
+
+  template <class Cmd> bool send(const Cmd& cmd) {
+    ++m_seq;
+    m_sent = Clock::now();
+    return m_proc.send(eval::encode(cmd, m_seq, m_token));
+  }
+
+  // Waits for the reply of type R to the last command (or, with seq 0, the start-up message).
+  template <class R> Reply await(double timeout_s, bool startup = false) {
+    Reply r;
+    std::string line;
+    const auto got = m_proc.receive(line, after(timeout_s));
+    r.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - m_sent).count();
+    if (got == ChildProcess::Recv::timeout) {
+      r.kind = Reply::timeout;
+      return r;
+    }
+    if (got == ChildProcess::Recv::closed) {
+      r.kind = Reply::closed;
+      return r;
+    }
+    std::string why;
+    auto env = eval::decode(line, &why);
+    if (!env) {
+      r.kind = Reply::violation;
+      r.why = fmt::format("{}: {}", why, tail_of(line, 200));
+      return r;
+    }
+    const uint64_t want_seq = startup ? 0 : m_seq;
+    const std::string want_token = startup ? std::string() : m_token;
+    if (env->seq != want_seq || env->token != want_token) {
+      r.kind = Reply::violation;
+      r.why = fmt::format("a '{}' line with the wrong sequence number or token", env->type);
+      return r;
+    }
+    if (env->type == eval::message_type<eval::Failure>()) {
+      r.kind = Reply::failure;
+      r.env = std::move(*env);
+      return r;
+    }
+    if (env->type != eval::message_type<R>()) {
+      r.kind = Reply::violation;
+      r.why = fmt::format("'{}' where '{}' was asked for", env->type, eval::message_type<R>());
+      return r;
+    }
+    r.env = std::move(*env);
+    return r;
+  }
+
+  // After the last reply: nothing more may arrive before the channel closes.
+  std::optional<std::string> stray_line(double timeout_s) {
+    std::string line;
+    if (m_proc.receive(line, after(timeout_s)) == ChildProcess::Recv::line)
+      return line;
+    return std::nullopt;
+  }
+
+private:
+  ChildProcess& m_proc;
+  std::string m_token;
+  uint64_t m_seq = 0;
+  Clock::time_point m_sent = Clock::now();
+};
+
+// A candidate the protocol caught misbehaving, timing out or failing: ends the evaluation with
+// this outcome and message.
+struct Stop {
+  Outcome outcome;
+  std::string message;
+};
+
+std::string random_token(std::mt19937_64& rng) {
+  return fmt::format("{:016x}{:016x}", rng(), rng());
+}
+
+// Round size: k_round_samples while samples are short, so the parent's clock sees each round,
+// fewer when one sample takes long.
+int round_size(double wall_per_sample_ms, int left) {
+  int m = k_round_samples;
+  if (wall_per_sample_ms * k_round_samples > k_slow_round_ms)
+    m = std::clamp(static_cast<int>(k_slow_round_ms / std::max(wall_per_sample_ms, 1e-3)), 1,
+                   k_round_samples);
+  return std::max(1, std::min(m, left));
+}
+
+bool finite_nonnegative(const std::vector<double>& v) {
+  return std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x) && x >= 0.0; });
 }
 
 } // namespace
@@ -88,30 +201,65 @@ std::string default_worker_path() {
               std::string(KB_WORKER_BUILD_PATH) + " (set KB_WORKER)");
 }
 
+// What the baseline's timing left for every candidate of a problem: its statistics and the
+// record the clock bound compares candidates against.
+struct BaselineRecord {
+  TimingStats stats;
+  eval::TimingRecord record;
+  double wall_per_sample_ms = 0.0;
+};
+
+// A candidate worker started ahead of its job (so CUDA starts while nvcc runs).
+struct Spawned {
+  TempDir dir;
+  int result_fd = 3;
+  std::unique_ptr<ChildProcess> proc;
+};
+
 struct Evaluator::Impl {
   EvalOptions opts;
   std::string worker;
   uint64_t secret = 0;
   uint64_t evaluations = 0;
+  std::mt19937_64 rng;
   std::unique_ptr<ChildProcess> ref;
+  std::unique_ptr<Link> ref_link;
   bool ref_ready = false;
-  std::map<std::string, TimingStats> baseline_cache;
+  eval::DeviceInfo device;
+  std::map<std::string, BaselineRecord> baseline_cache;
+  std::unique_ptr<Spawned> spare;
 
-  ProcessSpec worker_spec(const std::string& mode, const std::string& cwd) const {
+  ProcessSpec worker_spec(const std::string& mode, const std::string& cwd, int result_fd) const {
     ProcessSpec s;
     s.argv = {worker, mode};
-    s.env = {{"CUDA_VISIBLE_DEVICES", std::to_string(opts.gpu)}};
+    s.env = {{"CUDA_VISIBLE_DEVICES", std::to_string(opts.gpu)},
+             {"KB_RESULT_FD", std::to_string(result_fd)}};
     s.cwd = cwd;
     s.result_channel = true;
+    s.result_fd = result_fd;
     s.output_limit_bytes = opts.output_limit_bytes;
     s.limits.no_core = true;
+    return s;
+  }
+
+  std::unique_ptr<Spawned> spawn_candidate() {
+    auto s = std::make_unique<Spawned>();
+    // Not fd 3: a candidate that guesses the channel's descriptor by its usual number writes
+    // into nothing. (The design does not rely on it: see Link.)
+    s->result_fd = 64 + static_cast<int>(rng() % 900);
+    ProcessSpec spec = worker_spec("candidate", s->dir.path(), s->result_fd);
+    spec.limits.cpu_s = static_cast<double>(opts.cpu_limit_s);
+    spec.limits.file_size_bytes = opts.file_size_limit_bytes;
+    s->proc = std::make_unique<ChildProcess>(spec);
     return s;
   }
 
   void start_reference() {
     if (ref && ref->running())
       return;
-    ref = std::make_unique<ChildProcess>(worker_spec("reference", ""));
+    ref_link.reset();
+    ref = std::make_unique<ChildProcess>(worker_spec("reference", "", 3));
+    ref_link = std::make_unique<Link>(*ref, random_token(rng));
     ref_ready = false;
   }
 
@@ -124,70 +272,200 @@ struct Evaluator::Impl {
       if (!ref->err().text.empty())
         msg += "; stderr: " + tail_of(ref->err().text, 1500);
     }
+    ref_link.reset();
     ref.reset();
     throw Error(msg);
   }
 
-  json ref_receive(double timeout_s) {
-    std::string line;
-    switch (ref->receive(line, after(timeout_s))) {
-    case ChildProcess::Recv::timeout:
+  // The reply of the reference process (trusted, but it can fail: then it is restarted later).
+  template <class R> R ref_reply(double timeout_s, bool startup = false) {
+    Reply r = ref_link->await<R>(timeout_s, startup);
+    switch (r.kind) {
+    case Reply::timeout:
       reference_failed(fmt::format("did not answer within {:.0f} s", timeout_s));
-    case ChildProcess::Recv::closed:
+    case Reply::closed:
       reference_failed("ended unexpectedly");
-    case ChildProcess::Recv::line:
+    case Reply::violation:
+      reference_failed("sent an unexpected message: " + r.why);
+    case Reply::failure: {
+      const auto f = r.env.body.get<eval::Failure>();
+      if (startup) {
+        // No GPU, no driver: one clear line, nothing of the harness's internals.
+        ref_link.reset();
+        ref.reset();
+        throw Error(fmt::format("GPU {}: {}", opts.gpu, f.message));
+      }
+      reference_failed("reported an error: " + f.message);
+    }
+    case Reply::ok:
       break;
     }
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception&) {
-      reference_failed("sent a malformed message: " + tail_of(line, 200));
-    }
-    if (!j.value("ok", true))
-      reference_failed("reported an error: " + j.value("error", std::string("?")));
-    return j;
+    return r.env.body.get<R>();
+  }
+
+  template <class Cmd, class R> R ref_call(const Cmd& cmd, double timeout_s) {
+    if (!ref_link->send(cmd))
+      reference_failed("stopped reading commands");
+    return ref_reply<R>(timeout_s);
   }
 
   void await_reference() {
+    start_reference();
     if (ref_ready)
       return;
-    ref_receive(opts.start_timeout_s);
+    device = ref_reply<eval::Started>(opts.start_timeout_s, true).device;
     ref_ready = true;
+    if (opts.ceilings.gpu_name.empty())
+      opts.ceilings = default_ceilings(device.name);
   }
 
-  json ref_call(const json& cmd, double timeout_s) {
-    if (!ref->send(cmd.dump() + "\n"))
-      reference_failed("stopped reading commands");
-    return ref_receive(timeout_s);
+  // Datasheet figures for the device when nothing was measured.
+  static GpuCeilings default_ceilings(const std::string& name) {
+    if (auto c = datasheet_ceilings(name))
+      return *c;
+    GpuCeilings c = datasheet_ceilings_h100();
+    c.gpu_name = fmt::format("{} (unknown to the datasheet table; H100 SXM figures assumed)", name);
+    return c;
   }
 
+  // Deadline of one candidate command that makes `calls` calls (docs/evaluation.md).
+  double deadline_s(const BaselineRecord& b, double calls) const {
+    const double expected_s = calls * b.wall_per_sample_ms / 1000.0;
+    return std::clamp(opts.timeout_floor_s + opts.timeout_factor * expected_s, opts.timeout_floor_s,
+                      std::max(opts.timeout_s, opts.timeout_floor_s));
+  }
+
+  const BaselineRecord& baseline(const Problem& problem, uint64_t timing_seed);
+  bool preflight(const CompileResult& cr, EvalResult& r) const;
   EvalResult run(const Problem& problem, const CompileResult& cr);
 };
+
+// ---------------------------------------------------------------------------------------------
+// Timing driven round by round (candidate and baseline alike)
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+// Drives one timing phase: prepare, rounds until the stopping rule holds, through `ask`, which
+// sends a command and returns its reply (or throws Stop). The parent's clock times each round.
+template <class Ask>
+eval::TimingRecord drive_timing(const eval::TimePrepare& prep, bool kernelbench, Ask&& ask) {
+  const TimingOptions& o = prep.timing;
+  eval::TimingRecord rec;
+  rec.ready = ask.prepare(prep);
+  const double spent_limit_ms = o.time_cap_s * 1000.0;
+  double spent_ms = 0.0, wall_per_sample = 0.0;
+  const int fixed = 100;
+  for (;;) {
+    const int n = static_cast<int>(rec.stream_ms.size());
+    if (kernelbench) {
+      if (n >= fixed) {
+        rec.stop_reason = "fixed";
+        break;
+      }
+    } else {
+      if (n >= o.max_samples) {
+        rec.stop_reason = "sample_cap";
+        break;
+      }
+      if (n > 0 &&
+          timing_converged(eval::judge_timing(rec).stats.samples_ms, o.target_rse, o.min_samples)) {
+        rec.stop_reason = "converged";
+        break;
+      }
+      if (spent_ms > spent_limit_ms && n >= 3) {
+        rec.stop_reason = "time_cap";
+        break;
+      }
+    }
+    const int m = round_size(wall_per_sample, (kernelbench ? fixed : o.max_samples) - n);
+    double wall_ms = 0.0;
+    eval::RoundDone round = ask.round(m, wall_ms);
+    rec.stream_ms.insert(rec.stream_ms.end(), round.stream_ms.begin(), round.stream_ms.end());
+    rec.host_ms.insert(rec.host_ms.end(), round.host_ms.begin(), round.host_ms.end());
+    rec.round_wall_ms.push_back(wall_ms);
+    rec.round_samples.push_back(m);
+    spent_ms += wall_ms;
+    wall_per_sample = wall_ms / m;
+  }
+  return rec;
+}
+
+double median_wall_per_sample(const eval::TimingRecord& r) {
+  std::vector<double> w;
+  for (std::size_t i = 0; i < r.round_wall_ms.size(); ++i)
+    w.push_back(r.round_wall_ms[i] / std::max(1, r.round_samples[i]));
+  return median_of(w);
+}
+
+} // namespace
+
+const BaselineRecord& Evaluator::Impl::baseline(const Problem& problem, uint64_t timing_seed) {
+  const std::string key = problem.id + "#" + problem.content_hash + "#" + opts.protocol;
+  if (auto it = baseline_cache.find(key); it != baseline_cache.end())
+    return it->second;
+  const bool kernelbench = opts.protocol == "kernelbench";
+  const double limit_s = std::max(120.0, 10.0 * opts.timing.time_cap_s);
+  struct RefAsk {
+    Impl& self;
+    double limit_s;
+    eval::TimeReady prepare(const eval::TimePrepare& p) {
+      return self.ref_call<eval::TimePrepare, eval::TimeReady>(p, limit_s);
+    }
+    eval::RoundDone round(int m, double& wall_ms) {
+      if (!self.ref_link->send(eval::TimeRound{m}))
+        self.reference_failed("stopped reading commands");
+      Reply r = self.ref_link->await<eval::RoundDone>(limit_s);
+      if (r.kind != Reply::ok)
+        self.reference_failed("failed while timing the baseline");
+      wall_ms = r.wall_ms;
+      return r.env.body.get<eval::RoundDone>();
+    }
+  } ask{*this, limit_s};
+  eval::TimePrepare prep;
+  prep.timing = opts.timing;
+  prep.protocol = opts.protocol;
+  prep.seed_base = timing_seed;
+  // The same kept slots as a candidate gets, so both loops do the same work.
+  prep.kept_slots = 2 * std::max(1, opts.timing.judged_samples);
+  prep.keep_secret = rng();
+  BaselineRecord b;
+  b.record = drive_timing(prep, kernelbench, ask);
+  ref_call<eval::Finish, eval::Finished>(eval::Finish{}, limit_s);
+  b.stats = eval::judge_timing(b.record).stats;
+  b.wall_per_sample_ms = median_wall_per_sample(b.record);
+  return baseline_cache.emplace(key, std::move(b)).first->second;
+}
 
 Evaluator::Evaluator(EvalOptions opts) : m_opts(std::move(opts)), m_impl(std::make_unique<Impl>()) {
   if (m_opts.protocol != "kbench" && m_opts.protocol != "kernelbench")
     throw Error(fmt::format("unknown protocol '{}' (kbench or kernelbench)", m_opts.protocol));
+  if (!(m_opts.timeout_floor_s > 0.0) || !(m_opts.timeout_s > 0.0) ||
+      !(m_opts.timeout_factor > 0.0))
+    throw Error("the watchdog's floor, ceiling and factor must be positive");
   m_impl->opts = m_opts;
   m_impl->worker = m_opts.worker_path.empty() ? default_worker_path() : m_opts.worker_path;
   m_impl->secret = m_opts.secret;
-  if (m_impl->secret == 0) {
-    std::random_device rd;
+  std::random_device rd;
+  if (m_impl->secret == 0)
     m_impl->secret = (static_cast<uint64_t>(rd()) << 32) ^ rd();
-  }
-  if (m_impl->opts.ceilings.gpu_name.empty())
-    m_impl->opts.ceilings = datasheet_ceilings_h100();
+  m_impl->rng.seed((static_cast<uint64_t>(rd()) << 32) ^ rd() ^ m_impl->secret);
 }
 
 Evaluator::~Evaluator() {
   if (m_impl && m_impl->ref) {
-    m_impl->ref->send(json{{"cmd", "end"}}.dump() + "\n");
+    m_impl->spare.reset();
     m_impl->ref->close_stdin();
     m_impl->ref->wait(after(5.0));
   }
 }
 
 EvalResult Evaluator::evaluate(const Problem& problem, std::string_view source) {
+  // The GPU first: without one, say so in one line before anything is compiled. The candidate's
+  // worker starts now too, so CUDA starts while nvcc runs.
+  m_impl->await_reference();
+  if (!m_impl->spare)
+    m_impl->spare = m_impl->spawn_candidate();
   const CompileResult cr = compile_candidate(source, m_opts.compile);
   return evaluate_compiled(problem, cr);
 }
@@ -196,8 +474,12 @@ EvalResult Evaluator::evaluate_compiled(const Problem& problem, const CompileRes
   return m_impl->run(problem, cr);
 }
 
-EvalResult Evaluator::Impl::run(const Problem& problem, const CompileResult& cr) {
-  EvalResult r;
+const GpuCeilings& Evaluator::ceilings() const {
+  return m_impl->opts.ceilings;
+}
+
+// Compile result, screening, export: false when the candidate ends here (r says why).
+bool Evaluator::Impl::preflight(const CompileResult& cr, EvalResult& r) const {
   r.protocol = opts.protocol;
   r.compile_s = cr.seconds;
   r.compile_cached = cr.cached;
@@ -205,7 +487,7 @@ EvalResult Evaluator::Impl::run(const Problem& problem, const CompileResult& cr)
   if (!cr.ok) {
     r.outcome = Outcome::compile_error;
     r.message = cr.message;
-    return r;
+    return false;
   }
   const ScreenReport rep = screen_object(cr.so_path, {opts.compile.allow_library_calls});
   r.library_calls = rep.library_calls;
@@ -217,15 +499,97 @@ EvalResult Evaluator::Impl::run(const Problem& problem, const CompileResult& cr)
     if (rep.violations.size() > 1)
       r.message += fmt::format(" (and {} more: {})", rep.violations.size() - 1,
                                fmt::join(rep.violations.begin() + 1, rep.violations.end(), "; "));
-    return r;
+    return false;
   }
   if (!rep.has_forward) {
     r.outcome = Outcome::load_error;
     r.message = "the object does not export kb_forward (declare it extern \"C\" with the "
                 "signature of kbench/kb_abi.h)";
-    return r;
+    return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The candidate session
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+// One candidate worker, driven command by command. Every method either returns what the worker
+// reported, checked for form, or throws Stop with the outcome the evaluation ends in.
+class CandidateSession {
+public:
+  CandidateSession(ChildProcess& proc, std::string token, std::string& phase)
+      : m_proc(proc), m_link(proc, std::move(token)), m_phase(phase) {}
+
+  // Sends a command and waits for its reply. A worker that stopped reading has ended or is
+  // ending: its channel says how, so the reply is awaited either way.
+  template <class R, class Cmd> R ask(const Cmd& cmd, double timeout_s) {
+    (void)m_link.send(cmd);
+    return reply<R>(timeout_s);
   }
 
+  template <class R> R reply(double timeout_s, bool startup = false) {
+    Reply r = m_link.await<R>(timeout_s, startup);
+    m_last_wall_ms = r.wall_ms;
+    switch (r.kind) {
+    case Reply::ok:
+      return r.env.body.get<R>();
+    case Reply::failure: {
+      const auto f = r.env.body.get<eval::Failure>();
+      m_proc.kill_group();
+      throw Stop{parse_outcome(f.outcome).value_or(Outcome::runtime_error), f.message};
+    }
+    case Reply::timeout:
+      m_proc.kill_group();
+      m_proc.wait(after(5.0));
+      throw Stop{Outcome::timeout,
+                 fmt::format("no reply within {:.1f} s (during {}); the worker's process group "
+                             "was killed",
+                             timeout_s, m_phase)};
+    case Reply::closed: {
+      const ExitStatus st = m_proc.wait(after(5.0));
+      throw Stop{Outcome::runtime_error,
+                 describe_failure(m_proc, st) + " (during " + m_phase + ")"};
+    }
+    case Reply::violation:
+      m_proc.kill_group();
+      throw Stop{Outcome::runtime_error,
+                 fmt::format("the result channel carried a message the evaluator did not ask for "
+                             "({}) during {}: a forged or corrupted reply; nothing this worker "
+                             "reported is used",
+                             r.why, m_phase)};
+    }
+    throw Stop{Outcome::runtime_error, "unreachable"};
+  }
+
+  [[noreturn]] void malformed(const std::string& what) {
+    m_proc.kill_group();
+    throw Stop{Outcome::runtime_error,
+               fmt::format("the worker's reply during {} does not add up ({}): nothing it "
+                           "reported is used",
+                           m_phase, what)};
+  }
+
+  double last_wall_ms() const { return m_last_wall_ms; }
+  Link& link() { return m_link; }
+
+private:
+  ChildProcess& m_proc;
+  Link m_link;
+  std::string& m_phase;
+  double m_last_wall_ms = 0.0;
+};
+
+} // namespace
+
+EvalResult Evaluator::Impl::run(const Problem& problem, const CompileResult& cr) {
+  EvalResult r;
+  if (!preflight(cr, r)) {
+    spare.reset();
+    return r;
+  }
   const bool kernelbench = opts.protocol == "kernelbench";
   const Tolerance tol = eval::protocol_tolerance(problem, opts.protocol);
   const auto checks = eval::make_checks(problem, opts.protocol, opts.seeds, secret);
@@ -239,208 +603,253 @@ EvalResult Evaluator::Impl::run(const Problem& problem, const CompileResult& cr)
     }
 
   const auto t0 = Clock::now();
-  TempDir dir;
-  start_reference();
-  ProcessSpec cspec = worker_spec("candidate", dir.path());
-  cspec.limits.cpu_s = static_cast<double>(opts.cpu_limit_s);
-  cspec.limits.file_size_bytes = opts.file_size_limit_bytes;
-  ChildProcess cand(cspec);
   await_reference();
-  const json begin = ref_call({{"cmd", "begin"}, {"problem", problem}}, opts.start_timeout_s);
-  json job = {{"problem", problem},
-              {"so_path", fs::absolute(cr.so_path).string()},
-              {"checks", checks},
-              {"timing", opts.timing},
-              {"protocol", opts.protocol},
-              {"timing_seed", timing_seed},
-              {"mailboxes", begin.at("mailboxes")}};
-  cand.send(job.dump() + "\n");
-
-  // The candidate's budget counts only time spent waiting on it, not on the reference.
-  double budget_s = opts.timeout_s;
+  const auto begun =
+      ref_call<eval::RefBegin, eval::RefBegun>(eval::RefBegin{problem}, opts.start_timeout_s);
+  // A spare worker started during compilation may still be starting CUDA: the baseline is timed
+  // only once it is idle, so nothing else runs on the GPU meanwhile.
+  std::unique_ptr<Spawned> cand = std::move(spare);
+  if (!cand)
+    cand = spawn_candidate();
+  const std::string token = random_token(rng);
   std::string phase = "start-up";
+  CandidateSession s(*cand->proc, token, phase);
   auto t_ready = t0, t_timing = t0;
-  std::vector<uint64_t> first_cand_sums, first_ref_sums;
-  bool done = false;
+  try {
+    s.reply<eval::Started>(opts.start_timeout_s, true);
+    const BaselineRecord& base = baseline(problem, timing_seed);
+    eval::CandidateJob job;
+    job.problem = problem;
+    job.so_path = fs::absolute(cr.so_path).string();
+    job.protocol = opts.protocol;
+    job.mailboxes = begun.mailboxes;
+    const auto ready = s.ask<eval::Ready>(job, opts.start_timeout_s);
+    t_ready = Clock::now();
+    r.start_s = seconds_since(t0);
+    if (ready.device.name != device.name)
+      s.malformed("the candidate worker reports another GPU than the reference process");
 
-  auto judge = [&](const eval::CheckSpec& c, const json& msg, const std::string& where) -> bool {
-    const json v = ref_call({{"cmd", "judge"},
-                             {"check", c},
-                             {"input_checksums", msg.at("input_checksums")},
-                             {"atol", tol.atol},
-                             {"rtol", tol.rtol},
-                             {"relative_k", opts.relative_k},
-                             {"protocol", opts.protocol}},
-                            std::max(60.0, opts.timeout_s));
-    std::string reason = v.value("reason", "");
-    int bad = v.value("bad_output", -1);
-    std::vector<uint64_t> cand_sums, ref_sums;
-    for (const auto& o : v.at("outputs")) {
-      cand_sums.push_back(o.at("cand_checksum").get<uint64_t>());
-      ref_sums.push_back(o.at("ref_checksum").get<uint64_t>());
-    }
-    if (reason.empty() && !kernelbench && c.index >= 0) {
-      // Same bits for different inputs while the reference changed: the output ignores inputs.
-      if (first_cand_sums.empty()) {
-        first_cand_sums = cand_sums;
-        first_ref_sums = ref_sums;
-      } else {
-        for (std::size_t o = 0; o < cand_sums.size(); ++o)
-          if (cand_sums[o] == first_cand_sums[o] && ref_sums[o] != first_ref_sums[o]) {
-            reason = "constant_output";
-            bad = static_cast<int>(o);
-            break;
+    // Correctness: one command per check; the reference process judges every one.
+    phase = "correctness checks";
+    std::vector<uint64_t> first_cand_sums, first_ref_sums;
+    auto judge = [&](const eval::CheckSpec& c, const std::vector<uint64_t>& input_sums,
+                     const std::string& where) {
+      eval::Judge cmd;
+      cmd.check = c;
+      cmd.input_checksums = input_sums;
+      cmd.atol = tol.atol;
+      cmd.rtol = tol.rtol;
+      cmd.relative_k = opts.relative_k;
+      cmd.protocol = opts.protocol;
+      const auto v = ref_call<eval::Judge, eval::Verdict>(cmd, std::max(60.0, opts.timeout_s));
+      std::string reason = v.reason;
+      int bad = v.bad_output;
+      if (v.outputs.size() != problem.outputs.size())
+        reference_failed("judged another number of outputs than the problem has");
+      if (reason.empty() && !kernelbench) {
+        // Same bits for different inputs while the reference changed: the output ignores inputs.
+        if (first_cand_sums.empty()) {
+          for (const auto& o : v.outputs) {
+            first_cand_sums.push_back(o.cand_checksum);
+            first_ref_sums.push_back(o.ref_checksum);
           }
+        } else {
+          for (std::size_t o = 0; o < v.outputs.size(); ++o)
+            if (v.outputs[o].cand_checksum == first_cand_sums[o] &&
+                v.outputs[o].ref_checksum != first_ref_sums[o]) {
+              reason = "constant_output";
+              bad = static_cast<int>(o);
+              break;
+            }
+        }
       }
-    }
-    if (reason.empty())
-      return true;
-    MismatchInfo m;
-    m.reason = reason;
-    m.seed_index = c.index;
-    m.distribution = where;
-    if (bad >= 0) {
-      const auto s = v.at("outputs").at(bad).at("cand").get<ErrorStats>();
-      m.output = problem.outputs.at(bad);
-      m.max_abs_err = s.max_abs_err;
-      m.max_rel_err = s.max_rel_err;
-      m.mismatch_count = s.mismatch_count;
-      m.first_bad_index = s.first_bad_index;
-      m.nan_count = s.nan_count;
-      m.inf_count = s.inf_count;
-    }
-    r.outcome = Outcome::mismatch;
-    if (reason == "input_mutated")
-      r.message = fmt::format("the candidate modified its inputs (check {}, {})", c.index, where);
-    else
-      r.message = fmt::format(
-          "output '{}' is wrong ({}) in check {} ({}): {} of {} elements beyond atol={:g} "
-          "rtol={:g}, max abs err {:.3g}, max rel err {:.3g}, first bad index {}, NaN {}, Inf {}",
-          m.output, reason, c.index, where, m.mismatch_count,
-          numel(problem.output_spec(m.output).shape), tol.atol, tol.rtol, m.max_abs_err,
-          m.max_rel_err, m.first_bad_index, m.nan_count, m.inf_count);
-    r.mismatch = m;
-    return false;
-  };
-
-  for (;;) {
-    std::string line;
-    const auto wait_start = Clock::now();
-    const auto got = cand.receive(line, after(budget_s));
-    budget_s -= seconds_since(wait_start);
-    if (got == ChildProcess::Recv::timeout) {
-      cand.kill_group();
-      cand.wait(after(5.0));
-      r.outcome = Outcome::timeout;
-      r.message = fmt::format("no result within {:.0f} s (during {}); the worker's process group "
-                              "was killed",
-                              opts.timeout_s, phase);
-      break;
-    }
-    if (got == ChildProcess::Recv::closed) {
-      const ExitStatus st = cand.wait(after(5.0));
-      r.outcome = Outcome::runtime_error;
-      r.message = describe_failure(cand, st) + " (during " + phase + ")";
-      break;
-    }
-    json msg;
-    try {
-      msg = json::parse(line);
-    } catch (const json::exception&) {
-      cand.kill_group();
-      cand.wait(after(5.0));
-      r.outcome = Outcome::runtime_error;
-      r.message = "malformed message on the result channel: " + tail_of(line, 200);
-      break;
-    }
-    const std::string ev = msg.value("event", "");
-    if (ev == "ready") {
-      t_ready = Clock::now();
-      r.start_s = seconds_since(t0);
-      phase = "correctness checks";
-    } else if (ev == "check") {
-      const int idx = msg.at("index").get<int>();
-      if (idx < 0 || idx >= static_cast<int>(checks.size()))
-        throw Error("candidate worker reported an unknown check");
-      if (!msg.value("deterministic", true))
+      if (reason.empty())
+        return;
+      MismatchInfo m;
+      m.reason = reason;
+      m.seed_index = c.index;
+      m.distribution = where;
+      if (bad >= 0) {
+        const ErrorStats& es = v.outputs.at(bad).cand;
+        m.output = problem.outputs.at(bad);
+        m.max_abs_err = es.max_abs_err;
+        m.max_rel_err = es.max_rel_err;
+        m.mismatch_count = es.mismatch_count;
+        m.first_bad_index = es.first_bad_index;
+        m.nan_count = es.nan_count;
+        m.inf_count = es.inf_count;
+      }
+      r.mismatch = m;
+      if (reason == "input_mutated")
+        throw Stop{Outcome::mismatch,
+                   fmt::format("the candidate modified its inputs ({}, {})",
+                               c.index >= 0 ? fmt::format("check {}", c.index) : "timed sample",
+                               where)};
+      throw Stop{Outcome::mismatch,
+                 fmt::format("output '{}' is wrong ({}) in {} ({}): {} of {} elements beyond "
+                             "atol={:g} rtol={:g}, max abs err {:.3g}, max rel err {:.3g}, first "
+                             "bad index {}, NaN {}, Inf {}",
+                             m.output, reason,
+                             c.index >= 0 ? fmt::format("check {}", c.index) : "a timed sample",
+                             where, m.mismatch_count, numel(problem.output_spec(m.output).shape),
+                             tol.atol, tol.rtol, m.max_abs_err, m.max_rel_err, m.first_bad_index,
+                             m.nan_count, m.inf_count)};
+    };
+    auto out_of_bounds = [&](const std::string& where) {
+      MismatchInfo m;
+      m.reason = "out_of_bounds";
+      m.distribution = where;
+      r.mismatch = m;
+      throw Stop{Outcome::mismatch,
+                 fmt::format("the candidate wrote outside its outputs or workspace ({}): the "
+                             "guard zones around them changed",
+                             where)};
+    };
+    for (const auto& c : checks) {
+      eval::RunCheck cmd{c, c.index == 0 && !kernelbench};
+      const auto done = s.ask<eval::CheckDone>(cmd, deadline_s(base, cmd.repeat ? 2.0 : 1.0));
+      if (done.index != c.index || done.input_checksums.size() != own_dists.size())
+        s.malformed("a check reply for another check");
+      if (!done.deterministic)
         r.flags |= flag_nondeterministic;
-      const bool pass = judge(checks[idx], msg, checks[idx].dist_name);
-      cand.send(json{{"cmd", pass ? "continue" : "stop"}}.dump() + "\n");
-      if (!pass)
-        break;
-    } else if (ev == "timing_start") {
-      t_timing = Clock::now();
-      r.check_s = std::chrono::duration<double>(t_timing - t_ready).count();
-      phase = "timing";
-    } else if (ev == "timed_check") {
+      if (!done.guards_intact)
+        out_of_bounds(fmt::format("check {}", c.index));
+      judge(c, done.input_checksums, c.dist_name);
+    }
+    r.check_s = seconds_since(t_ready);
+
+    // Timing, round by round; the parent's clock times every round.
+    phase = "timing";
+    t_timing = Clock::now();
+    const int judged = std::max(1, opts.timing.judged_samples);
+    eval::TimePrepare prep;
+    prep.timing = opts.timing;
+    prep.protocol = opts.protocol;
+    prep.seed_base = timing_seed;
+    prep.kept_slots = 2 * judged;
+    prep.keep_secret = rng();
+    bool guards_ok = true;
+    struct CandAsk {
+      CandidateSession& s;
+      const Impl& self;
+      const BaselineRecord& base;
+      bool& guards_ok;
+      eval::TimeReady prepare(const eval::TimePrepare& p) {
+        const double calls = p.timing.warmup + p.timing.empty_calls + p.timing.max_sets + 3;
+        auto ready = s.ask<eval::TimeReady>(p, self.deadline_s(base, calls));
+        if (ready.sets < 1 || ready.kept_slots < 1 || ready.kept_slots > p.kept_slots ||
+            ready.empty_host_ms.size() != static_cast<std::size_t>(p.timing.empty_calls) ||
+            ready.empty_stream_ms.size() != ready.empty_host_ms.size() ||
+            !finite_nonnegative(ready.empty_host_ms) || !finite_nonnegative(ready.empty_stream_ms))
+          s.malformed("timing preparation");
+        return ready;
+      }
+      eval::RoundDone round(int m, double& wall_ms) {
+        auto done = s.ask<eval::RoundDone>(eval::TimeRound{m}, self.deadline_s(base, m));
+        wall_ms = s.last_wall_ms();
+        if (done.stream_ms.size() != static_cast<std::size_t>(m) ||
+            done.host_ms.size() != done.stream_ms.size() || !finite_nonnegative(done.stream_ms) ||
+            !finite_nonnegative(done.host_ms))
+          s.malformed("a timing round");
+        double claimed = 0.0;
+        for (double h : done.host_ms)
+          claimed += h;
+        if (claimed > wall_ms + 1.0) // more host time than the round took on the parent's clock
+          s.malformed("a timing round claims more time than it took");
+        guards_ok = guards_ok && done.guards_intact;
+        return done;
+      }
+    };
+    CandAsk ask{s, *this, base, guards_ok};
+    eval::TimingRecord rec = drive_timing(prep, kernelbench, ask);
+    if (!guards_ok)
+      out_of_bounds("timing");
+    r.time_s = seconds_since(t_timing);
+
+    // Timed outputs: the parent picks which kept samples to judge only now.
+    phase = "judging timed outputs";
+    const int kept = rec.ready.kept_slots;
+    std::vector<int> slots(static_cast<std::size_t>(kept));
+    for (int k = 0; k < kept; ++k)
+      slots[k] = k;
+    std::shuffle(slots.begin(), slots.end(), rng);
+    slots.resize(static_cast<std::size_t>(std::min(judged, kept)));
+    const auto total = static_cast<int64_t>(rec.stream_ms.size());
+    std::vector<int64_t> seen;
+    for (int slot : slots) {
+      const auto sh = s.ask<eval::Shipped>(eval::ShipKept{slot}, deadline_s(base, 1.0));
+      if (sh.slot != slot || sh.sample < 0 || sh.sample >= total ||
+          std::find(seen.begin(), seen.end(), sh.sample) != seen.end() ||
+          sh.input_checksums.size() != own_dists.size())
+        s.malformed("a kept sample's reply");
+      seen.push_back(sh.sample);
       eval::CheckSpec c;
       c.index = -1;
-      c.seed = msg.at("seed").get<uint64_t>();
+      c.seed = eval::sample_seed(timing_seed, sh.sample, kernelbench);
       c.dists = own_dists;
       c.relative = own_relative;
-      const bool pass =
-          judge(c, msg, fmt::format("timed outputs of rotating set {}", msg.value("set", 0)));
-      cand.send(json{{"cmd", pass ? "continue" : "stop"}}.dump() + "\n");
-      if (!pass)
-        break;
-    } else if (ev == "done") {
-      r.time_s = seconds_since(t_timing);
-      r.candidate_time = msg.at("timing").get<TimingStats>();
-      if (msg.value("off_stream", false))
-        r.flags |= flag_off_stream;
-      done = true;
-      break;
-    } else if (ev == "failure") {
-      r.outcome =
-          parse_outcome(msg.value("outcome", "runtime_error")).value_or(Outcome::runtime_error);
-      r.message = msg.value("message", std::string("the candidate failed"));
-      if (r.check_s == 0.0 && t_ready != t0)
-        r.check_s = seconds_since(t_ready);
-      break;
-    } else {
-      r.outcome = Outcome::runtime_error;
-      r.message = "unexpected message on the result channel: " + tail_of(line, 200);
-      break;
+      judge(c, sh.input_checksums, fmt::format("timed sample {}", sh.sample));
     }
-  }
-  cand.close_stdin();
-  cand.wait(after(done ? 10.0 : 2.0));
-  if (!done) {
-    if (r.outcome == Outcome::mismatch && r.check_s == 0.0)
+    phase = "teardown";
+    s.ask<eval::Finished>(eval::Finish{}, opts.timeout_floor_s);
+    cand->proc->close_stdin();
+    // Nothing may follow the last reply.
+    if (auto stray = s.link().stray_line(1.0))
+      throw Stop{Outcome::runtime_error,
+                 fmt::format("the result channel carried a message after the last reply: {}; "
+                             "nothing this worker reported is used",
+                             tail_of(*stray, 200))};
+    cand->proc->wait(after(5.0));
+
+    // Finalisation: the counted time, the parent's clock against it, speedup and flags.
+    const eval::TimingJudgement tj = eval::judge_timing(rec);
+    r.candidate_time = tj.stats;
+    r.baseline_time = base.stats;
+    if (tj.off_stream)
+      r.flags |= flag_off_stream;
+    const double ws_allowance_ms =
+        opts.ceilings.bandwidth_gbs > 0.0
+            ? static_cast<double>(ready.workspace_bytes) / (0.5 * opts.ceilings.bandwidth_gbs * 1e6)
+            : 0.0;
+    const eval::ClockBound cb = eval::clock_bound(base.record, rec, ws_allowance_ms);
+    if (!cb.corroborated) {
+      r.flags |= flag_unverified_time;
+      r.message = fmt::format("the parent's clock does not corroborate the claimed time: host "
+                              "span {:.4f} ms per sample claimed, {:.4f} ms measured from the "
+                              "rounds' wall time (slack {:.4f} ms)",
+                              cb.claimed_ms, cb.estimate_ms, cb.slack_ms);
+    }
+    const TimingStats& ct = *r.candidate_time;
+    const double cand_ms = kernelbench ? ct.mean_ms : ct.median_ms;
+    const double base_ms = kernelbench ? base.stats.mean_ms : base.stats.median_ms;
+    r.outcome = Outcome::correct;
+    if (cand_ms > 0.0) {
+      r.speedup = base_ms / cand_ms;
+      const double floor_ms = floor_time_ms(problem, opts.ceilings);
+      r.roofline_pct = floor_ms / cand_ms * 100.0;
+      // The floor comes from a measured copy, which a streaming kernel can match to within
+      // noise: only a clear margin beyond it is suspicious.
+      if (cand_ms < floor_ms / k_roofline_margin)
+        r.flags |= flag_above_roofline;
+    }
+    if (r.speedup > opts.speedup_threshold)
+      r.flags |= flag_speedup_threshold;
+    if (ct.stop_reason == "time_cap" || ct.stop_reason == "sample_cap")
+      r.flags |= flag_noisy;
+    return r;
+  } catch (const Stop& stop) {
+    r.outcome = stop.outcome;
+    r.message = stop.message;
+    if (r.outcome != Outcome::mismatch)
+      r.mismatch.reset();
+    if (t_ready != t0 && r.check_s == 0.0)
       r.check_s = seconds_since(t_ready);
+    if (t_timing != t0 && r.time_s == 0.0)
+      r.time_s = seconds_since(t_timing);
+    cand->proc->kill_group();
+    cand->proc->wait(after(2.0));
     return r;
   }
-
-  // The baseline: same timing code, same GPU, same run; measured once per problem.
-  const std::string key = problem.id + "#" + problem.content_hash + "#" + opts.protocol;
-  auto it = baseline_cache.find(key);
-  if (it == baseline_cache.end()) {
-    const json b = ref_call({{"cmd", "time_baseline"},
-                             {"timing", opts.timing},
-                             {"protocol", opts.protocol},
-                             {"timing_seed", timing_seed}},
-                            std::max(120.0, 10.0 * opts.timing.time_cap_s));
-    it = baseline_cache.emplace(key, b.at("timing").get<TimingStats>()).first;
-  }
-  r.baseline_time = it->second;
-  const TimingStats& ct = *r.candidate_time;
-  const double cand_ms = kernelbench ? ct.mean_ms : ct.median_ms;
-  const double base_ms = kernelbench ? it->second.mean_ms : it->second.median_ms;
-  r.outcome = Outcome::correct;
-  if (cand_ms > 0.0) {
-    r.speedup = base_ms / cand_ms;
-    const double floor_ms = floor_time_ms(problem, opts.ceilings);
-    r.roofline_pct = floor_ms / cand_ms * 100.0;
-    // The floor comes from a measured copy, which a streaming kernel can match to within noise:
-    // only a clear margin beyond it is suspicious.
-    if (cand_ms < floor_ms / k_roofline_margin)
-      r.flags |= flag_above_roofline;
-  }
-  if (r.speedup > opts.speedup_threshold)
-    r.flags |= flag_speedup_threshold;
-  if (ct.stop_reason == "time_cap" || ct.stop_reason == "sample_cap")
-    r.flags |= flag_noisy;
-  return r;
 }
 
 // ---------------------------------------------------------------------------------------------

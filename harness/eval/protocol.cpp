@@ -1,7 +1,9 @@
-// Checks of an evaluation (seeds, distributions, tolerances) and JSON forms of the messages.
+// Checks of an evaluation (seeds, distributions, tolerances), the messages on the workers' pipes
+// and the rules that judge a timing series.
 #include "protocol.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -12,6 +14,10 @@ uint64_t mix_seed(uint64_t a, uint64_t b) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
+}
+
+uint64_t sample_seed(uint64_t seed_base, int64_t sample, bool kernelbench) {
+  return kernelbench ? seed_base : mix_seed(seed_base, static_cast<uint64_t>(sample) + 7919);
 }
 
 std::string dist_label(const Distribution& d) {
@@ -108,7 +114,8 @@ void to_json(nlohmann::json& j, const TimingOptions& t) {
   j = {{"warmup", t.warmup},           {"target_rse", t.target_rse},
        {"min_samples", t.min_samples}, {"max_samples", t.max_samples},
        {"time_cap_s", t.time_cap_s},   {"memory_fraction", t.memory_fraction},
-       {"max_sets", t.max_sets},       {"judged_sets", t.judged_sets}};
+       {"max_sets", t.max_sets},       {"judged_samples", t.judged_samples},
+       {"empty_calls", t.empty_calls}};
 }
 void from_json(const nlohmann::json& j, TimingOptions& t) {
   t.warmup = j.at("warmup").get<int>();
@@ -118,7 +125,8 @@ void from_json(const nlohmann::json& j, TimingOptions& t) {
   t.time_cap_s = j.at("time_cap_s").get<double>();
   t.memory_fraction = j.at("memory_fraction").get<double>();
   t.max_sets = j.at("max_sets").get<int>();
-  t.judged_sets = j.at("judged_sets").get<int>();
+  t.judged_samples = j.at("judged_samples").get<int>();
+  t.empty_calls = j.at("empty_calls").get<int>();
 }
 
 void to_json(nlohmann::json& j, const ErrorStats& s) {
@@ -155,3 +163,159 @@ void from_json(const nlohmann::json& j, ErrorStats& s) {
 }
 
 } // namespace kb
+
+namespace kb::eval {
+
+using nlohmann::json;
+
+// ---------------------------------------------------------------------------------------------
+// Envelope
+// ---------------------------------------------------------------------------------------------
+
+std::string encode_json(std::string_view type, uint64_t seq, const std::string& token,
+                        const json& body) {
+  json j = {{"type", type}, {"seq", seq}, {"token", token}, {"body", body}};
+  std::string line = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  line += '\n';
+  return line;
+}
+
+std::optional<Envelope> decode(std::string_view line, std::string* why) {
+  json j;
+  try {
+    j = json::parse(line);
+  } catch (const json::exception&) {
+    if (why)
+      *why = "not JSON";
+    return std::nullopt;
+  }
+  if (!j.is_object() || !j.contains("type") || !j["type"].is_string() || !j.contains("seq") ||
+      !j["seq"].is_number_unsigned() || !j.contains("token") || !j["token"].is_string() ||
+      !j.contains("body")) {
+    if (why)
+      *why = "not a message envelope";
+    return std::nullopt;
+  }
+  Envelope e;
+  e.type = j["type"].get<std::string>();
+  e.seq = j["seq"].get<uint64_t>();
+  e.token = j["token"].get<std::string>();
+  e.body = std::move(j["body"]);
+  return e;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Message bodies
+// ---------------------------------------------------------------------------------------------
+
+#define KB_FIELDS_JSON(T, ...)                                                                     \
+  void to_json(json& nlohmann_json_j, const T& nlohmann_json_t) {                                  \
+    nlohmann_json_j = json::object();                                                              \
+    NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(NLOHMANN_JSON_TO, __VA_ARGS__))                       \
+  }                                                                                                \
+  void from_json(const json& nlohmann_json_j, T& nlohmann_json_t) {                                \
+    NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(NLOHMANN_JSON_FROM, __VA_ARGS__))                     \
+  }
+#define KB_EMPTY_JSON(T)                                                                           \
+  void to_json(json& j, const T&) {                                                                \
+    j = json::object();                                                                            \
+  }                                                                                                \
+  void from_json(const json&, T&) {}
+
+KB_FIELDS_JSON(CandidateJob, problem, so_path, protocol, mailboxes)
+KB_FIELDS_JSON(RunCheck, check, repeat)
+KB_FIELDS_JSON(TimePrepare, timing, protocol, seed_base, kept_slots, keep_secret)
+KB_FIELDS_JSON(TimeRound, samples)
+KB_FIELDS_JSON(ShipKept, slot)
+KB_EMPTY_JSON(Finish)
+KB_FIELDS_JSON(RefBegin, problem)
+KB_FIELDS_JSON(Judge, check, input_checksums, atol, rtol, relative_k, protocol)
+KB_FIELDS_JSON(DeviceInfo, name, sm_count, l2_bytes, cc_major, cc_minor)
+KB_FIELDS_JSON(Started, device)
+KB_FIELDS_JSON(Ready, start_s, workspace_bytes, device)
+KB_FIELDS_JSON(CheckDone, index, input_checksums, deterministic, guards_intact)
+KB_FIELDS_JSON(TimeReady, sets, kept_slots, empty_stream_ms, empty_host_ms)
+KB_FIELDS_JSON(RoundDone, stream_ms, host_ms, guards_intact)
+KB_FIELDS_JSON(Shipped, slot, sample, input_checksums)
+KB_EMPTY_JSON(Finished)
+KB_FIELDS_JSON(RefBegun, mailboxes)
+KB_FIELDS_JSON(OutputVerdict, cand, base, reason, cand_checksum, ref_checksum)
+KB_FIELDS_JSON(Verdict, input_mutated, reason, bad_output, outputs)
+KB_FIELDS_JSON(Failure, outcome, cuda_error, message)
+#undef KB_FIELDS_JSON
+#undef KB_EMPTY_JSON
+
+// ---------------------------------------------------------------------------------------------
+// Timing rules
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+// Floor of the off-stream threshold: below this, host-clock and event resolution cannot tell.
+constexpr double k_min_off_stream_ms = 0.0015;
+// Share of samples that must be off-stream before the result is flagged.
+constexpr double k_off_stream_share = 0.1;
+} // namespace
+
+OffStreamRule off_stream_rule(const TimeReady& ready) {
+  OffStreamRule r;
+  std::vector<double> d;
+  const std::size_t n = std::min(ready.empty_host_ms.size(), ready.empty_stream_ms.size());
+  for (std::size_t i = 0; i < n; ++i)
+    d.push_back(ready.empty_host_ms[i] - ready.empty_stream_ms[i]);
+  if (d.empty()) {
+    r.threshold_ms = k_min_off_stream_ms;
+    return r;
+  }
+  r.overhead_ms = median_of(d);
+  // The noise of the empty calls' overhead: three interquartile ranges above the median keeps an
+  // honest sample's jitter out while any hidden kernel longer than that shows.
+  const double iqr = quantile_of(d, 0.75) - quantile_of(d, 0.25);
+  r.threshold_ms = std::max(k_min_off_stream_ms, 3.0 * iqr);
+  return r;
+}
+
+TimingJudgement judge_timing(const TimingRecord& rec) {
+  TimingJudgement j;
+  j.rule = off_stream_rule(rec.ready);
+  const std::size_t n = std::min(rec.stream_ms.size(), rec.host_ms.size());
+  std::vector<double> counted(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double excess = rec.host_ms[i] - rec.stream_ms[i] - j.rule.overhead_ms;
+    counted[i] = rec.stream_ms[i];
+    if (excess > j.rule.threshold_ms) {
+      ++j.off_stream_samples;
+      // The host span covers every stream up to the device-wide synchronisation.
+      counted[i] = std::max(rec.stream_ms[i], rec.host_ms[i] - j.rule.overhead_ms);
+    }
+  }
+  std::vector<double> host(rec.host_ms.begin(), rec.host_ms.begin() + static_cast<long>(n));
+  j.stats = summarize_timing(counted, host, rec.stop_reason);
+  j.off_stream =
+      j.off_stream_samples > 0 &&
+      j.off_stream_samples >= std::max(1.0, std::ceil(k_off_stream_share * static_cast<double>(n)));
+  return j;
+}
+
+namespace {
+// Median over rounds of the parent's wall time per sample.
+double wall_per_sample(const TimingRecord& r) {
+  std::vector<double> w;
+  for (std::size_t i = 0; i < r.round_wall_ms.size() && i < r.round_samples.size(); ++i)
+    if (r.round_samples[i] > 0)
+      w.push_back(r.round_wall_ms[i] / r.round_samples[i]);
+  return median_of(w);
+}
+} // namespace
+
+ClockBound clock_bound(const TimingRecord& baseline, const TimingRecord& candidate,
+                       double extra_overhead_ms) {
+  ClockBound b;
+  b.loop_overhead_ms = std::max(0.0, wall_per_sample(baseline) - median_of(baseline.host_ms));
+  b.estimate_ms = wall_per_sample(candidate) - b.loop_overhead_ms - extra_overhead_ms;
+  b.claimed_ms = median_of(candidate.host_ms);
+  b.slack_ms = k_clock_rel_slack * std::max(0.0, b.estimate_ms) + k_clock_abs_slack_ms;
+  b.corroborated = b.claimed_ms >= b.estimate_ms - b.slack_ms;
+  return b;
+}
+
+} // namespace kb::eval

@@ -4,7 +4,7 @@
 #include <limits>
 #include <numeric>
 
-#include "eval.hpp"
+#include "protocol.hpp"
 
 namespace kb {
 
@@ -18,6 +18,16 @@ double median_of(std::vector<double> v) {
     return hi;
   const double lo = *std::max_element(v.begin(), v.begin() + n / 2);
   return 0.5 * (lo + hi);
+}
+
+double quantile_of(std::vector<double> v, double q) {
+  if (v.empty())
+    return 0.0;
+  std::sort(v.begin(), v.end());
+  const double pos = std::clamp(q, 0.0, 1.0) * static_cast<double>(v.size() - 1);
+  const auto lo = static_cast<std::size_t>(std::floor(pos));
+  const std::size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
 }
 
 double median_stderr(const std::vector<double>& v) {

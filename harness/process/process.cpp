@@ -1,5 +1,5 @@
 // Subprocesses with their own process group, resource limits, bounded output capture, a result
-// pipe on fd 3 and a watchdog: the one way kbench runs nvcc and its workers.
+// pipe on a chosen descriptor and a watchdog: the one way kbench runs nvcc and its workers.
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
@@ -140,16 +140,19 @@ ChildProcess::ChildProcess(const ProcessSpec& spec) : m_limit(spec.output_limit_
   }
   if (pid == 0) {
     ::setpgid(0, 0);
-    // dup2 clears close-on-exec on the new descriptor: exactly 0-2 (and 3) survive exec.
+    // Exactly 0-2 and the result channel survive exec: everything from 3 up is marked
+    // close-on-exec first, then dup2 (which clears the flag on its target) places the channel.
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
-    int first_closed = 3;
-    if (spec.result_channel) {
-      ::dup2(res[1], 3);
-      first_closed = 4;
+    if (spec.result_channel && res[1] == spec.result_fd) {
+      // Already in place: move it aside so the dup2 below clears its close-on-exec flag.
+      const int moved = ::fcntl(res[1], F_DUPFD, spec.result_fd + 1);
+      res[1] = moved;
     }
-    cloexec_from(first_closed);
+    cloexec_from(3);
+    if (spec.result_channel)
+      ::dup2(res[1], spec.result_fd);
     sigset_t all;
     sigemptyset(&all);
     ::sigprocmask(SIG_SETMASK, &all, nullptr);

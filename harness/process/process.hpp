@@ -28,8 +28,8 @@ struct ProcessLimits {
 };
 
 // What to run. The child gets its own process group, stdin from a pipe (see ChildProcess::send),
-// stdout and stderr captured into bounded buffers, and, when result_channel is set, a pipe on fd 3
-// for machine-readable results. Every other descriptor is closed.
+// stdout and stderr captured into bounded buffers, and, when result_channel is set, a pipe on
+// descriptor result_fd for machine-readable results. Every other descriptor is closed.
 struct ProcessSpec {
   std::vector<std::string> argv;                        // argv[0] is the program (PATH searched)
   std::vector<std::pair<std::string, std::string>> env; // set or overridden in the inherited env
@@ -38,6 +38,7 @@ struct ProcessSpec {
   ProcessLimits limits;
   std::size_t output_limit_bytes = 64 * 1024; // per stream: head and tail kept, middle counted
   bool result_channel = false;
+  int result_fd = 3; // where the child finds the result channel (>= 3)
 };
 
 // Captured output of one stream: at most the limit is kept (its first and last parts).

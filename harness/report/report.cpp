@@ -18,8 +18,8 @@ using store::AttemptRow;
 
 namespace {
 
-constexpr uint32_t k_review_flags =
-    flag_above_roofline | flag_speedup_threshold | flag_off_stream | flag_nondeterministic;
+constexpr uint32_t k_review_flags = flag_above_roofline | flag_speedup_threshold | flag_off_stream |
+                                    flag_nondeterministic | flag_unverified_time;
 
 bool compiled(Outcome o) {
   return o != Outcome::no_code && o != Outcome::compile_error;

@@ -1,14 +1,15 @@
-// Candidate mode: loads one candidate object, runs the correctness checks (shipping each output
-// to the reference process's mailbox and waiting for its word), then times it. Judges nothing.
+// Candidate mode: loads one candidate object and does exactly what the parent asks, one command
+// at a time: run a check (shipping the outputs to the reference process's mailboxes), prepare
+// the timing, run a round of samples, ship a kept sample's outputs. Judges nothing.
 #include <chrono>
 #include <cstring>
+#include <memory>
 
 #include <dlfcn.h>
 
 #include <fmt/format.h>
 
 #include "kbench/kb_abi.h"
-#include "protocol.hpp"
 #include "worker.hpp"
 
 namespace kb::worker {
@@ -16,12 +17,6 @@ namespace kb::worker {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Failure of the candidate itself (not of the harness): reported with an outcome.
-struct CandidateFailure : Error {
-  CandidateFailure(Outcome o, const std::string& what) : Error(what), outcome(o) {}
-  Outcome outcome;
-};
 
 struct Candidate {
   void* handle = nullptr;
@@ -86,159 +81,234 @@ void hex_to_bytes(const std::string& hex, void* out, std::size_t n) {
     b[i] = static_cast<unsigned char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
 }
 
-// Waits for the parent's word on the last shipped outputs; false means stop now.
-bool parent_says_continue() {
-  nlohmann::json cmd;
-  if (!read_message(cmd))
-    return false;
-  return cmd.value("cmd", "") == "continue";
+// A CUDA error raised while the candidate is loaded is the candidate's: a sticky error from its
+// kernel surfaces in whatever call comes next. Named after the candidate's last call, without
+// the harness's sources.
+[[noreturn]] void blame(const gpu::CudaError& e, const std::string& last_call) {
+  throw CandidateFailure(Outcome::runtime_error,
+                         fmt::format("after {}: {}: {}", last_call, e.name, e.text), e.name);
 }
 
-int run(const nlohmann::json& job) {
-  const auto t_start = Clock::now();
-  const Problem problem = job.at("problem").get<Problem>();
-  const auto checks = job.at("checks").get<std::vector<eval::CheckSpec>>();
-  const auto timing = job.at("timing").get<TimingOptions>();
-  const std::string protocol = job.at("protocol").get<std::string>();
-  const uint64_t timing_seed = job.at("timing_seed").get<uint64_t>();
+class Session {
+public:
+  Session(Channel& ch, const eval::CandidateJob& job, Clock::time_point t_start)
+      : m_ch(ch), m_problem(job.problem), m_protocol(job.protocol) {
+    for (const auto& t : m_problem.inputs)
+      m_in_names.push_back(t.name);
+    for (const auto& t : m_problem.params)
+      m_in_names.push_back(t.name);
+    m_out_names = m_problem.outputs;
+    KB_CUDA_CHECK(cudaStreamCreateWithFlags(&m_stream, cudaStreamNonBlocking));
+    // Mailboxes: the reference process's buffers, one per output; only copies land there.
+    for (const auto& h : job.mailboxes) {
+      cudaIpcMemHandle_t handle;
+      hex_to_bytes(h, &handle, sizeof handle);
+      void* p = nullptr;
+      KB_CUDA_CHECK(cudaIpcOpenMemHandle(&p, handle, cudaIpcMemLazyEnablePeerAccess));
+      m_mail.ptrs.push_back(p);
+    }
+    if (m_mail.ptrs.size() != m_problem.outputs.size())
+      throw Error("mailbox count differs from the problem's outputs");
 
-  std::vector<std::string> in_names, out_names;
-  for (const auto& t : problem.inputs)
-    in_names.push_back(t.name);
-  for (const auto& t : problem.params)
-    in_names.push_back(t.name);
-  out_names = problem.outputs;
-
-  cudaStream_t stream = nullptr;
-  KB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-
-  // Mailboxes: the reference process's buffers, one per output; only copies land there.
-  Mailbox mail;
-  for (const auto& h : job.at("mailboxes")) {
-    cudaIpcMemHandle_t handle;
-    hex_to_bytes(h.get<std::string>(), &handle, sizeof handle);
-    void* p = nullptr;
-    KB_CUDA_CHECK(cudaIpcOpenMemHandle(&p, handle, cudaIpcMemLazyEnablePeerAccess));
-    mail.ptrs.push_back(p);
+    m_in = alloc_inputs(m_problem, true);
+    m_out = alloc_outputs(m_problem, false, true);
+    for (const auto* set : {&m_in, &m_out})
+      for (const auto& b : set->buffers)
+        b.arm(m_stream);
+    m_cand = load_candidate(job.so_path);
+    const auto in_shapes = abi_view(m_in.tensors, m_in_names, false);
+    const auto out_shapes = abi_view(m_out.tensors, m_out_names, false);
+    std::size_t ws_bytes = 0;
+    m_last_call = "kb_workspace_bytes";
+    if (m_cand.workspace_bytes)
+      ws_bytes = m_cand.workspace_bytes(in_shapes.data(), static_cast<int>(in_shapes.size()),
+                                        out_shapes.data(), static_cast<int>(out_shapes.size()));
+    if (ws_bytes > (64ull << 30))
+      throw CandidateFailure(
+          Outcome::runtime_error,
+          fmt::format("kb_workspace_bytes asked for {} bytes (at most 64 GiB)", ws_bytes));
+    m_ws = std::make_unique<Workspace>(ws_bytes);
+    m_ws->buffer().arm(m_stream);
+    if (m_cand.setup) {
+      m_last_call = "kb_setup";
+      const int rc = m_cand.setup(in_shapes.data(), static_cast<int>(in_shapes.size()),
+                                  out_shapes.data(), static_cast<int>(out_shapes.size()));
+      KB_CUDA_CHECK(cudaDeviceSynchronize());
+      if (rc != 0)
+        throw CandidateFailure(Outcome::runtime_error, fmt::format("kb_setup returned {}", rc));
+    }
+    KB_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+    eval::Ready ready;
+    ready.start_s = std::chrono::duration<double>(Clock::now() - t_start).count();
+    ready.workspace_bytes = ws_bytes;
+    ready.device = device_info();
+    m_ch.reply(ready);
   }
-  if (mail.ptrs.size() != problem.outputs.size())
-    throw Error("mailbox count differs from the problem's outputs");
 
-  const Candidate cand = load_candidate(job.at("so_path").get<std::string>());
-  TensorSet in = alloc_inputs(problem);
-  TensorSet out = alloc_outputs(problem, false);
-  const auto in_shapes = abi_view(in.tensors, in_names, false);
-  const auto out_shapes = abi_view(out.tensors, out_names, false);
-  std::size_t ws_bytes = 0;
-  if (cand.workspace_bytes)
-    ws_bytes = cand.workspace_bytes(in_shapes.data(), static_cast<int>(in_shapes.size()),
-                                    out_shapes.data(), static_cast<int>(out_shapes.size()));
-  if (ws_bytes > (64ull << 30))
-    throw CandidateFailure(Outcome::runtime_error,
-                           fmt::format("kb_workspace_bytes asked for {} bytes", ws_bytes));
-  gpu::DeviceBuffer workspace(std::max<std::size_t>(ws_bytes, 16));
-  void* ws_ptr = ws_bytes > 0 ? workspace.get() : nullptr;
-  if (cand.setup) {
-    const int rc = cand.setup(in_shapes.data(), static_cast<int>(in_shapes.size()),
-                              out_shapes.data(), static_cast<int>(out_shapes.size()));
-    check_candidate_cuda(cudaDeviceSynchronize(), "after kb_setup:");
-    if (rc != 0)
-      throw CandidateFailure(Outcome::runtime_error, fmt::format("kb_setup returned {}", rc));
+  ~Session() {
+    m_timer.reset();
+    if (m_stream)
+      cudaStreamDestroy(m_stream);
   }
 
-  const CallFn call = [&](const std::vector<gpu::DeviceTensor>& i,
-                          const std::vector<gpu::DeviceTensor>& o, cudaStream_t s) {
-    auto iv = abi_view(i, in_names, true);
-    auto ov = abi_view(o, out_names, true);
-    const int rc = cand.forward(iv.data(), static_cast<int>(iv.size()), ov.data(),
-                                static_cast<int>(ov.size()), ws_ptr, s);
+  void call(const std::vector<gpu::DeviceTensor>& i, const std::vector<gpu::DeviceTensor>& o,
+            cudaStream_t s) {
+    auto iv = abi_view(i, m_in_names, true);
+    auto ov = abi_view(o, m_out_names, true);
+    m_last_call = "kb_forward";
+    const int rc = m_cand.forward(iv.data(), static_cast<int>(iv.size()), ov.data(),
+                                  static_cast<int>(ov.size()), m_ws->ptr(), s);
     if (rc != 0)
       throw CandidateFailure(Outcome::runtime_error, fmt::format("kb_forward returned {}", rc));
-  };
-  auto ship = [&](const TensorSet& outputs) {
+  }
+
+  void ship(const TensorSet& outputs) {
     for (std::size_t k = 0; k < outputs.tensors.size(); ++k)
-      KB_CUDA_CHECK(cudaMemcpyAsync(mail.ptrs[k], outputs.tensors[k].data,
-                                    outputs.tensors[k].bytes(), cudaMemcpyDeviceToDevice, stream));
-    KB_CUDA_CHECK(cudaStreamSynchronize(stream));
-  };
-  emit({{"event", "ready"},
-        {"start_s", std::chrono::duration<double>(Clock::now() - t_start).count()}});
+      KB_CUDA_CHECK(cudaMemcpyAsync(m_mail.ptrs[k], outputs.tensors[k].data,
+                                    outputs.tensors[k].bytes(), cudaMemcpyDeviceToDevice,
+                                    m_stream));
+    KB_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+  }
 
-  // Correctness: candidate first; the reference process computes its side only after this.
-  for (const auto& c : checks) {
-    fill_inputs(in, c.dists, c.seed, stream);
-    poison_all(out, stream);
-    KB_CUDA_CHECK(cudaStreamSynchronize(stream));
-    call(in.tensors, out.tensors, stream);
-    check_candidate_cuda(cudaDeviceSynchronize(), "during kb_forward:");
-    const auto in_sums = checksums(in, stream);
-    const auto out_sums = checksums(out, stream);
-    ship(out);
-    bool deterministic = true;
-    if (c.index == 0 && protocol != "kernelbench") {
+  void check(const eval::RunCheck& rc) {
+    eval::CheckDone done;
+    done.index = rc.check.index;
+    fill_inputs(m_in, rc.check.dists, rc.check.seed, m_stream);
+    poison_all(m_out, m_stream);
+    m_ws->scramble(m_stream);
+    KB_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+    call(m_in.tensors, m_out.tensors, m_stream);
+    KB_CUDA_CHECK(cudaDeviceSynchronize());
+    watch_guards();
+    done.input_checksums = checksums(m_in, m_stream);
+    const auto out_sums = checksums(m_out, m_stream);
+    ship(m_out);
+    if (rc.repeat) {
       // Same inputs again: the bits must repeat.
-      poison_all(out, stream);
-      call(in.tensors, out.tensors, stream);
-      check_candidate_cuda(cudaDeviceSynchronize(), "during kb_forward (repeat):");
-      deterministic = checksums(out, stream) == out_sums;
+      poison_all(m_out, m_stream);
+      m_ws->scramble(m_stream);
+      call(m_in.tensors, m_out.tensors, m_stream);
+      KB_CUDA_CHECK(cudaDeviceSynchronize());
+      watch_guards();
+      done.deterministic = checksums(m_out, m_stream) == out_sums;
     }
-    emit({{"event", "check"},
-          {"index", c.index},
-          {"input_checksums", in_sums},
-          {"deterministic", deterministic}});
-    if (!parent_says_continue())
-      return 0;
+    done.guards_intact = m_guards.intact(m_stream);
+    m_ch.reply(done);
   }
 
-  // Timing, on the problem's own distributions.
-  std::vector<Distribution> dists;
-  for (const auto& t : problem.inputs)
-    dists.push_back(t.dist);
-  for (const auto& t : problem.params)
-    dists.push_back(t.dist);
-  emit({{"event", "timing_start"}});
-  TimingRun tr = run_timing(problem, dists, timing, protocol, timing_seed, stream, call,
-                            std::move(in), std::move(out));
-  for (const auto& [set, seed] : tr.judged) {
-    ship(tr.outputs[set]);
-    emit({{"event", "timed_check"},
-          {"set", set},
-          {"seed", seed},
-          {"input_checksums", checksums(tr.inputs[set], stream)}});
-    if (!parent_says_continue())
-      return 0;
+  void time_prepare(const eval::TimePrepare& prep) {
+    CallFn fn = [this](const std::vector<gpu::DeviceTensor>& i,
+                       const std::vector<gpu::DeviceTensor>& o, cudaStream_t s) { call(i, o, s); };
+    TimerHooks hooks;
+    hooks.before_call = [this](cudaStream_t s) { m_ws->scramble(s); };
+    hooks.after_call = [this](GuardWatch& g, cudaStream_t s) { g.watch(m_ws->buffer(), s); };
+    m_timer = std::make_unique<SampleTimer>(m_problem, prep, m_stream, std::move(fn),
+                                            std::move(hooks), std::move(m_in), std::move(m_out));
+    m_ch.reply(m_timer->ready());
   }
-  if (cand.teardown)
-    cand.teardown();
-  emit({{"event", "done"},
-        {"timing", tr.stats},
-        {"off_stream", tr.off_stream},
-        {"off_stream_samples", tr.off_stream_samples},
-        {"sets", tr.sets}});
-  return 0;
+
+  void time_round(const eval::TimeRound& r) {
+    if (!m_timer)
+      throw Error("time_round before time_prepare");
+    m_ch.reply(m_timer->round(r.samples));
+  }
+
+  void ship_kept(const eval::ShipKept& k) {
+    if (!m_timer)
+      throw Error("ship_kept before time_prepare");
+    const auto& kept = m_timer->kept(k.slot);
+    ship(kept.outputs);
+    eval::Shipped s;
+    s.slot = k.slot;
+    s.sample = kept.sample;
+    s.input_checksums = kept.input_checksums;
+    m_ch.reply(s);
+  }
+
+  void finish() {
+    if (m_cand.teardown) {
+      m_last_call = "kb_teardown";
+      m_cand.teardown();
+    }
+    m_ch.reply(eval::Finished{});
+  }
+
+  const std::string& last_call() const { return m_last_call; }
+
+private:
+  void watch_guards() {
+    m_guards.watch(m_out, m_stream);
+    m_guards.watch(m_in, m_stream);
+    m_guards.watch(m_ws->buffer(), m_stream);
+  }
+
+  Channel& m_ch;
+  Problem m_problem;
+  std::string m_protocol;
+  std::vector<std::string> m_in_names, m_out_names;
+  cudaStream_t m_stream = nullptr;
+  Mailbox m_mail;
+  TensorSet m_in, m_out;
+  Candidate m_cand;
+  std::unique_ptr<Workspace> m_ws;
+  GuardWatch m_guards;
+  std::unique_ptr<SampleTimer> m_timer;
+  std::string m_last_call = "loading the object";
+};
+
+void reply_failure(Channel& ch, const std::string& outcome, const std::string& message,
+                   const std::string& cuda_error = {}) {
+  eval::Failure f;
+  f.outcome = outcome;
+  f.message = message;
+  f.cuda_error = cuda_error;
+  ch.reply(f);
 }
 
 } // namespace
 
 int run_candidate() {
+  const auto t_start = Clock::now();
+  Channel ch;
+  std::unique_ptr<Session> session;
   try {
     // CUDA starts before the job arrives, so start-up overlaps the parent's preparations.
-    KB_CUDA_CHECK(cudaFree(nullptr));
-    nlohmann::json job;
-    if (!read_message(job))
+    start_cuda();
+    ch.reply(eval::Started{device_info()});
+    eval::Envelope cmd;
+    if (!ch.next(cmd))
       return 2;
-    return run(job);
-  } catch (const CudaFailure& e) {
-    emit({{"event", "failure"},
-          {"outcome", "runtime_error"},
-          {"cuda_error", e.name},
-          {"message", e.what()}});
+    ch.set_token(cmd.token);
+    if (cmd.type != eval::message_type<eval::CandidateJob>())
+      throw Error("the first command must be the job");
+    try {
+      session = std::make_unique<Session>(ch, cmd.body.get<eval::CandidateJob>(), t_start);
+      while (ch.next(cmd)) {
+        if (cmd.type == eval::message_type<eval::RunCheck>())
+          session->check(cmd.body.get<eval::RunCheck>());
+        else if (cmd.type == eval::message_type<eval::TimePrepare>())
+          session->time_prepare(cmd.body.get<eval::TimePrepare>());
+        else if (cmd.type == eval::message_type<eval::TimeRound>())
+          session->time_round(cmd.body.get<eval::TimeRound>());
+        else if (cmd.type == eval::message_type<eval::ShipKept>())
+          session->ship_kept(cmd.body.get<eval::ShipKept>());
+        else if (cmd.type == eval::message_type<eval::Finish>()) {
+          session->finish();
+          return 0;
+        } else
+          throw Error(fmt::format("unknown command '{}'", cmd.type));
+      }
+      return 0;
+    } catch (const gpu::CudaError& e) {
+      blame(e, session ? session->last_call() : std::string("loading the object"));
+    }
   } catch (const CandidateFailure& e) {
-    emit({{"event", "failure"}, {"outcome", outcome_name(e.outcome)}, {"message", e.what()}});
+    reply_failure(ch, std::string(outcome_name(e.outcome)), e.what(), e.cuda_error);
   } catch (const std::exception& e) {
-    // Errors of harness calls after candidate code ran are most often the candidate's doing
-    // (a sticky CUDA error surfaces in the next call): reported as runtime errors.
-    emit({{"event", "failure"}, {"outcome", "runtime_error"}, {"message", e.what()}});
+    // Anything else after candidate code ran is most often the candidate's doing too.
+    reply_failure(ch, "runtime_error",
+                  session ? fmt::format("after {}: {}", session->last_call(), e.what())
+                          : std::string(e.what()));
   }
   return 1;
 }

@@ -1,8 +1,8 @@
-// kbench-worker plumbing: result channel, problem tensors and the timing loop shared by the
-// candidate and the baseline (one code path for both, so their times compare).
-#include <algorithm>
-#include <chrono>
+// kbench-worker plumbing: the result channel, problem tensors with guard zones, the scrambled
+// workspace and the CUDA start-up shared by every mode.
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include <fcntl.h>
@@ -14,14 +14,29 @@
 
 namespace kb::worker {
 
-void emit(const nlohmann::json& j) {
-  static const int fd = ::fcntl(3, F_GETFD) != -1 ? 3 : 1;
-  std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  line += '\n';
+namespace {
+
+// The result descriptor: $KB_RESULT_FD (removed from the environment once read), else fd 3 when
+// open (manual runs), else stdout.
+int result_fd() {
+  static const int fd = [] {
+    int f = -1;
+    if (const char* env = std::getenv("KB_RESULT_FD")) {
+      f = std::atoi(env);
+      ::unsetenv("KB_RESULT_FD");
+    }
+    if (f < 3 || ::fcntl(f, F_GETFD) == -1)
+      f = ::fcntl(3, F_GETFD) != -1 ? 3 : 1;
+    return f;
+  }();
+  return fd;
+}
+
+void write_line(const std::string& line) {
   const char* p = line.data();
   std::size_t left = line.size();
   while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
+    const ssize_t n = ::write(result_fd(), p, left);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -32,27 +47,64 @@ void emit(const nlohmann::json& j) {
   }
 }
 
-bool read_message(nlohmann::json& j) {
+} // namespace
+
+void emit(const nlohmann::json& j) {
+  write_line(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+}
+
+Channel::Channel() {
+  (void)result_fd(); // take the descriptor from the environment before any candidate code runs
+}
+
+bool Channel::next(eval::Envelope& cmd) {
   std::string line;
   if (!std::getline(std::cin, line))
     return false;
-  try {
-    j = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("malformed message from the parent: {}", e.what()));
-  }
+  std::string why;
+  auto e = eval::decode(line, &why);
+  if (!e)
+    throw Error(fmt::format("malformed command from the parent: {}", why));
+  cmd = std::move(*e);
+  m_seq = cmd.seq;
   return true;
 }
 
-void check_candidate_cuda(cudaError_t e, const char* where) {
-  if (e == cudaSuccess)
-    return;
-  throw CudaFailure(cudaGetErrorName(e),
-                    fmt::format("{} {}: {}", where, cudaGetErrorName(e), cudaGetErrorString(e)));
+void Channel::write(const std::string& line) {
+  write_line(line);
 }
 
 int32_t abi_dtype(DType t) {
   return static_cast<int32_t>(t);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Guarded buffers
+// ---------------------------------------------------------------------------------------------
+
+GuardedBuffer::GuardedBuffer(std::size_t bytes, bool guarded)
+    : m_buf(std::max<std::size_t>(bytes, 16) + (guarded ? 2 * k_guard_bytes : 0)),
+      m_bytes(std::max<std::size_t>(bytes, 16)), m_guarded(guarded) {}
+
+void* GuardedBuffer::get() const {
+  return static_cast<char*>(m_buf.get()) + (m_guarded ? k_guard_bytes : 0);
+}
+
+void GuardedBuffer::arm(cudaStream_t stream) const {
+  if (!m_guarded)
+    return;
+  auto* base = static_cast<char*>(m_buf.get());
+  KB_CUDA_CHECK(cudaMemsetAsync(base, k_guard_byte, k_guard_bytes, stream));
+  KB_CUDA_CHECK(
+      cudaMemsetAsync(base + k_guard_bytes + m_bytes, k_guard_byte, k_guard_bytes, stream));
+}
+
+void GuardedBuffer::check(int* flag, cudaStream_t stream) const {
+  if (!m_guarded)
+    return;
+  auto* base = static_cast<const char*>(m_buf.get());
+  check_guard_zone(base, k_guard_bytes, k_guard_byte, flag, stream);
+  check_guard_zone(base + k_guard_bytes + m_bytes, k_guard_bytes, k_guard_byte, flag, stream);
 }
 
 std::size_t TensorSet::bytes() const {
@@ -63,30 +115,30 @@ std::size_t TensorSet::bytes() const {
 }
 
 namespace {
-void add_tensor(TensorSet& s, const Shape& shape, DType dtype) {
+void add_tensor(TensorSet& s, const Shape& shape, DType dtype, bool guarded) {
   gpu::DeviceTensor t;
   t.shape = shape;
   t.dtype = dtype;
-  s.buffers.emplace_back(std::max<std::size_t>(t.bytes(), 16));
+  s.buffers.emplace_back(t.bytes(), guarded);
   t.data = s.buffers.back().get();
   s.tensors.push_back(std::move(t));
 }
 } // namespace
 
-TensorSet alloc_inputs(const Problem& p) {
+TensorSet alloc_inputs(const Problem& p, bool guarded) {
   TensorSet s;
   for (const auto& t : p.inputs)
-    add_tensor(s, t.shape, t.dtype);
+    add_tensor(s, t.shape, t.dtype, guarded);
   for (const auto& t : p.params)
-    add_tensor(s, t.shape, t.dtype);
+    add_tensor(s, t.shape, t.dtype, guarded);
   return s;
 }
 
-TensorSet alloc_outputs(const Problem& p, bool f64) {
+TensorSet alloc_outputs(const Problem& p, bool f64, bool guarded) {
   TensorSet s;
   for (const auto& o : p.outputs) {
     const ValueSpec& v = p.output_spec(o);
-    add_tensor(s, v.shape, f64 ? DType::f64 : v.dtype);
+    add_tensor(s, v.shape, f64 ? DType::f64 : v.dtype, guarded);
   }
   return s;
 }
@@ -129,164 +181,71 @@ std::vector<uint64_t> checksums(const TensorSet& s, cudaStream_t stream) {
   return c;
 }
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-struct Events {
-  cudaEvent_t start = nullptr, stream_stop = nullptr, end = nullptr;
-  Events() {
-    KB_CUDA_CHECK(cudaEventCreate(&start));
-    KB_CUDA_CHECK(cudaEventCreate(&stream_stop));
-    KB_CUDA_CHECK(cudaEventCreate(&end));
-  }
-  ~Events() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stream_stop);
-    cudaEventDestroy(end);
-  }
-};
-
-float elapsed_ms(cudaEvent_t a, cudaEvent_t b) {
-  float ms = 0.f;
-  check_candidate_cuda(cudaEventElapsedTime(&ms, a, b), "timing events");
-  return ms;
+void copy_set(const TensorSet& from, const TensorSet& to, cudaStream_t stream) {
+  for (std::size_t k = 0; k < from.tensors.size() && k < to.tensors.size(); ++k)
+    KB_CUDA_CHECK(cudaMemcpyAsync(to.tensors[k].data, from.tensors[k].data, from.tensors[k].bytes(),
+                                  cudaMemcpyDeviceToDevice, stream));
 }
 
-} // namespace
+GuardWatch::GuardWatch() : m_flag(sizeof(int)) {
+  KB_CUDA_CHECK(cudaMemset(m_flag.get(), 0, sizeof(int)));
+}
 
-TimingRun run_timing(const Problem& p, const std::vector<Distribution>& dists,
-                     const TimingOptions& opts, const std::string& protocol, uint64_t seed_base,
-                     cudaStream_t stream, const CallFn& call, TensorSet reuse_in,
-                     TensorSet reuse_out) {
-  TimingRun run;
-  const bool kernelbench = protocol == "kernelbench";
-  int device = 0;
-  KB_CUDA_CHECK(cudaGetDevice(&device));
-  int l2_bytes = 0;
-  KB_CUDA_CHECK(cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, device));
-  // KernelBench flushes with 256 MiB; kbench with twice the L2 (enough to evict all of it).
-  const std::size_t flush_bytes =
-      kernelbench ? (256u << 20)
-                  : std::max<std::size_t>(2u * static_cast<std::size_t>(l2_bytes), 1u << 20);
-  gpu::DeviceBuffer flush(flush_bytes);
+void GuardWatch::watch(const TensorSet& s, cudaStream_t stream) const {
+  for (const auto& b : s.buffers)
+    b.check(static_cast<int*>(m_flag.get()), stream);
+}
 
-  // Rotating sets: as many as fit in a share of the free memory, at least 2 where memory allows
-  // (kbench); the caller's buffers, when given, are the first.
-  const bool reuse = !reuse_in.tensors.empty() && !reuse_out.tensors.empty();
-  if (reuse) {
-    run.inputs.push_back(std::move(reuse_in));
-    run.outputs.push_back(std::move(reuse_out));
-  }
-  int sets = 1;
-  if (!kernelbench) {
-    std::size_t free_b = 0, total_b = 0;
-    KB_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    const std::size_t per_set = std::max<std::size_t>(input_bytes(p) + output_bytes(p), 1);
-    const auto fit = static_cast<long long>(opts.memory_fraction * static_cast<double>(free_b) /
-                                            static_cast<double>(per_set));
-    const long long have = reuse ? 1 : 0;
-    sets = static_cast<int>(std::clamp<long long>(have + fit, std::min<long long>(2, have + fit),
-                                                  std::max(2, opts.max_sets)));
-    sets = std::max(sets, 1);
-  }
-  for (int s = 0; s < sets; ++s) {
-    if (s >= static_cast<int>(run.inputs.size())) {
-      run.inputs.push_back(alloc_inputs(p));
-      run.outputs.push_back(alloc_outputs(p, false));
-    }
-    fill_inputs(run.inputs[s], dists, seed_base + static_cast<uint64_t>(s), stream);
-  }
-  run.sets = sets;
-  std::vector<uint64_t> last_seed(sets);
-  for (int s = 0; s < sets; ++s)
-    last_seed[s] = seed_base + static_cast<uint64_t>(s);
+bool GuardWatch::intact(cudaStream_t stream) {
+  int v = 0;
+  KB_CUDA_CHECK(cudaMemcpyAsync(&v, m_flag.get(), sizeof v, cudaMemcpyDeviceToHost, stream));
   KB_CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (v != 0)
+    KB_CUDA_CHECK(cudaMemsetAsync(m_flag.get(), 0, sizeof(int), stream));
+  return v == 0;
+}
 
-  auto sync_device = [](const char* where) {
-    check_candidate_cuda(cudaDeviceSynchronize(), where);
-  };
-  const int warmup = kernelbench ? 3 : opts.warmup;
-  for (int i = 0; i < warmup; ++i) {
-    call(run.inputs[0].tensors, run.outputs[0].tensors, stream);
-    sync_device("warm-up call");
-  }
+Workspace::Workspace(std::size_t bytes) : m_buf(bytes, true), m_bytes(bytes) {}
 
-  Events ev;
-  std::vector<double> samples, host;
-  const auto t_begin = Clock::now();
-  std::string stop = "fixed";
-  const int n_fixed = 100;
-  uint64_t next_seed = seed_base + static_cast<uint64_t>(sets);
-  for (int i = 0;; ++i) {
-    if (kernelbench) {
-      if (i >= n_fixed)
-        break;
-    } else {
-      const double spent = std::chrono::duration<double>(Clock::now() - t_begin).count();
-      if (i >= opts.max_samples) {
-        stop = "sample_cap";
-        break;
-      }
-      if (i > 0 && i % 10 == 0 && timing_converged(samples, opts.target_rse, opts.min_samples)) {
-        stop = "converged";
-        break;
-      }
-      if (spent > opts.time_cap_s && i >= 3) {
-        stop = "time_cap";
-        break;
-      }
-    }
-    const int s = i % sets;
-    const auto& in = run.inputs[s];
-    const auto& out = run.outputs[s];
-    if (!kernelbench) {
-      // Fresh values in every sample: results cached by address or by call count go stale.
-      last_seed[s] = next_seed++;
-      fill_inputs(in, dists, last_seed[s], stream);
-      poison_all(out, stream);
-    }
-    KB_CUDA_CHECK(cudaMemsetAsync(flush.get(), i & 0xff, flush.size(), stream));
-    sync_device("before a timed call");
-    const auto h0 = Clock::now();
-    KB_CUDA_CHECK(cudaEventRecord(ev.start, stream));
-    call(in.tensors, out.tensors, stream);
-    KB_CUDA_CHECK(cudaEventRecord(ev.stream_stop, stream));
-    if (kernelbench) {
-      sync_device("timed call");
-    } else {
-      // The device-wide synchronisation waits for work on any stream; the end event after it
-      // therefore covers work the candidate hid from its stream.
-      sync_device("timed call");
-      KB_CUDA_CHECK(cudaEventRecord(ev.end, stream));
-      check_candidate_cuda(cudaEventSynchronize(ev.end), "timed call");
-    }
-    const auto h1 = Clock::now();
-    const double host_ms = std::chrono::duration<double, std::milli>(h1 - h0).count();
-    const double stream_ms = elapsed_ms(ev.start, ev.stream_stop);
-    double t = stream_ms;
-    if (!kernelbench) {
-      const double device_ms = elapsed_ms(ev.start, ev.end);
-      if (device_ms > 1.5 * stream_ms + 0.05) {
-        ++run.off_stream_samples;
-        t = device_ms;
-      }
-    }
-    if (host_ms > 1.5 * t + 0.05)
-      ++run.off_stream_samples;
-    samples.push_back(t);
-    host.push_back(host_ms);
-  }
-  run.stats = summarize_timing(samples, host, stop);
-  run.off_stream = run.off_stream_samples > 0 &&
-                   run.off_stream_samples >= std::max<int>(1, run.stats.samples / 10);
-  // The sets used by the last samples hold the outputs of their last calls.
-  const int n = run.stats.samples;
-  for (int k = 0; k < std::min(opts.judged_sets, sets) && n - 1 - k >= 0; ++k) {
-    const int s = (n - 1 - k) % sets;
-    run.judged.emplace_back(s, last_seed[s]);
-  }
-  return run;
+void Workspace::scramble(cudaStream_t stream) {
+  if (m_bytes == 0)
+    return;
+  // A byte that changes every call (never the guard byte): whatever a call leaves here is gone
+  // before the next one, so the workspace cannot carry state between calls.
+  unsigned char b = static_cast<unsigned char>(0x3B + 0x6D * (++m_calls));
+  if (b == k_guard_byte)
+    b ^= 0x10;
+  KB_CUDA_CHECK(cudaMemsetAsync(m_buf.get(), b, m_bytes, stream));
+}
+
+std::vector<Distribution> own_distributions(const Problem& p) {
+  std::vector<Distribution> d;
+  for (const auto& t : p.inputs)
+    d.push_back(t.dist);
+  for (const auto& t : p.params)
+    d.push_back(t.dist);
+  return d;
+}
+
+eval::DeviceInfo device_info() {
+  eval::DeviceInfo d;
+  int dev = 0;
+  KB_CUDA_CHECK(cudaGetDevice(&dev));
+  cudaDeviceProp p{};
+  KB_CUDA_CHECK(cudaGetDeviceProperties(&p, dev));
+  d.name = p.name;
+  d.sm_count = p.multiProcessorCount;
+  d.l2_bytes = static_cast<uint64_t>(p.l2CacheSize);
+  d.cc_major = p.major;
+  d.cc_minor = p.minor;
+  return d;
+}
+
+void start_cuda() {
+  const cudaError_t e = cudaFree(nullptr);
+  if (e != cudaSuccess)
+    throw Error(
+        fmt::format("no usable CUDA GPU: {}: {}", cudaGetErrorName(e), cudaGetErrorString(e)));
 }
 
 } // namespace kb::worker

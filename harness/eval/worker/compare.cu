@@ -199,4 +199,24 @@ ErrorStats compare_device(const gpu::DeviceTensor& cand, const gpu::DeviceTensor
   return s;
 }
 
+namespace {
+__global__ void guard_zone_kernel(const uint32_t* p, std::size_t words, uint32_t pattern,
+                                  int* flag) {
+  bool bad = false;
+  for (std::size_t i = blockIdx.x * (std::size_t)blockDim.x + threadIdx.x; i < words;
+       i += (std::size_t)gridDim.x * blockDim.x)
+    bad = bad || p[i] != pattern;
+  if (bad)
+    atomicExch(flag, 1);
+}
+} // namespace
+
+void check_guard_zone(const void* p, std::size_t bytes, unsigned char pattern, int* flag,
+                      cudaStream_t stream) {
+  const uint32_t word = 0x01010101u * pattern;
+  const std::size_t words = bytes / 4;
+  guard_zone_kernel<<<32, 256, 0, stream>>>(static_cast<const uint32_t*>(p), words, word, flag);
+  KB_CUDA_CHECK(cudaGetLastError());
+}
+
 } // namespace kb::worker

@@ -1,6 +1,7 @@
 // kbench-worker: the only process kind that touches the GPU. Modes: candidate (runs one
 // candidate), reference (judges outputs, times baselines; never loads candidate code), doctor,
-// calibrate. Results go to fd 3 as JSON lines; commands come on stdin.
+// calibrate. Replies go to the result descriptor ($KB_RESULT_FD) as JSON lines; commands come on
+// stdin (docs/evaluation.md).
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -21,14 +22,11 @@ int main(int argc, char** argv) {
     if (mode == "calibrate")
       return kb::worker::run_calibrate();
   } catch (const std::exception& e) {
-    kb::worker::emit({{"ok", false},
-                      {"event", "failure"},
-                      {"error", e.what()},
-                      {"message", e.what()},
-                      {"outcome", "runtime_error"}});
+    kb::worker::emit({{"ok", false}, {"error", e.what()}});
     return 1;
   }
-  fmt::print(stderr, "usage: kbench-worker candidate|reference|doctor|calibrate\n"
-                     "Started by kbench; reads JSON lines on stdin, writes results to fd 3.\n");
+  fmt::print(stderr,
+             "usage: kbench-worker candidate|reference|doctor|calibrate\n"
+             "Started by kbench; reads JSON lines on stdin, writes replies to $KB_RESULT_FD.\n");
   return 2;
 }

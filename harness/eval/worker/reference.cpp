@@ -1,13 +1,12 @@
 // Reference mode: a process that never loads candidate code. It owns the mailboxes candidates
 // ship outputs into, regenerates the same inputs from the seeds, computes the fp32 baseline and
-// the float64 reference, compares and decides; it also times the baseline.
-#include <chrono>
+// the float64 reference, compares and decides; it also times the baseline with the candidate's
+// own sample timer, round by round as the parent asks.
 #include <memory>
 #include <optional>
 
 #include <fmt/format.h>
 
-#include "protocol.hpp"
 #include "worker.hpp"
 
 namespace kb::worker {
@@ -31,24 +30,73 @@ struct Session {
   std::unique_ptr<gpu::Context> ctx;
   std::unique_ptr<gpu::GraphRunner> baseline, reference;
   TensorSet in, base_out, ref_out, mailbox;
+  std::unique_ptr<SampleTimer> timer;
 };
 
 std::string session_key(const Problem& p) {
   return p.id + "#" + p.content_hash;
 }
 
-int serve() {
+eval::Verdict judge(Session& s, const eval::Judge& cmd, cudaStream_t stream) {
+  const bool kernelbench = cmd.protocol == "kernelbench";
+  // Held only while judging: the candidate's timing must find the memory free.
+  s.in = alloc_inputs(s.problem);
+  s.base_out = alloc_outputs(s.problem, false);
+  s.ref_out = alloc_outputs(s.problem, true);
+  fill_inputs(s.in, cmd.check.dists, cmd.check.seed, stream);
+  const auto own = checksums(s.in, stream);
+  s.baseline->run(s.in.tensors, s.base_out.tensors);
+  s.reference->run(s.in.tensors, s.ref_out.tensors);
+  KB_CUDA_CHECK(cudaStreamSynchronize(stream));
+  eval::Verdict v;
+  for (std::size_t o = 0; o < s.mailbox.tensors.size(); ++o) {
+    const auto& ref = s.ref_out.tensors[o];
+    eval::OutputVerdict ov;
+    ov.cand = compare_device(s.mailbox.tensors[o], ref, cmd.atol, cmd.rtol, stream);
+    ov.base = compare_device(s.base_out.tensors[o], ref, cmd.atol, cmd.rtol, stream);
+    if (kernelbench) // torch.allclose: values and NaN/Inf only
+      ov.reason = ov.cand.nan_count || ov.cand.inf_count || ov.cand.missed_special ? "nan_parity"
+                  : ov.cand.mismatch_count                                         ? "values"
+                                                                                   : "";
+    else
+      // Never stricter than the fp32 baseline manages: where it misses the fixed tolerance too
+      // (ill-conditioned inputs, long fp32 reductions), the bound is relative to it.
+      ov.reason = judge_output(ov.cand, &ov.base, cmd.check.relative || ov.base.mismatch_count > 0,
+                               cmd.relative_k, cmd.atol);
+    if (!ov.reason.empty() && v.reason.empty()) {
+      v.reason = ov.reason;
+      v.bad_output = static_cast<int>(o);
+    }
+    ov.cand_checksum = gpu::checksum(s.mailbox.tensors[o], stream);
+    ov.ref_checksum = gpu::checksum(ref, stream);
+    v.outputs.push_back(std::move(ov));
+  }
+  s.in = {};
+  s.base_out = {};
+  s.ref_out = {};
+  // Whatever a later judgement finds in the mailboxes must have been shipped after this one.
+  poison_all(s.mailbox, stream);
+  KB_CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (!kernelbench && own != cmd.input_checksums) {
+    v.input_mutated = true;
+    v.reason = "input_mutated";
+    v.bad_output = -1;
+  }
+  return v;
+}
+
+int serve(Channel& ch) {
   cudaStream_t stream = nullptr;
   KB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   std::optional<Session> session;
   std::string key;
-  emit({{"event", "ready"}});
-  nlohmann::json cmd;
-  while (read_message(cmd)) {
-    const std::string what = cmd.value("cmd", "");
+  ch.reply(eval::Started{device_info()});
+  eval::Envelope cmd;
+  while (ch.next(cmd)) {
+    ch.set_token(cmd.token);
     try {
-      if (what == "begin") {
-        Problem p = cmd.at("problem").get<Problem>();
+      if (cmd.type == eval::message_type<eval::RefBegin>()) {
+        Problem p = cmd.body.get<eval::RefBegin>().problem;
         if (!session || key != session_key(p)) {
           session.reset();
           session.emplace();
@@ -61,94 +109,50 @@ int serve() {
           session->mailbox = alloc_outputs(session->problem, false);
           key = session_key(session->problem);
         }
+        session->timer.reset();
         // Nothing of an earlier candidate may be left for this one to find.
         poison_all(session->mailbox, stream);
         KB_CUDA_CHECK(cudaStreamSynchronize(stream));
-        nlohmann::json handles = nlohmann::json::array();
+        eval::RefBegun begun;
         for (const auto& t : session->mailbox.tensors) {
           cudaIpcMemHandle_t h;
           KB_CUDA_CHECK(cudaIpcGetMemHandle(&h, t.data));
-          handles.push_back(bytes_to_hex(&h, sizeof h));
+          begun.mailboxes.push_back(bytes_to_hex(&h, sizeof h));
         }
-        emit({{"ok", true}, {"mailboxes", handles}});
-      } else if (what == "judge") {
+        ch.reply(begun);
+      } else if (cmd.type == eval::message_type<eval::Judge>()) {
         if (!session)
           throw Error("judge before begin");
-        const auto check = cmd.at("check").get<eval::CheckSpec>();
-        const auto reported = cmd.at("input_checksums").get<std::vector<uint64_t>>();
-        const double atol = cmd.at("atol").get<double>(), rtol = cmd.at("rtol").get<double>();
-        const double k = cmd.at("relative_k").get<double>();
-        const bool kernelbench = cmd.value("protocol", "") == "kernelbench";
-        // Held only while judging: the candidate's timing must find the memory free.
-        session->in = alloc_inputs(session->problem);
-        session->base_out = alloc_outputs(session->problem, false);
-        session->ref_out = alloc_outputs(session->problem, true);
-        fill_inputs(session->in, check.dists, check.seed, stream);
-        const auto own = checksums(session->in, stream);
-        session->baseline->run(session->in.tensors, session->base_out.tensors);
-        session->reference->run(session->in.tensors, session->ref_out.tensors);
-        KB_CUDA_CHECK(cudaStreamSynchronize(stream));
-        nlohmann::json outs = nlohmann::json::array();
-        std::string reason;
-        int bad_output = -1;
-        for (std::size_t o = 0; o < session->mailbox.tensors.size(); ++o) {
-          const auto& ref = session->ref_out.tensors[o];
-          const ErrorStats c = compare_device(session->mailbox.tensors[o], ref, atol, rtol, stream);
-          const ErrorStats b =
-              compare_device(session->base_out.tensors[o], ref, atol, rtol, stream);
-          std::string r;
-          if (kernelbench) // torch.allclose: values and NaN/Inf only
-            r = c.nan_count || c.inf_count || c.missed_special ? "nan_parity"
-                : c.mismatch_count                             ? "values"
-                                                               : "";
-          else
-            // Never stricter than the fp32 baseline manages: where it misses the fixed tolerance
-            // too (ill-conditioned inputs, long fp32 reductions), the bound is relative to it.
-            r = judge_output(c, &b, check.relative || b.mismatch_count > 0, k, atol);
-          if (!r.empty() && reason.empty()) {
-            reason = r;
-            bad_output = static_cast<int>(o);
-          }
-          outs.push_back({{"cand", c},
-                          {"base", b},
-                          {"reason", r},
-                          {"cand_checksum", gpu::checksum(session->mailbox.tensors[o], stream)},
-                          {"ref_checksum", gpu::checksum(ref, stream)}});
-        }
-        session->in = {};
-        session->base_out = {};
-        session->ref_out = {};
-        const bool mutated = !kernelbench && own != reported;
-        emit({{"ok", true},
-              {"input_mutated", mutated},
-              {"reason", mutated ? "input_mutated" : reason},
-              {"bad_output", mutated ? -1 : bad_output},
-              {"outputs", outs}});
-      } else if (what == "time_baseline") {
+        ch.reply(judge(*session, cmd.body.get<eval::Judge>(), stream));
+      } else if (cmd.type == eval::message_type<eval::TimePrepare>()) {
         if (!session)
-          throw Error("time_baseline before begin");
-        const auto opts = cmd.at("timing").get<TimingOptions>();
-        std::vector<Distribution> dists;
-        for (const auto& t : session->problem.inputs)
-          dists.push_back(t.dist);
-        for (const auto& t : session->problem.params)
-          dists.push_back(t.dist);
+          throw Error("time_prepare before begin");
         auto* runner = session->baseline.get();
-        const CallFn call = [runner](const std::vector<gpu::DeviceTensor>& i,
-                                     const std::vector<gpu::DeviceTensor>& o,
-                                     cudaStream_t) { runner->run(i, o); };
-        TimingRun tr = run_timing(session->problem, dists, opts, cmd.at("protocol"),
-                                  cmd.at("timing_seed").get<uint64_t>(), stream, call);
-        emit({{"ok", true}, {"timing", tr.stats}, {"off_stream", tr.off_stream}});
-      } else if (what == "end") {
-        break;
+        CallFn call = [runner](const std::vector<gpu::DeviceTensor>& i,
+                               const std::vector<gpu::DeviceTensor>& o,
+                               cudaStream_t) { runner->run(i, o); };
+        session->timer.reset();
+        session->timer =
+            std::make_unique<SampleTimer>(session->problem, cmd.body.get<eval::TimePrepare>(),
+                                          stream, std::move(call), TimerHooks{});
+        ch.reply(session->timer->ready());
+      } else if (cmd.type == eval::message_type<eval::TimeRound>()) {
+        if (!session || !session->timer)
+          throw Error("time_round before time_prepare");
+        ch.reply(session->timer->round(cmd.body.get<eval::TimeRound>().samples));
+      } else if (cmd.type == eval::message_type<eval::Finish>()) {
+        if (session)
+          session->timer.reset(); // the baseline's sets are freed before any candidate runs
+        ch.reply(eval::Finished{});
       } else {
-        throw Error(fmt::format("unknown command '{}'", what));
+        throw Error(fmt::format("unknown command '{}'", cmd.type));
       }
     } catch (const std::exception& e) {
       // A failure here is the harness's (or its op library's); the context may be unusable, so
       // this process ends and the parent starts a fresh one.
-      emit({{"ok", false}, {"error", e.what()}});
+      eval::Failure f;
+      f.message = e.what();
+      ch.reply(f);
       return 1;
     }
   }
@@ -158,11 +162,14 @@ int serve() {
 } // namespace
 
 int run_reference() {
+  Channel ch;
   try {
-    KB_CUDA_CHECK(cudaFree(nullptr));
-    return serve();
+    start_cuda();
+    return serve(ch);
   } catch (const std::exception& e) {
-    emit({{"ok", false}, {"error", e.what()}});
+    eval::Failure f;
+    f.message = e.what();
+    ch.reply(f);
     return 1;
   }
 }

@@ -1,9 +1,12 @@
-// Internal to kbench-worker: the result channel, device tensors of a problem, the timing loop
-// shared by candidate and baseline, and the on-device comparison against the float64 reference.
+// Internal to kbench-worker: the command channel, device tensors of a problem (with guard zones),
+// the sample timer shared by candidate and baseline, and the on-device comparison against the
+// float64 reference.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -11,34 +14,88 @@
 #include <nlohmann/json.hpp>
 
 #include "core.hpp"
-#include "eval.hpp"
+#include "cuda_error.hpp"
 #include "gpu_ops.hpp"
+#include "protocol.hpp"
 
 namespace kb::worker {
 
-// Writes one JSON line to the result channel (fd 3, or stdout when fd 3 is not open).
-void emit(const nlohmann::json& j);
-// Reads one JSON line from stdin; false at end of file. Throws kb::Error on malformed JSON.
-bool read_message(nlohmann::json& j);
+// ---------------------------------------------------------------------------------------------
+// Channel
+// ---------------------------------------------------------------------------------------------
 
-// A CUDA error raised by (or after) candidate code, with the error's name.
-struct CudaFailure : Error {
-  CudaFailure(std::string name_, const std::string& what) : Error(what), name(std::move(name_)) {}
-  std::string name;
+// Writes one raw JSON line to the result channel (doctor and calibrate modes).
+void emit(const nlohmann::json& j);
+
+// The protocol channel of the candidate and reference modes: commands on stdin, replies on the
+// result descriptor (named by $KB_RESULT_FD, which is read once and removed from the
+// environment). Each reply carries the command's sequence number and the session token.
+class Channel {
+public:
+  Channel();
+  // Reads the next command; false at end of input. Throws kb::Error on a malformed line.
+  bool next(eval::Envelope& cmd);
+  // Sets the token every reply carries (from the first command).
+  void set_token(std::string token) { m_token = std::move(token); }
+  template <class T> void reply(const T& msg) { write(eval::encode(msg, m_seq, m_token)); }
+  uint64_t seq() const { return m_seq; }
+
+private:
+  void write(const std::string& line);
+  uint64_t m_seq = 0;
+  std::string m_token;
 };
-// Throws CudaFailure when `e` is not cudaSuccess.
-void check_candidate_cuda(cudaError_t e, const char* where);
+
+// ---------------------------------------------------------------------------------------------
+// Failures
+// ---------------------------------------------------------------------------------------------
+
+// Failure of the candidate itself (not of the harness): reported with an outcome.
+struct CandidateFailure : Error {
+  CandidateFailure(Outcome o, const std::string& what, std::string cuda = {})
+      : Error(what), outcome(o), cuda_error(std::move(cuda)) {}
+  Outcome outcome;
+  std::string cuda_error;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Tensors
+// ---------------------------------------------------------------------------------------------
+
+// Bytes of the guard zone before and after every guarded buffer (keeps 256-byte alignment).
+constexpr std::size_t k_guard_bytes = 64 * 1024;
+// The byte the guard zones hold.
+constexpr unsigned char k_guard_byte = 0xA7;
+
+// Device memory with optional guard zones around the usable part.
+class GuardedBuffer {
+public:
+  GuardedBuffer() = default;
+  GuardedBuffer(std::size_t bytes, bool guarded);
+  void* get() const;
+  std::size_t size() const { return m_bytes; }
+  bool guarded() const { return m_guarded; }
+  // Writes the guard pattern (stream-ordered).
+  void arm(cudaStream_t stream) const;
+  // Queues a check of both zones; a changed byte sets *flag to 1 (device memory).
+  void check(int* flag, cudaStream_t stream) const;
+
+private:
+  gpu::DeviceBuffer m_buf;
+  std::size_t m_bytes = 0;
+  bool m_guarded = false;
+};
 
 // Device tensors of one role (inputs+params, or outputs), owned together.
 struct TensorSet {
-  std::vector<gpu::DeviceBuffer> buffers;
+  std::vector<GuardedBuffer> buffers;
   std::vector<gpu::DeviceTensor> tensors;
   std::size_t bytes() const;
 };
 // The problem's inputs then params, in ABI order, in their declared dtypes.
-TensorSet alloc_inputs(const Problem& p);
+TensorSet alloc_inputs(const Problem& p, bool guarded = false);
 // The problem's outputs in declared dtypes, or all f64 when `f64`.
-TensorSet alloc_outputs(const Problem& p, bool f64);
+TensorSet alloc_outputs(const Problem& p, bool f64, bool guarded = false);
 std::size_t input_bytes(const Problem& p);
 std::size_t output_bytes(const Problem& p);
 // Draws every tensor: tensor j from dists[j] with (seed, stream id j).
@@ -46,38 +103,121 @@ void fill_inputs(const TensorSet& s, const std::vector<Distribution>& dists, uin
                  cudaStream_t stream);
 void poison_all(const TensorSet& s, cudaStream_t stream);
 std::vector<uint64_t> checksums(const TensorSet& s, cudaStream_t stream);
+void copy_set(const TensorSet& from, const TensorSet& to, cudaStream_t stream);
+
+// Checks guard zones of buffers into one device flag.
+class GuardWatch {
+public:
+  GuardWatch();
+  void watch(const GuardedBuffer& b, cudaStream_t stream) const {
+    b.check(static_cast<int*>(m_flag.get()), stream);
+  }
+  void watch(const TensorSet& s, cudaStream_t stream) const;
+  // Synchronises the stream, returns whether every zone was intact since the last read, and
+  // resets the flag.
+  bool intact(cudaStream_t stream);
+
+private:
+  gpu::DeviceBuffer m_flag;
+};
+
+// The candidate's workspace: garbage before every call (a byte pattern that changes per call).
+class Workspace {
+public:
+  explicit Workspace(std::size_t bytes);
+  void* ptr() const { return m_bytes > 0 ? m_buf.get() : nullptr; }
+  std::size_t bytes() const { return m_bytes; }
+  void scramble(cudaStream_t stream);
+  const GuardedBuffer& buffer() const { return m_buf; }
+
+private:
+  GuardedBuffer m_buf;
+  std::size_t m_bytes = 0;
+  unsigned m_calls = 0;
+};
 
 // One call of the thing being timed on given inputs and outputs (on `stream`).
 using CallFn = std::function<void(const std::vector<gpu::DeviceTensor>& in,
                                   const std::vector<gpu::DeviceTensor>& out, cudaStream_t stream)>;
 
-struct TimingRun {
-  TimingStats stats;
-  bool off_stream = false;
-  int off_stream_samples = 0;
-  int sets = 0;
-  // Rotating sets whose outputs (of the last call on them) should be judged, with the seed their
-  // inputs were drawn from for that call.
-  std::vector<std::pair<int, uint64_t>> judged;
-  std::vector<TensorSet> inputs, outputs; // the rotating sets (kept for judging)
+// ---------------------------------------------------------------------------------------------
+// The sample timer (docs/evaluation.md, "Timing"): one code path for candidate and baseline
+// ---------------------------------------------------------------------------------------------
+
+struct TimerHooks {
+  // Called before every call (re-poisons the candidate's workspace); may be empty.
+  std::function<void(cudaStream_t)> before_call;
+  // Queues checks of further guard zones (the workspace) after every call; may be empty.
+  std::function<void(GuardWatch&, cudaStream_t)> after_call;
 };
 
-// The timing protocol (docs/evaluation.md). kbench: rotating sets re-drawn before every sample,
-// outputs poisoned, L2 flushed, device-wide synchronisation, adaptive sample count. kernelbench:
-// one fixed input set, events on the stream around the call, 3 warm-ups, 100 trials.
-// `reuse_in`/`reuse_out`, when not empty, become the first rotating set (saves their memory).
-// Throws CudaFailure for a CUDA error during a call.
-TimingRun run_timing(const Problem& p, const std::vector<Distribution>& dists,
-                     const TimingOptions& opts, const std::string& protocol, uint64_t seed_base,
-                     cudaStream_t stream, const CallFn& call, TensorSet reuse_in = {},
-                     TensorSet reuse_out = {});
+class SampleTimer {
+public:
+  // Allocates the rotating sets and the kept slots, warms up and times the empty calls.
+  // `reuse_in`/`reuse_out`, when not empty, become the first rotating set.
+  SampleTimer(const Problem& p, const eval::TimePrepare& prep, cudaStream_t stream, CallFn call,
+              TimerHooks hooks, TensorSet reuse_in = {}, TensorSet reuse_out = {});
+  const eval::TimeReady& ready() const { return m_ready; }
+  // Runs `n` samples; throws CandidateFailure (via the call) or gpu::CudaError.
+  eval::RoundDone round(int n);
+  // The kept outputs of one slot and the sample they came from.
+  struct Kept {
+    int64_t sample = -1;
+    std::vector<uint64_t> input_checksums;
+    TensorSet outputs;
+  };
+  const Kept& kept(int slot) const;
+  int64_t samples_taken() const { return m_next_sample; }
+
+private:
+  const Problem& m_problem;
+  eval::TimePrepare m_prep;
+  bool m_kernelbench = false;
+  cudaStream_t m_stream;
+  CallFn m_call;
+  TimerHooks m_hooks;
+  std::vector<Distribution> m_dists;
+  std::vector<TensorSet> m_in, m_out;
+  std::vector<Kept> m_kept;
+  gpu::DeviceBuffer m_flush;
+  GuardWatch m_guards;
+  cudaEvent_t m_start = nullptr, m_stop = nullptr;
+  eval::TimeReady m_ready;
+  int64_t m_next_sample = 0;
+  std::mt19937_64 m_keep_rng;
+
+  struct Sample {
+    double stream_ms = 0.0, host_ms = 0.0;
+  };
+  Sample one(int set, bool empty, const char* what);
+  void keep(int set, int64_t sample);
+
+public:
+  ~SampleTimer();
+  SampleTimer(const SampleTimer&) = delete;
+  SampleTimer& operator=(const SampleTimer&) = delete;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Comparison and modes
+// ---------------------------------------------------------------------------------------------
 
 // Compares `cand` (any dtype) with the float64 reference `ref` element-wise on the device.
 ErrorStats compare_device(const gpu::DeviceTensor& cand, const gpu::DeviceTensor& ref, double atol,
                           double rtol, cudaStream_t stream);
+// Queues a check of `bytes` bytes at `p` against `pattern`; a difference sets *flag to 1.
+void check_guard_zone(const void* p, std::size_t bytes, unsigned char pattern, int* flag,
+                      cudaStream_t stream);
 
 // kb_dtype code of a dtype (the ABI uses the same numbering as kb::DType).
 int32_t abi_dtype(DType t);
+
+// The problem's own distributions, inputs then params (ABI order).
+std::vector<Distribution> own_distributions(const Problem& p);
+// The device's facts for the ready reply.
+eval::DeviceInfo device_info();
+// Starts CUDA; throws kb::Error("no usable CUDA GPU: ...") without naming harness sources.
+void start_cuda();
 
 // Worker modes.
 int run_candidate();

@@ -47,7 +47,7 @@ protected:
 TEST_F(EvalGpuTest, CorrectReluPassesWithoutFlags) {
   const auto r = eval("relu_small", "ok/relu.cu");
   ASSERT_EQ(r.outcome, kb::Outcome::correct) << why(r);
-  EXPECT_EQ(r.flags & ~kb::flag_noisy, 0u) << kb::flag_names(r.flags).size();
+  EXPECT_EQ(r.flags & ~kb::flag_noisy, 0u) << testing::PrintToString(kb::flag_names(r.flags));
   ASSERT_TRUE(r.candidate_time && r.baseline_time);
   EXPECT_GE(r.candidate_time->samples, 10);
   EXPECT_GT(r.candidate_time->median_ms, 0.0);
@@ -106,6 +106,86 @@ TEST_F(EvalGpuTest, WorkOnTheLegacyStreamIsTimedAndFlagged) {
   EXPECT_GT(r.candidate_time->median_ms, 0.1); // the hidden work is in the time
 }
 
+// --- Forgery: nothing the candidate's process says is believed on its own ---------------------
+
+TEST_F(EvalGpuTest, ForgedVerdictOnTheChannelIsNotBelieved) {
+  const auto r = eval("softmax_wide", "adversarial/forge_channel.cu");
+  EXPECT_NE(r.outcome, kb::Outcome::correct) << why(r);
+  EXPECT_FALSE(r.candidate_time.has_value()) << why(r);
+  EXPECT_EQ(r.speedup, 0.0);
+}
+
+TEST_F(EvalGpuTest, ForgedTimeWithCorrectOutputsIsNotBelieved) {
+  const auto r = eval("softmax_wide", "adversarial/forge_time.cu");
+  EXPECT_NE(r.outcome, kb::Outcome::correct) << why(r);
+  EXPECT_EQ(r.speedup, 0.0);
+}
+
+TEST_F(EvalGpuTest, ComputingOnlyTheSamplesItGuessesAreJudgedFails) {
+  const auto r = eval("softmax_wide", "adversarial/judged_only.cu");
+  ASSERT_EQ(r.outcome, kb::Outcome::mismatch) << why(r);
+  EXPECT_NE(r.message.find("timed sample"), std::string::npos) << r.message;
+}
+
+// --- Work off the given stream: inside the time or flagged, never a free speedup -------------
+
+class StreamEscapeTest : public EvalGpuTest {
+protected:
+  static kb::EvalResult eval_mode(kb::Evaluator& ev, const std::string& stem,
+                                  const std::string& kernel, int mode) {
+    const std::string src =
+        "#define STREAM_MODE " + std::to_string(mode) + "\n" + kb::read_file(k_data + "/" + kernel);
+    return ev.evaluate(problem(stem), src);
+  }
+  static void expect_no_free_speedup(const std::string& stem, const std::string& kernel, int mode,
+                                     bool flagged) {
+    auto o = options();
+    o.timing.time_cap_s = 2.0;
+    o.timing.min_samples = 30;
+    kb::Evaluator ev(o);
+    const auto honest = eval_mode(ev, stem, kernel, 0);
+    ASSERT_EQ(honest.outcome, kb::Outcome::correct) << why(honest);
+    EXPECT_FALSE(honest.flags & kb::flag_off_stream) << "honest kernel flagged";
+    const auto escaped = eval_mode(ev, stem, kernel, mode);
+    ASSERT_EQ(escaped.outcome, kb::Outcome::correct) << why(escaped);
+    if (flagged)
+      EXPECT_TRUE(escaped.flags & kb::flag_off_stream)
+          << testing::PrintToString(kb::flag_names(escaped.flags));
+    EXPECT_FALSE(escaped.flags & kb::flag_above_roofline);
+    // Never a speedup the honest kernel does not get (5% for run-to-run noise).
+    EXPECT_LE(escaped.speedup, honest.speedup * 1.05)
+        << "honest " << honest.candidate_time->median_ms << " ms, escaped "
+        << escaped.candidate_time->median_ms << " ms";
+  }
+};
+
+TEST_F(StreamEscapeTest, AllWorkOnThePerThreadStream) {
+  expect_no_free_speedup("softmax_wide", "adversarial/stream_escape.cu", 1, true);
+}
+
+TEST_F(StreamEscapeTest, AllWorkOnTheLegacyDefaultStream) {
+  expect_no_free_speedup("softmax_wide", "adversarial/stream_escape.cu", 2, true);
+}
+
+TEST_F(StreamEscapeTest, HalfTheWorkElsewhere) {
+  expect_no_free_speedup("softmax_wide", "adversarial/stream_escape.cu", 3, false);
+}
+
+TEST_F(StreamEscapeTest, ComputeBoundMatmulOnThePerThreadStream) {
+  expect_no_free_speedup("matmul_2048", "adversarial/stream_escape_matmul.cu", 1, true);
+}
+
+// --- What the ABI promises ---------------------------------------------------------------------
+
+TEST_F(EvalGpuTest, WritingPastTheOutputIsOutOfBounds) {
+  expect_mismatch(eval("relu_small", "adversarial/write_past_end.cu"), "out_of_bounds");
+}
+
+TEST_F(EvalGpuTest, TheWorkspaceIsGarbageAtEveryCall) {
+  const auto r = eval("relu_small", "adversarial/workspace_memory.cu");
+  EXPECT_EQ(r.outcome, kb::Outcome::correct) << why(r);
+}
+
 TEST_F(EvalGpuTest, HostThreadIsRejected) {
   EXPECT_EQ(eval("relu_small", "adversarial/host_thread.cu").outcome, kb::Outcome::rejected);
 }
@@ -131,13 +211,15 @@ TEST_F(EvalGpuTest, CachingByContentNeverPaysUnderFreshInputs) {
   EXPECT_LT(fixed.candidate_time->mean_ms, fresh.candidate_time->median_ms / 3.0);
 }
 
-TEST_F(EvalGpuTest, InfiniteLoopTimesOutAndTheGpuRecovers) {
+TEST_F(EvalGpuTest, InfiniteLoopTimesOutQuicklyAndTheGpuRecovers) {
   auto o = options();
-  o.timeout_s = 10.0;
+  o.timeout_s = 180.0; // the ceiling; the deadline follows the 10 us baseline: the floor, 5 s
   kb::Evaluator ev(o);
+  const auto t0 = std::chrono::steady_clock::now();
   const auto r =
       ev.evaluate(problem("relu_small"), kb::read_file(k_data + "/adversarial/infinite_loop.cu"));
   EXPECT_EQ(r.outcome, kb::Outcome::timeout) << why(r);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);
   const auto next = ev.evaluate(problem("relu_small"), kb::read_file(k_data + "/ok/relu.cu"));
   EXPECT_EQ(next.outcome, kb::Outcome::correct) << why(next);
 }
@@ -148,6 +230,10 @@ TEST_F(EvalGpuTest, IllegalAddressIsARuntimeErrorNamingIt) {
       ev.evaluate(problem("relu_small"), kb::read_file(k_data + "/adversarial/illegal_address.cu"));
   ASSERT_EQ(r.outcome, kb::Outcome::runtime_error) << why(r);
   EXPECT_NE(r.message.find("cudaErrorIllegalAddress"), std::string::npos) << r.message;
+  // Attributed to the candidate, without the harness's sources.
+  EXPECT_NE(r.message.find("after kb_forward"), std::string::npos) << r.message;
+  EXPECT_EQ(r.message.find(".cu:"), std::string::npos) << r.message;
+  EXPECT_EQ(r.message.find(".cpp:"), std::string::npos) << r.message;
   const auto next = ev.evaluate(problem("relu_small"), kb::read_file(k_data + "/ok/relu.cu"));
   EXPECT_EQ(next.outcome, kb::Outcome::correct) << why(next);
 }

@@ -1,6 +1,7 @@
-// Worker isolation through the Evaluator with a fake worker (a shell script): exit 0 without a
-// result, crashes, hangs, floods, forks that hold the pipes and garbage on the result channel
-// all end as the right outcome, quickly, without a GPU.
+// The parent side of an evaluation against a fake worker (tests/unit/eval/fake_worker.cpp) that
+// speaks the real protocol without a GPU: crashes, hangs, floods, forks, garbage, forged or
+// out-of-order replies, forged times and out-of-bounds writes all end as the right outcome,
+// quickly; an honest fake is correct without flags.
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -16,6 +17,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+const std::string k_levels = std::string(KB_SOURCE_DIR) + "/tests/data/kernels/levels";
+
 class IsolationTest : public ::testing::Test {
 protected:
   static void SetUpTestSuite() {
@@ -24,17 +27,28 @@ protected:
     s_object = kb::compile_candidate(
         kb::read_file(std::string(KB_SOURCE_DIR) + "/tests/data/kernels/ok/relu.cu"), s_opts);
   }
-  kb::EvalResult run(const std::string& behaviour, double* seconds = nullptr) {
-    EXPECT_TRUE(s_object.ok) << s_object.message;
-    ::setenv("KB_FAKE_BEHAVIOUR", behaviour.c_str(), 1);
-    const std::string levels = std::string(KB_SOURCE_DIR) + "/tests/data/kernels/levels";
-    const kb::Problem p = kb::load_problem(levels + "/level1/relu_small.yaml", levels);
+  void TearDown() override {
+    ::unsetenv("KB_FAKE_BEHAVIOUR");
+    ::unsetenv("KB_FAKE_REF_BEHAVIOUR");
+    ::unsetenv("KB_FAKE_CAND_MS");
+    ::unsetenv("KB_FAKE_BASE_MS");
+  }
+  static kb::EvalOptions options() {
     kb::EvalOptions o;
-    o.worker_path = std::string(KB_SOURCE_DIR) + "/tests/unit/eval/fake_worker.sh";
+    o.worker_path = KB_FAKE_WORKER;
     o.timeout_s = 2.0;
+    o.timeout_floor_s = 1.0;
     o.start_timeout_s = 10.0;
     o.gpu = 5;
+    o.seeds = 2;
     o.compile = s_opts;
+    return o;
+  }
+  kb::EvalResult run(const std::string& behaviour, double* seconds = nullptr,
+                     kb::EvalOptions o = options()) {
+    EXPECT_TRUE(s_object.ok) << s_object.message;
+    ::setenv("KB_FAKE_BEHAVIOUR", behaviour.c_str(), 1);
+    const kb::Problem p = kb::load_problem(k_levels + "/level1/relu_small.yaml", k_levels);
     kb::Evaluator ev(o);
     const auto t0 = Clock::now();
     auto r = ev.evaluate_compiled(p, s_object);
@@ -42,9 +56,21 @@ protected:
       *seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     return r;
   }
+  static std::string why(const kb::EvalResult& r) {
+    return std::string(kb::outcome_name(r.outcome)) + ": " + r.message;
+  }
   static inline kb::CompileOptions s_opts;
   static inline kb::CompileResult s_object;
 };
+
+TEST_F(IsolationTest, HonestWorkerIsCorrectWithoutFlags) {
+  const auto r = run("honest");
+  ASSERT_EQ(r.outcome, kb::Outcome::correct) << why(r);
+  EXPECT_EQ(r.flags, 0u) << testing::PrintToString(kb::flag_names(r.flags));
+  ASSERT_TRUE(r.candidate_time && r.baseline_time);
+  EXPECT_GE(r.candidate_time->samples, 20);
+  EXPECT_NEAR(r.speedup, 1.0, 0.3);
+}
 
 TEST_F(IsolationTest, ExitZeroWithoutResultIsARuntimeError) {
   const auto r = run("exit0");
@@ -60,11 +86,27 @@ TEST_F(IsolationTest, CrashNamesTheSignalAndKeepsStderr) {
   EXPECT_NE(r.message.find("about to crash"), std::string::npos) << r.message;
 }
 
-TEST_F(IsolationTest, HangIsATimeout) {
+TEST_F(IsolationTest, HangAtStartIsATimeout) {
   double s = 0;
-  const auto r = run("hang", &s);
-  EXPECT_EQ(r.outcome, kb::Outcome::timeout);
+  kb::EvalOptions o = options();
+  o.start_timeout_s = 2.0;
+  const auto r = run("hang", &s, o);
+  EXPECT_EQ(r.outcome, kb::Outcome::timeout) << why(r);
   EXPECT_NE(r.message.find("process group was killed"), std::string::npos) << r.message;
+  EXPECT_LT(s, 8.0);
+}
+
+TEST_F(IsolationTest, HangInATimingRoundCostsTheScaledDeadlineNotTheCeiling) {
+  // Baseline 1 ms per sample: a round of 10 may take floor + factor x 10 ms. With the ceiling at
+  // 100 s, the hang must still end within seconds.
+  double s = 0;
+  kb::EvalOptions o = options();
+  o.timeout_s = 100.0;
+  o.timeout_floor_s = 1.0;
+  o.timeout_factor = 20.0;
+  const auto r = run("hang_in_round", &s, o);
+  EXPECT_EQ(r.outcome, kb::Outcome::timeout) << why(r);
+  EXPECT_NE(r.message.find("during timing"), std::string::npos) << r.message;
   EXPECT_LT(s, 8.0);
 }
 
@@ -85,7 +127,7 @@ TEST_F(IsolationTest, ForkHoldingTheChannelDoesNotStallTheVerdict) {
 TEST_F(IsolationTest, GarbageOnTheChannelIsARuntimeError) {
   const auto r = run("garbage");
   EXPECT_EQ(r.outcome, kb::Outcome::runtime_error);
-  EXPECT_NE(r.message.find("malformed"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("did not ask for"), std::string::npos) << r.message;
 }
 
 TEST_F(IsolationTest, WorkerReportedOutcomeIsKept) {
@@ -94,18 +136,110 @@ TEST_F(IsolationTest, WorkerReportedOutcomeIsKept) {
   EXPECT_EQ(r.message, "dlopen failed: fake");
 }
 
-TEST_F(IsolationTest, WorkerRunsInAPrivateDirectoryOnTheChosenGpuWithoutCores) {
+TEST_F(IsolationTest, WorkerRunsInAPrivateDirectoryOnTheChosenGpuWithAnUnusualChannel) {
   const auto r = run("cwd");
   EXPECT_NE(r.message.find("/kbench-eval-"), std::string::npos) << r.message;
-  EXPECT_NE(r.message.find(" 5 0"), std::string::npos) << r.message;
+  // CUDA_VISIBLE_DEVICES=5; fd 3 is not the channel (closed); the channel's number is elsewhere.
+  EXPECT_NE(r.message.find(" 5 0 "), std::string::npos) << r.message;
+  const std::string fd = r.message.substr(r.message.rfind(' ') + 1);
+  EXPECT_NE(fd, "3") << r.message;
+  EXPECT_GE(std::atoi(fd.c_str()), 64) << r.message;
+}
+
+// --- Forgery: nothing the candidate's process says is believed on its own ---------------------
+
+TEST_F(IsolationTest, ForgedDoneLineBeforeAnyCheckIsNotBelieved) {
+  const auto r = run("forged_done");
+  EXPECT_EQ(r.outcome, kb::Outcome::runtime_error) << why(r);
+  EXPECT_NE(r.message.find("did not ask for"), std::string::npos) << r.message;
+  EXPECT_FALSE(r.candidate_time.has_value());
+  EXPECT_EQ(r.speedup, 0.0);
+}
+
+TEST_F(IsolationTest, ReplyWithTheWrongSequenceNumberIsNotBelieved) {
+  const auto r = run("wrong_seq");
+  EXPECT_EQ(r.outcome, kb::Outcome::runtime_error) << why(r);
+  EXPECT_NE(r.message.find("sequence number or token"), std::string::npos) << r.message;
+}
+
+TEST_F(IsolationTest, ReplyWithoutTheSessionTokenIsNotBelieved) {
+  const auto r = run("wrong_token");
+  EXPECT_EQ(r.outcome, kb::Outcome::runtime_error) << why(r);
+  EXPECT_NE(r.message.find("sequence number or token"), std::string::npos) << r.message;
+}
+
+TEST_F(IsolationTest, TimingResultsWhereACheckWasAskedForAreNotBelieved) {
+  const auto r = run("skip_to_timing");
+  EXPECT_EQ(r.outcome, kb::Outcome::runtime_error) << why(r);
+  EXPECT_NE(r.message.find("'round_done' where 'check_done'"), std::string::npos) << r.message;
+}
+
+TEST_F(IsolationTest, ALineAfterTheLastReplyVoidsTheResult) {
+  const auto r = run("extra_line");
+  EXPECT_EQ(r.outcome, kb::Outcome::runtime_error) << why(r);
+  EXPECT_NE(r.message.find("after the last reply"), std::string::npos) << r.message;
+}
+
+TEST_F(IsolationTest, ForgedTimeWithRealWorkIsNotCorroboratedByTheParentsClock) {
+  // The fake spends 1 ms per sample and claims 0.2 ms: the rounds' wall time says otherwise.
+  const auto r = run("forge_time");
+  ASSERT_EQ(r.outcome, kb::Outcome::correct) << why(r);
+  EXPECT_TRUE(r.flags & kb::flag_unverified_time)
+      << testing::PrintToString(kb::flag_names(r.flags));
+  EXPECT_NE(r.message.find("does not corroborate"), std::string::npos) << r.message;
+}
+
+TEST_F(IsolationTest, ClaimingMoreTimeThanTheRoundTookIsNotBelieved) {
+  const auto r = run("overclaim");
+  EXPECT_EQ(r.outcome, kb::Outcome::runtime_error) << why(r);
+  EXPECT_NE(r.message.find("more time than it took"), std::string::npos) << r.message;
+}
+
+TEST_F(IsolationTest, AKeptSampleReportedTwiceIsNotBelieved) {
+  const auto r = run("same_sample");
+  EXPECT_EQ(r.outcome, kb::Outcome::runtime_error) << why(r);
+  EXPECT_NE(r.message.find("does not add up"), std::string::npos) << r.message;
+}
+
+TEST_F(IsolationTest, WorkOffTheStreamIsFlaggedAndCountedByTheHostSpan) {
+  const auto r = run("off_stream");
+  ASSERT_EQ(r.outcome, kb::Outcome::correct) << why(r);
+  EXPECT_TRUE(r.flags & kb::flag_off_stream);
+  ASSERT_TRUE(r.candidate_time.has_value());
+  EXPECT_GT(r.candidate_time->median_ms, 0.9); // the 1 ms of hidden work, not the 5 us events
+  EXPECT_LT(r.speedup, 1.2);
+}
+
+TEST_F(IsolationTest, WritesIntoTheGuardZonesAreOutOfBounds) {
+  const auto r = run("out_of_bounds");
+  ASSERT_EQ(r.outcome, kb::Outcome::mismatch) << why(r);
+  ASSERT_TRUE(r.mismatch.has_value());
+  EXPECT_EQ(r.mismatch->reason, "out_of_bounds");
+}
+
+// --- No GPU, compile errors ------------------------------------------------------------------
+
+TEST_F(IsolationTest, NoGpuIsOneClearLineBeforeAnythingIsCompiled) {
+  ::setenv("KB_FAKE_REF_BEHAVIOUR", "no_gpu", 1);
+  kb::EvalOptions o = options();
+  o.compile.nvcc = "/nonexistent/nvcc"; // a compile attempt would fail differently
+  kb::Evaluator ev(o);
+  const kb::Problem p = kb::load_problem(k_levels + "/level1/relu_small.yaml", k_levels);
+  try {
+    ev.evaluate(p, "extern \"C\" int kb_forward();");
+    FAIL() << "expected an error";
+  } catch (const kb::Error& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m, "GPU 5: no usable CUDA GPU: cudaErrorNoDevice: no CUDA-capable device is "
+                 "detected");
+  }
 }
 
 TEST_F(IsolationTest, CompileErrorsNeverReachAWorker) {
   kb::CompileResult bad;
   bad.ok = false;
   bad.message = "nvcc failed (exit status 2): candidate.cu(1): error: oops";
-  const std::string levels = std::string(KB_SOURCE_DIR) + "/tests/data/kernels/levels";
-  const kb::Problem p = kb::load_problem(levels + "/level1/relu_small.yaml", levels);
+  const kb::Problem p = kb::load_problem(k_levels + "/level1/relu_small.yaml", k_levels);
   kb::EvalOptions o;
   o.worker_path = "/nonexistent-worker";
   kb::Evaluator ev(o);

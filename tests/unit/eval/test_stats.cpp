@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "eval.hpp"
+#include "protocol.hpp"
 
 namespace {
 

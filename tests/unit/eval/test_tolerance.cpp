@@ -6,7 +6,6 @@
 
 #include <gtest/gtest.h>
 
-#include "eval.hpp"
 #include "protocol.hpp"
 
 namespace {
