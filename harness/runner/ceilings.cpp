@@ -94,8 +94,16 @@ std::string calibration_cache_path(const std::string& db, std::string_view devic
 }
 
 std::string ceilings_figures(const GpuCeilings& c) {
-  return fmt::format("{:.0f} GB/s, FP32 {:g} / TF32 {:g} / FP16 {:g} / BF16 {:g} TFLOP/s",
-                     c.bandwidth_gbs, c.fp32_tflops, c.tf32_tflops, c.fp16_tflops, c.bf16_tflops);
+  // One decimal at most: measured figures carry no more precision than that.
+  auto num = [](double v) {
+    std::string s = fmt::format("{:.1f}", v);
+    if (s.ends_with(".0"))
+      s.resize(s.size() - 2);
+    return s;
+  };
+  return fmt::format("{:.0f} GB/s, FP32 {} / TF32 {} / FP16 {} / BF16 {} TFLOP/s", c.bandwidth_gbs,
+                     num(c.fp32_tflops), num(c.tf32_tflops), num(c.fp16_tflops),
+                     num(c.bf16_tflops));
 }
 
 CeilingsChoice resolve_ceilings(const std::string& calibration_file, const std::string& db,

@@ -90,7 +90,7 @@ using CalibrateFn = std::function<GpuCeilings(int gpu)>;
 std::string gpu_slug(std::string_view device_name);
 // The cache of one GPU model's calibration: <directory of db>/calibration-<slug>.json.
 std::string calibration_cache_path(const std::string& db, std::string_view device_name);
-// "4800 GB/s, FP32 67 / TF32 495 / FP16 990 / BF16 990 TFLOP/s".
+// "4800 GB/s, FP32 67 / TF32 495 / FP16 990 / BF16 990 TFLOP/s" (one decimal at most).
 std::string ceilings_figures(const GpuCeilings& c);
 
 // The roofline ceilings of one GPU (`gpu`: its doctor entry, name and index), the first of:

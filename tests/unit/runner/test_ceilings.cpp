@@ -75,6 +75,8 @@ TEST(CeilingsNames, SlugAndCachePath) {
             "results/calibration-nvidia-h200.json");
   EXPECT_EQ(ceilings_figures(figures("x", 4800.0)),
             "4800 GB/s, FP32 50 / TF32 400 / FP16 800 / BF16 800 TFLOP/s");
+  EXPECT_EQ(ceilings_figures(GpuCeilings{"x", 4229.7, 51.0531, 403.594, 733.673, 766.189, true}),
+            "4230 GB/s, FP32 51.1 / TF32 403.6 / FP16 733.7 / BF16 766.2 TFLOP/s");
 }
 
 TEST_F(CeilingsTest, DatasheetOfTheModelWithoutCacheOrCalibration) {
@@ -262,7 +264,7 @@ TEST_F(CeilingsRunTest, RunOnAnL40SUsesTheL40SDatasheet) {
   EXPECT_FALSE(row->measured);
   ASSERT_EQ(s.ceilings.size(), 1u);
   EXPECT_EQ(s.ceilings[0], "ceilings: datasheet for NVIDIA L40S (864 GB/s, FP32 91.6 / TF32 183 "
-                           "/ FP16 362.05 / BF16 362.05 TFLOP/s)");
+                           "/ FP16 362.1 / BF16 362.1 TFLOP/s)");
   EXPECT_NE(std::find(lines.begin(), lines.end(), s.ceilings[0]), lines.end());
   const json cfg = json::parse(st.run(s.run_id)->info.config_json);
   ASSERT_TRUE(cfg.contains("ceilings"));
