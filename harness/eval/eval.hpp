@@ -42,7 +42,13 @@ struct EvalOptions {
   std::size_t output_limit_bytes = 64 * 1024;  // worker stdout/stderr kept per stream
   uint64_t cpu_limit_s = 600;                  // RLIMIT_CPU of a candidate worker
   uint64_t file_size_limit_bytes = 1ull << 30; // RLIMIT_FSIZE of a candidate worker
+  bool gpu_probe = true;                       // evaluate(): gpu_driver_present() before compiling
 };
+
+// True when this machine shows an NVIDIA GPU driver (its control device, /dev/nvidiactl, or
+// WSL's /dev/dxg under `dev_dir`): a cheap check that needs no CUDA context, made before a
+// candidate is compiled so "no GPU" is said first.
+bool gpu_driver_present(const std::string& dev_dir = "/dev");
 
 // The kbench-worker executable: $KB_WORKER, else kbench-worker beside the running executable,
 // else as built (build/bin). Throws kb::Error when none exists.

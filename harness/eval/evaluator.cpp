@@ -352,7 +352,9 @@ template <class Ask>
 eval::TimingRecord drive_timing(const eval::TimePrepare& prep, bool kernelbench, Ask&& ask) {
   const TimingOptions& o = prep.timing;
   eval::TimingRecord rec;
+  const auto t_prep = Clock::now();
   rec.ready = ask.prepare(prep);
+  rec.prepare_wall_ms = seconds_since(t_prep) * 1e3;
   const double spent_limit_ms = o.time_cap_s * 1000.0;
   double spent_ms = 0.0, wall_per_sample = 0.0;
   const int fixed = 100;
@@ -382,6 +384,7 @@ eval::TimingRecord drive_timing(const eval::TimePrepare& prep, bool kernelbench,
     double wall_ms = 0.0;
     eval::RoundDone round = ask.round(m, wall_ms);
     rec.stream_ms.insert(rec.stream_ms.end(), round.stream_ms.begin(), round.stream_ms.end());
+    rec.wide_ms.insert(rec.wide_ms.end(), round.wide_ms.begin(), round.wide_ms.end());
     rec.host_ms.insert(rec.host_ms.end(), round.host_ms.begin(), round.host_ms.end());
     rec.round_wall_ms.push_back(wall_ms);
     rec.round_samples.push_back(m);
@@ -460,10 +463,19 @@ Evaluator::~Evaluator() {
   }
 }
 
+bool gpu_driver_present(const std::string& dev_dir) {
+  std::error_code ec;
+  return fs::exists(fs::path(dev_dir) / "nvidiactl", ec) ||
+         fs::exists(fs::path(dev_dir) / "dxg", ec);
+}
+
 EvalResult Evaluator::evaluate(const Problem& problem, std::string_view source) {
-  // The GPU first: without one, say so in one line before anything is compiled. The candidate's
-  // worker starts now too, so CUDA starts while nvcc runs.
-  m_impl->await_reference();
+  // No GPU is said in one line before anything is compiled.
+  if (m_opts.gpu_probe && !gpu_driver_present())
+    throw Error("no NVIDIA GPU driver on this machine (/dev/nvidiactl is missing): candidates "
+                "cannot be evaluated here; `kbench generate` stores candidates without a GPU");
+  // The reference process and the candidate's worker start now, so CUDA starts while nvcc runs.
+  m_impl->start_reference();
   if (!m_impl->spare)
     m_impl->spare = m_impl->spawn_candidate();
   const CompileResult cr = compile_candidate(source, m_opts.compile);
@@ -740,7 +752,9 @@ EvalResult Evaluator::Impl::run(const Problem& problem, const CompileResult& cr)
         if (ready.sets < 1 || ready.kept_slots < 1 || ready.kept_slots > p.kept_slots ||
             ready.empty_host_ms.size() != static_cast<std::size_t>(p.timing.empty_calls) ||
             ready.empty_stream_ms.size() != ready.empty_host_ms.size() ||
-            !finite_nonnegative(ready.empty_host_ms) || !finite_nonnegative(ready.empty_stream_ms))
+            ready.empty_wide_ms.size() != ready.empty_host_ms.size() ||
+            !finite_nonnegative(ready.empty_host_ms) ||
+            !finite_nonnegative(ready.empty_stream_ms) || !finite_nonnegative(ready.empty_wide_ms))
           s.malformed("timing preparation");
         return ready;
       }
@@ -748,8 +762,9 @@ EvalResult Evaluator::Impl::run(const Problem& problem, const CompileResult& cr)
         auto done = s.ask<eval::RoundDone>(eval::TimeRound{m}, self.deadline_s(base, m));
         wall_ms = s.last_wall_ms();
         if (done.stream_ms.size() != static_cast<std::size_t>(m) ||
-            done.host_ms.size() != done.stream_ms.size() || !finite_nonnegative(done.stream_ms) ||
-            !finite_nonnegative(done.host_ms))
+            done.host_ms.size() != done.stream_ms.size() ||
+            done.wide_ms.size() != done.stream_ms.size() || !finite_nonnegative(done.stream_ms) ||
+            !finite_nonnegative(done.wide_ms) || !finite_nonnegative(done.host_ms))
           s.malformed("a timing round");
         double claimed = 0.0;
         for (double h : done.host_ms)
@@ -762,6 +777,14 @@ EvalResult Evaluator::Impl::run(const Problem& problem, const CompileResult& cr)
     };
     CandAsk ask{s, *this, base, guards_ok};
     eval::TimingRecord rec = drive_timing(prep, kernelbench, ask);
+    if (std::getenv("KB_EVAL_TRACE")) {
+      double rounds_ms = 0.0;
+      for (double w : rec.round_wall_ms)
+        rounds_ms += w;
+      fmt::print(
+          stderr, "kbench eval trace: timing {:.1f} ms: prepare {:.1f} ms, {} rounds {:.1f} ms\n",
+          seconds_since(t_timing) * 1e3, rec.prepare_wall_ms, rec.round_wall_ms.size(), rounds_ms);
+    }
     if (!guards_ok)
       out_of_bounds("timing");
     r.time_s = seconds_since(t_timing);
@@ -812,6 +835,31 @@ EvalResult Evaluator::Impl::run(const Problem& problem, const CompileResult& cr)
             ? static_cast<double>(ready.workspace_bytes) / (0.5 * opts.ceilings.bandwidth_gbs * 1e6)
             : 0.0;
     const eval::ClockBound cb = eval::clock_bound(base.record, rec, ws_allowance_ms);
+    if (std::getenv("KB_EVAL_TRACE")) {
+      std::vector<double> gap, empty_gap, host_gap;
+      for (std::size_t i = 0; i < rec.stream_ms.size(); ++i) {
+        gap.push_back(rec.wide_ms[i] - rec.stream_ms[i]);
+        host_gap.push_back(rec.host_ms[i] - rec.stream_ms[i]);
+      }
+      for (std::size_t i = 0; i < rec.ready.empty_wide_ms.size(); ++i)
+        empty_gap.push_back(rec.ready.empty_wide_ms[i] - rec.ready.empty_stream_ms[i]);
+      fmt::print(stderr,
+                 "kbench eval trace: wide-stream empty q50 {:.4f} max {:.4f}; samples q50 {:.4f} "
+                 "q90 {:.4f} max {:.4f}; host-stream samples q50 {:.4f} q90 {:.4f}\n",
+                 quantile_of(empty_gap, 0.5), quantile_of(empty_gap, 1.0), quantile_of(gap, 0.5),
+                 quantile_of(gap, 0.9), quantile_of(gap, 1.0), quantile_of(host_gap, 0.5),
+                 quantile_of(host_gap, 0.9));
+    }
+    if (std::getenv("KB_EVAL_TRACE"))
+      fmt::print(stderr,
+                 "kbench eval trace: {} samples, off-stream threshold {:.4f} ms "
+                 "({} of {} samples off-stream); clock: loop overhead {:.4f} ms, estimate {:.4f} "
+                 "ms, claimed host {:.4f} ms, slack {:.4f} ms, corroborated {}; baseline host "
+                 "{:.4f} ms wall/sample {:.4f} ms; candidate wall/sample {:.4f} ms\n",
+                 rec.stream_ms.size(), tj.rule.threshold_ms, tj.off_stream_samples,
+                 rec.stream_ms.size(), cb.loop_overhead_ms, cb.estimate_ms, cb.claimed_ms,
+                 cb.slack_ms, cb.corroborated, median_of(base.record.host_ms),
+                 base.wall_per_sample_ms, median_wall_per_sample(rec));
     if (!cb.corroborated) {
       r.flags |= flag_unverified_time;
       r.message = fmt::format("the parent's clock does not corroborate the claimed time: host "

@@ -234,8 +234,8 @@ KB_FIELDS_JSON(DeviceInfo, name, sm_count, l2_bytes, cc_major, cc_minor)
 KB_FIELDS_JSON(Started, device)
 KB_FIELDS_JSON(Ready, start_s, workspace_bytes, device)
 KB_FIELDS_JSON(CheckDone, index, input_checksums, deterministic, guards_intact)
-KB_FIELDS_JSON(TimeReady, sets, kept_slots, empty_stream_ms, empty_host_ms)
-KB_FIELDS_JSON(RoundDone, stream_ms, host_ms, guards_intact)
+KB_FIELDS_JSON(TimeReady, sets, kept_slots, empty_stream_ms, empty_wide_ms, empty_host_ms)
+KB_FIELDS_JSON(RoundDone, stream_ms, wide_ms, host_ms, guards_intact)
 KB_FIELDS_JSON(Shipped, slot, sample, input_checksums)
 KB_EMPTY_JSON(Finished)
 KB_FIELDS_JSON(RefBegun, mailboxes)
@@ -250,42 +250,34 @@ KB_FIELDS_JSON(Failure, outcome, cuda_error, message)
 // ---------------------------------------------------------------------------------------------
 
 namespace {
-// Floor of the off-stream threshold: below this, host-clock and event resolution cannot tell.
-constexpr double k_min_off_stream_ms = 0.0015;
+// Floor of the off-stream threshold: the events' resolution.
+constexpr double k_min_off_stream_ms = 0.001;
 // Share of samples that must be off-stream before the result is flagged.
 constexpr double k_off_stream_share = 0.1;
 } // namespace
 
 OffStreamRule off_stream_rule(const TimeReady& ready) {
   OffStreamRule r;
-  std::vector<double> d;
-  const std::size_t n = std::min(ready.empty_host_ms.size(), ready.empty_stream_ms.size());
+  // With nothing called, the legacy stream's event lands right after the given stream's: the
+  // largest gap the empty calls showed (plus the resolution) is what no work looks like.
+  double worst = 0.0;
+  const std::size_t n = std::min(ready.empty_wide_ms.size(), ready.empty_stream_ms.size());
   for (std::size_t i = 0; i < n; ++i)
-    d.push_back(ready.empty_host_ms[i] - ready.empty_stream_ms[i]);
-  if (d.empty()) {
-    r.threshold_ms = k_min_off_stream_ms;
-    return r;
-  }
-  r.overhead_ms = median_of(d);
-  // The noise of the empty calls' overhead: three interquartile ranges above the median keeps an
-  // honest sample's jitter out while any hidden kernel longer than that shows.
-  const double iqr = quantile_of(d, 0.75) - quantile_of(d, 0.25);
-  r.threshold_ms = std::max(k_min_off_stream_ms, 3.0 * iqr);
+    worst = std::max(worst, ready.empty_wide_ms[i] - ready.empty_stream_ms[i]);
+  r.threshold_ms = worst + k_min_off_stream_ms;
   return r;
 }
 
 TimingJudgement judge_timing(const TimingRecord& rec) {
   TimingJudgement j;
   j.rule = off_stream_rule(rec.ready);
-  const std::size_t n = std::min(rec.stream_ms.size(), rec.host_ms.size());
+  const std::size_t n = std::min({rec.stream_ms.size(), rec.wide_ms.size(), rec.host_ms.size()});
   std::vector<double> counted(n);
   for (std::size_t i = 0; i < n; ++i) {
-    const double excess = rec.host_ms[i] - rec.stream_ms[i] - j.rule.overhead_ms;
     counted[i] = rec.stream_ms[i];
-    if (excess > j.rule.threshold_ms) {
+    if (rec.wide_ms[i] - rec.stream_ms[i] > j.rule.threshold_ms) {
       ++j.off_stream_samples;
-      // The host span covers every stream up to the device-wide synchronisation.
-      counted[i] = std::max(rec.stream_ms[i], rec.host_ms[i] - j.rule.overhead_ms);
+      counted[i] = rec.wide_ms[i];
     }
   }
   std::vector<double> host(rec.host_ms.begin(), rec.host_ms.begin() + static_cast<long>(n));
@@ -313,7 +305,8 @@ ClockBound clock_bound(const TimingRecord& baseline, const TimingRecord& candida
   b.loop_overhead_ms = std::max(0.0, wall_per_sample(baseline) - median_of(baseline.host_ms));
   b.estimate_ms = wall_per_sample(candidate) - b.loop_overhead_ms - extra_overhead_ms;
   b.claimed_ms = median_of(candidate.host_ms);
-  b.slack_ms = k_clock_rel_slack * std::max(0.0, b.estimate_ms) + k_clock_abs_slack_ms;
+  b.slack_ms = k_clock_rel_slack * std::max(0.0, b.estimate_ms) +
+               k_clock_overhead_slack * b.loop_overhead_ms + k_clock_abs_slack_ms;
   b.corroborated = b.claimed_ms >= b.estimate_ms - b.slack_ms;
   return b;
 }

@@ -184,13 +184,17 @@ struct CheckDone {
   bool deterministic = true;
   bool guards_intact = true; // no write landed in the guard zones around outputs/workspace
 };
+// Per sample: stream_ms between events on the given stream around the call; wide_ms from the
+// same start to an event on the legacy default stream recorded after the call (it waits for the
+// legacy stream and every blocking stream, cudaStreamPerThread included); host_ms on the host
+// clock around the call and a device-wide synchronisation.
 struct TimeReady {
   int sets = 0;
   int kept_slots = 0;
-  std::vector<double> empty_stream_ms, empty_host_ms; // the empty calls
+  std::vector<double> empty_stream_ms, empty_wide_ms, empty_host_ms; // the empty calls
 };
 struct RoundDone {
-  std::vector<double> stream_ms, host_ms;
+  std::vector<double> stream_ms, wide_ms, host_ms;
   bool guards_intact = true;
 };
 struct Shipped {
@@ -297,28 +301,30 @@ KB_MESSAGE_JSON(Failure)
 // What a process reported for one timing phase, with what the parent's own clock saw.
 struct TimingRecord {
   TimeReady ready;
-  std::vector<double> stream_ms, host_ms; // per sample, as the process reported them
-  std::vector<double> round_wall_ms;      // per round: the parent's clock, command to reply
-  std::vector<int> round_samples;         // per round: samples asked for
+  std::vector<double> stream_ms, wide_ms, host_ms; // per sample, as the process reported them
+  std::vector<double> round_wall_ms; // per round: the parent's clock, command to reply
+  std::vector<int> round_samples;    // per round: samples asked for
+  double prepare_wall_ms = 0.0;      // the parent's clock over the preparation
   std::string stop_reason;
 };
 
 // Work outside the given stream (docs/evaluation.md, "Timing"): a sample is off-stream when its
-// host span exceeds its event span by more than the empty calls' overhead plus their noise.
+// wide span (up to the legacy stream's event) exceeds its stream span by more than any empty
+// call's did, i.e. when something still ran on another stream after the given stream was done.
 struct OffStreamRule {
-  double overhead_ms = 0.0;  // median(host - events) of the empty calls
-  double threshold_ms = 0.0; // a sample's excess above the overhead beyond this is off-stream
+  double threshold_ms = 0.0; // wide - stream beyond this is work off the stream
 };
 OffStreamRule off_stream_rule(const TimeReady& ready);
 
 struct TimingJudgement {
-  TimingStats stats;          // over the counted samples (events, or the host span off-stream)
-  int off_stream_samples = 0; // samples whose host span showed work off the stream
+  TimingStats stats;          // over the counted samples (stream span, or wide span off-stream)
+  int off_stream_samples = 0; // samples with work on other streams after the given one was done
   bool off_stream = false;    // at least 10% of the samples
   OffStreamRule rule;
 };
-// Counts every sample: its event time, or, when it is off-stream, its host span less the
-// overhead. kernelbench: the statistic is the mean (summarize_timing gives both).
+// Counts every sample: its stream span, or, when it is off-stream, its wide span, which covers
+// the work on the other streams. kernelbench: the statistic is the mean (summarize_timing gives
+// both).
 TimingJudgement judge_timing(const TimingRecord& rec);
 
 // The parent's clock against a claimed timing (docs/evaluation.md, "Corroboration"): the
@@ -337,8 +343,11 @@ struct ClockBound {
 ClockBound clock_bound(const TimingRecord& baseline, const TimingRecord& candidate,
                        double extra_overhead_ms);
 
-// Relative and absolute slack of the clock bound.
-constexpr double k_clock_rel_slack = 0.15;
-constexpr double k_clock_abs_slack_ms = 0.004;
+// Slack of the clock bound: a share of the estimate, a share of the loop overhead (whose
+// host-latency part varies by tens of percent between processes on small problems, measured on
+// an H200) and an absolute floor.
+constexpr double k_clock_rel_slack = 0.10;
+constexpr double k_clock_overhead_slack = 0.15;
+constexpr double k_clock_abs_slack_ms = 0.040;
 
 } // namespace kb::eval

@@ -90,6 +90,14 @@ void* GuardedBuffer::get() const {
   return static_cast<char*>(m_buf.get()) + (m_guarded ? k_guard_bytes : 0);
 }
 
+const void* GuardedBuffer::zone_before() const {
+  return m_guarded ? m_buf.get() : nullptr;
+}
+
+const void* GuardedBuffer::zone_after() const {
+  return m_guarded ? static_cast<const char*>(m_buf.get()) + k_guard_bytes + m_bytes : nullptr;
+}
+
 void GuardedBuffer::arm(cudaStream_t stream) const {
   if (!m_guarded)
     return;
@@ -194,6 +202,29 @@ GuardWatch::GuardWatch() : m_flag(sizeof(int)) {
 void GuardWatch::watch(const TensorSet& s, cudaStream_t stream) const {
   for (const auto& b : s.buffers)
     b.check(static_cast<int*>(m_flag.get()), stream);
+}
+
+GuardWatch::Zones GuardWatch::zones_of(const std::vector<const TensorSet*>& sets) {
+  std::vector<const void*> z;
+  for (const auto* s : sets)
+    for (const auto& b : s->buffers)
+      if (b.guarded()) {
+        z.push_back(b.zone_before());
+        z.push_back(b.zone_after());
+      }
+  Zones out;
+  out.count = static_cast<int>(z.size());
+  out.addresses = gpu::DeviceBuffer(std::max<std::size_t>(z.size(), 1) * sizeof(void*));
+  if (!z.empty())
+    KB_CUDA_CHECK(cudaMemcpy(out.addresses.get(), z.data(), z.size() * sizeof(void*),
+                             cudaMemcpyHostToDevice));
+  return out;
+}
+
+void GuardWatch::watch(const Zones& z, cudaStream_t stream) const {
+  if (z.count > 0)
+    check_guard_zones(static_cast<const void* const*>(z.addresses.get()), z.count, k_guard_byte,
+                      static_cast<int*>(m_flag.get()), stream);
 }
 
 bool GuardWatch::intact(cudaStream_t stream) {

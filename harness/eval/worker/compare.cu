@@ -209,7 +209,24 @@ __global__ void guard_zone_kernel(const uint32_t* p, std::size_t words, uint32_t
   if (bad)
     atomicExch(flag, 1);
 }
+__global__ void guard_zones_kernel(const void* const* zones, std::size_t words, uint32_t pattern,
+                                   int* flag) {
+  const auto* p = static_cast<const uint32_t*>(zones[blockIdx.y]);
+  bool bad = false;
+  for (std::size_t i = blockIdx.x * (std::size_t)blockDim.x + threadIdx.x; i < words;
+       i += (std::size_t)gridDim.x * blockDim.x)
+    bad = bad || p[i] != pattern;
+  if (bad)
+    atomicExch(flag, 1);
+}
 } // namespace
+
+void check_guard_zones(const void* const* zones, int n, unsigned char pattern, int* flag,
+                       cudaStream_t stream) {
+  const uint32_t word = 0x01010101u * pattern;
+  guard_zones_kernel<<<dim3(8, n), 256, 0, stream>>>(zones, k_guard_bytes / 4, word, flag);
+  KB_CUDA_CHECK(cudaGetLastError());
+}
 
 void check_guard_zone(const void* p, std::size_t bytes, unsigned char pattern, int* flag,
                       cudaStream_t stream) {

@@ -41,6 +41,7 @@ SampleTimer::SampleTimer(const Problem& p, const eval::TimePrepare& prep, cudaSt
   m_flush = gpu::DeviceBuffer(flush_bytes);
   KB_CUDA_CHECK(cudaEventCreate(&m_start));
   KB_CUDA_CHECK(cudaEventCreate(&m_stop));
+  KB_CUDA_CHECK(cudaEventCreate(&m_stop_wide));
 
   // Kept slots first (they are what makes skipping samples detectable), then the rotating sets
   // from what is left of the memory share.
@@ -56,6 +57,7 @@ SampleTimer::SampleTimer(const Problem& p, const eval::TimePrepare& prep, cudaSt
     slot.outputs = alloc_outputs(p, false);
     m_kept.push_back(std::move(slot));
   }
+  m_discard = alloc_outputs(p, false);
 
   const bool reuse = !reuse_in.tensors.empty() && !reuse_out.tensors.empty();
   if (reuse) {
@@ -83,6 +85,7 @@ SampleTimer::SampleTimer(const Problem& p, const eval::TimePrepare& prep, cudaSt
     for (const auto& b : m_out[s].buffers)
       b.arm(m_stream);
     fill_inputs(m_in[s], m_dists, eval::mix_seed(m_prep.seed_base, 0xC0FFEEull + s), m_stream);
+    m_zones.push_back(GuardWatch::zones_of({&m_in[s], &m_out[s]}));
   }
   if (m_kernelbench) // one fixed input set, drawn once
     fill_inputs(m_in[0], m_dists, eval::sample_seed(m_prep.seed_base, 0, true), m_stream);
@@ -102,6 +105,7 @@ SampleTimer::SampleTimer(const Problem& p, const eval::TimePrepare& prep, cudaSt
   for (int i = 0; i < opts.empty_calls; ++i) {
     const Sample s = one(i % sets, true, "empty call");
     m_ready.empty_stream_ms.push_back(s.stream_ms);
+    m_ready.empty_wide_ms.push_back(s.wide_ms);
     m_ready.empty_host_ms.push_back(s.host_ms);
   }
 }
@@ -111,6 +115,8 @@ SampleTimer::~SampleTimer() {
     cudaEventDestroy(m_start);
   if (m_stop)
     cudaEventDestroy(m_stop);
+  if (m_stop_wide)
+    cudaEventDestroy(m_stop_wide);
 }
 
 SampleTimer::Sample SampleTimer::one(int set, bool empty, const char* what) {
@@ -128,35 +134,39 @@ SampleTimer::Sample SampleTimer::one(int set, bool empty, const char* what) {
   if (!empty)
     m_call(in.tensors, out.tensors, m_stream);
   KB_CUDA_CHECK(cudaEventRecord(m_stop, m_stream));
-  // The device-wide synchronisation waits for work on every stream: the host span covers work
-  // the call hid from its stream, the events only what ran on it.
+  // An event on the legacy default stream waits for the legacy stream and for every blocking
+  // stream (cudaStreamPerThread among them): the wide span covers work the call put there. The
+  // device-wide synchronisation ends the host span after work on any stream.
+  KB_CUDA_CHECK(cudaEventRecord(m_stop_wide, cudaStreamLegacy));
   const cudaError_t e = cudaDeviceSynchronize();
   const auto h1 = Clock::now();
   if (e != cudaSuccess)
     gpu::check_cuda(e, what, __FILE__, __LINE__);
   s.host_ms = std::chrono::duration<double, std::milli>(h1 - h0).count();
   s.stream_ms = elapsed_ms(m_start, m_stop);
+  s.wide_ms = elapsed_ms(m_start, m_stop_wide);
   return s;
 }
 
 void SampleTimer::keep(int set, int64_t sample) {
   // Reservoir sampling over every timed sample: each one ends up kept with the same chance, and
-  // which are kept depends on a secret the call cannot see.
+  // which are kept depends on a secret the call cannot see. Every sample's outputs are copied
+  // (into a discard slot when not kept), so the loop costs nearly the same whichever samples
+  // are kept and the parent's clock sees little difference between rounds.
   int slot = -1;
   const auto k = static_cast<int64_t>(m_kept.size());
-  if (k == 0)
-    return;
-  if (sample < k)
-    slot = static_cast<int>(sample);
-  else if (const auto r = static_cast<int64_t>(m_keep_rng() % static_cast<uint64_t>(sample + 1));
-           r < k)
-    slot = static_cast<int>(r);
+  if (k > 0) {
+    if (sample < k)
+      slot = static_cast<int>(sample);
+    else if (const auto r = static_cast<int64_t>(m_keep_rng() % static_cast<uint64_t>(sample + 1));
+             r < k)
+      slot = static_cast<int>(r);
+  }
+  copy_set(m_out[set], slot >= 0 ? m_kept[slot].outputs : m_discard, m_stream);
   if (slot < 0)
     return;
-  Kept& dst = m_kept[slot];
-  copy_set(m_out[set], dst.outputs, m_stream);
-  dst.sample = sample;
-  dst.input_checksums = checksums(m_in[set], m_stream);
+  m_kept[slot].sample = sample;
+  m_kept[slot].input_checksums = checksums(m_in[set], m_stream);
 }
 
 eval::RoundDone SampleTimer::round(int n) {
@@ -172,9 +182,9 @@ eval::RoundDone SampleTimer::round(int n) {
     }
     const Sample s = one(set, false, "timed call");
     r.stream_ms.push_back(s.stream_ms);
+    r.wide_ms.push_back(s.wide_ms);
     r.host_ms.push_back(s.host_ms);
-    m_guards.watch(m_in[set], m_stream);
-    m_guards.watch(m_out[set], m_stream);
+    m_guards.watch(m_zones[set], m_stream);
     if (m_hooks.after_call)
       m_hooks.after_call(m_guards, m_stream);
     keep(set, sample);

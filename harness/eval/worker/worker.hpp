@@ -74,6 +74,9 @@ public:
   GuardedBuffer(std::size_t bytes, bool guarded);
   void* get() const;
   std::size_t size() const { return m_bytes; }
+  // The two guard zones (before, after); null when unguarded.
+  const void* zone_before() const;
+  const void* zone_after() const;
   bool guarded() const { return m_guarded; }
   // Writes the guard pattern (stream-ordered).
   void arm(cudaStream_t stream) const;
@@ -109,6 +112,13 @@ void copy_set(const TensorSet& from, const TensorSet& to, cudaStream_t stream);
 class GuardWatch {
 public:
   GuardWatch();
+  // The zones of a set, uploaded once, checked with one launch per watch_zones call.
+  struct Zones {
+    gpu::DeviceBuffer addresses;
+    int count = 0;
+  };
+  static Zones zones_of(const std::vector<const TensorSet*>& sets);
+  void watch(const Zones& z, cudaStream_t stream) const;
   void watch(const GuardedBuffer& b, cudaStream_t stream) const {
     b.check(static_cast<int*>(m_flag.get()), stream);
   }
@@ -178,16 +188,18 @@ private:
   TimerHooks m_hooks;
   std::vector<Distribution> m_dists;
   std::vector<TensorSet> m_in, m_out;
+  std::vector<GuardWatch::Zones> m_zones; // per rotating set: its inputs' and outputs' zones
   std::vector<Kept> m_kept;
   gpu::DeviceBuffer m_flush;
   GuardWatch m_guards;
-  cudaEvent_t m_start = nullptr, m_stop = nullptr;
+  cudaEvent_t m_start = nullptr, m_stop = nullptr, m_stop_wide = nullptr;
+  TensorSet m_discard; // where a sample's outputs go when no slot keeps them
   eval::TimeReady m_ready;
   int64_t m_next_sample = 0;
   std::mt19937_64 m_keep_rng;
 
   struct Sample {
-    double stream_ms = 0.0, host_ms = 0.0;
+    double stream_ms = 0.0, wide_ms = 0.0, host_ms = 0.0;
   };
   Sample one(int set, bool empty, const char* what);
   void keep(int set, int64_t sample);
@@ -208,6 +220,9 @@ ErrorStats compare_device(const gpu::DeviceTensor& cand, const gpu::DeviceTensor
 // Queues a check of `bytes` bytes at `p` against `pattern`; a difference sets *flag to 1.
 void check_guard_zone(const void* p, std::size_t bytes, unsigned char pattern, int* flag,
                       cudaStream_t stream);
+// Queues one check of `n` zones of k_guard_bytes each, their addresses in device memory.
+void check_guard_zones(const void* const* zones, int n, unsigned char pattern, int* flag,
+                       cudaStream_t stream);
 
 // kb_dtype code of a dtype (the ABI uses the same numbering as kb::DType).
 int32_t abi_dtype(DType t);

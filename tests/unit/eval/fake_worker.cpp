@@ -69,6 +69,7 @@ eval::TimeReady time_ready(const eval::TimePrepare& p) {
   r.kept_slots = p.kept_slots;
   for (int i = 0; i < p.timing.empty_calls; ++i) {
     r.empty_stream_ms.push_back(0.005);
+    r.empty_wide_ms.push_back(0.0055);
     r.empty_host_ms.push_back(0.005 + k_overhead_ms);
   }
   return r;
@@ -81,6 +82,7 @@ eval::RoundDone round(int n, double ms, double claim, bool off_stream) {
   for (int i = 0; i < n; ++i) {
     const double real = sleep_ms(ms);
     d.stream_ms.push_back(off_stream ? 0.005 : real * claim);
+    d.wide_ms.push_back(real * claim);
     d.host_ms.push_back(real * claim + k_overhead_ms);
   }
   return d;
