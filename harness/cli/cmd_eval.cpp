@@ -127,6 +127,8 @@ struct EvalArgs {
   bool no_cache = false;
   std::string arch = "sm_90a";
   double timeout_s = 180.0;
+  double timeout_floor_s = 5.0;
+  double timeout_factor = 500.0;
   double compile_timeout_s = 120.0;
   bool allow_library_calls = false;
   double speedup_threshold = 10.0;
@@ -152,7 +154,15 @@ const kb::cli::CommandRegistrar k_eval(20, [](CLI::App& app, std::function<void(
   cmd->add_option("--cache-dir", args->cache_dir, "Compile cache (default ~/.cache/kbench)");
   cmd->add_flag("--no-cache", args->no_cache, "Compile without the cache");
   cmd->add_option("--arch", args->arch, "nvcc -arch for the candidate (default sm_90a)");
-  cmd->add_option("--timeout", args->timeout_s, "Watchdog on the candidate worker, seconds");
+  cmd->add_option("--timeout", args->timeout_s,
+                  "Watchdog ceiling: no candidate command waits longer, seconds")
+      ->capture_default_str();
+  cmd->add_option("--timeout-floor", args->timeout_floor_s,
+                  "Watchdog floor: every candidate command may take this long, seconds")
+      ->capture_default_str();
+  cmd->add_option("--timeout-factor", args->timeout_factor,
+                  "Watchdog: times the baseline's time a candidate may take before it is hung")
+      ->capture_default_str();
   cmd->add_option("--compile-timeout", args->compile_timeout_s, "nvcc timeout, seconds");
   cmd->add_flag("--allow-library-calls", args->allow_library_calls,
                 "Let candidates call cuBLAS/cuDNN (always recorded)");
@@ -180,6 +190,8 @@ const kb::cli::CommandRegistrar k_eval(20, [](CLI::App& app, std::function<void(
     opts.compile.timeout_s = args->compile_timeout_s;
     opts.compile.allow_library_calls = args->allow_library_calls;
     opts.timeout_s = args->timeout_s;
+    opts.timeout_floor_s = args->timeout_floor_s;
+    opts.timeout_factor = args->timeout_factor;
     opts.speedup_threshold = args->speedup_threshold;
     opts.seeds = args->seeds;
     opts.timing.time_cap_s = args->time_cap_s;

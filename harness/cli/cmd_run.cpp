@@ -1,6 +1,7 @@
 // `kbench run`, `kbench generate` and `kbench evaluate`: the suite runner from the command
 // line, with a progress line on a terminal, plain log lines otherwise, and clean Ctrl-C.
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <mutex>
@@ -143,6 +144,7 @@ struct Cli {
   double budget_usd = 0, budget_minutes = 0, pbudget_usd = 0;
   int jobs = 0, concurrency = 0;
   bool no_bank = false, no_cache = false, no_calibrate = false;
+  double timeout_s = 180.0, timeout_floor_s = 5.0, timeout_factor = 500.0;
 };
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -207,6 +209,15 @@ void add_suite_options(CLI::App* cmd, Cli& c, bool with_gpus) {
                     "cached beside --db, else one measured now, else the datasheet)");
     cmd->add_flag("--no-calibrate", c.no_calibrate,
                   "Never measure a GPU: without a cached calibration use its datasheet");
+    cmd->add_option("--timeout", c.timeout_s,
+                    "Watchdog ceiling: no candidate command waits longer, seconds")
+        ->capture_default_str();
+    cmd->add_option("--timeout-floor", c.timeout_floor_s,
+                    "Watchdog floor: every candidate command may take this long, seconds")
+        ->capture_default_str();
+    cmd->add_option("--timeout-factor", c.timeout_factor,
+                    "Watchdog: times the baseline's time a candidate may take before it is hung")
+        ->capture_default_str();
   }
   cmd->add_flag("--no-cache", c.no_cache, "Do not answer requests from earlier runs' records");
 }
@@ -265,6 +276,14 @@ kb::runner::RunOptions to_options(const Cli& c, kb::runner::Mode mode, const std
   o.use_cache = !c.no_cache;
   o.command = cmd;
   o.eval.protocol = c.protocol;
+  for (const auto& [v, flag] : {std::pair{c.timeout_s, "--timeout"},
+                                {c.timeout_floor_s, "--timeout-floor"},
+                                {c.timeout_factor, "--timeout-factor"}})
+    if (!(v > 0.0) || !std::isfinite(v))
+      throw kb::InputError("command line", 0, flag, "must be a positive number");
+  o.eval.timeout_s = c.timeout_s;
+  o.eval.timeout_floor_s = c.timeout_floor_s;
+  o.eval.timeout_factor = c.timeout_factor;
   return o;
 }
 
@@ -337,6 +356,7 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
     int jobs = 0;
     std::string protocol;
     bool no_calibrate = false;
+    double timeout_s = 180.0, timeout_floor_s = 5.0, timeout_factor = 500.0;
   };
   auto ev = std::make_shared<EvalCli>();
   auto* ecmd =
@@ -350,6 +370,15 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
                    "Roofline ceilings JSON for every GPU (default: as `kbench run`)");
   ecmd->add_flag("--no-calibrate", ev->no_calibrate,
                  "Never measure a GPU: without a cached calibration use its datasheet");
+  ecmd->add_option("--timeout", ev->timeout_s,
+                   "Watchdog ceiling: no candidate command waits longer, seconds")
+      ->capture_default_str();
+  ecmd->add_option("--timeout-floor", ev->timeout_floor_s,
+                   "Watchdog floor: every candidate command may take this long, seconds")
+      ->capture_default_str();
+  ecmd->add_option("--timeout-factor", ev->timeout_factor,
+                   "Watchdog: times the baseline's time a candidate may take before it is hung")
+      ->capture_default_str();
   ecmd->callback([ev, set_exit] {
 #ifdef KB_RUNNER_HAS_EVALUATOR
     kb::runner::EvaluateOptions o;
@@ -361,6 +390,14 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
     o.levels_dir = ev->levels_dir;
     o.calibration_file = ev->calibration;
     o.calibrate = !ev->no_calibrate;
+    for (const auto& [v, flag] : {std::pair{ev->timeout_s, "--timeout"},
+                                  {ev->timeout_floor_s, "--timeout-floor"},
+                                  {ev->timeout_factor, "--timeout-factor"}})
+      if (!(v > 0.0) || !std::isfinite(v))
+        throw kb::InputError("command line", 0, flag, "must be a positive number");
+    o.eval.timeout_s = ev->timeout_s;
+    o.eval.timeout_floor_s = ev->timeout_floor_s;
+    o.eval.timeout_factor = ev->timeout_factor;
     {
       kb::store::Store s(o.db, kb::store::OpenOptions{.create = false});
       auto r = s.run(o.run_id);

@@ -621,8 +621,21 @@ EvalResult Evaluator::Impl::run(const Problem& problem, const CompileResult& cr)
   // A spare worker started during compilation may still be starting CUDA: the baseline is timed
   // only once it is idle, so nothing else runs on the GPU meanwhile.
   std::unique_ptr<Spawned> cand = std::move(spare);
-  if (!cand)
+  if (!cand || !cand->proc->running())
     cand = spawn_candidate();
+  // The next candidate's worker starts as soon as this evaluation ends (its CUDA start-up then
+  // overlaps whatever comes before the next evaluation); no candidate code is loaded in it.
+  struct PrespawnNext {
+    Impl& self;
+    ~PrespawnNext() {
+      try {
+        if (!self.spare)
+          self.spare = self.spawn_candidate();
+      } catch (...) {
+        self.spare.reset(); // the next evaluation starts its own and reports why it cannot
+      }
+    }
+  } prespawn_next{*this};
   const std::string token = random_token(rng);
   std::string phase = "start-up";
   CandidateSession s(*cand->proc, token, phase);

@@ -209,7 +209,11 @@ json to_config_json(const RunOptions& o) {
               {"protocol", o.protocol},
               {"levels_dir", o.levels_dir},
               {"prompts_dir", o.prompts_dir},
-              {"use_cache", o.use_cache}};
+              {"use_cache", o.use_cache},
+              {"watchdog",
+               {{"ceiling_s", o.eval.timeout_s},
+                {"floor_s", o.eval.timeout_floor_s},
+                {"factor", o.eval.timeout_factor}}}};
 }
 
 RunOptions from_config_json(const json& j) {
@@ -248,6 +252,12 @@ RunOptions from_config_json(const json& j) {
     o.levels_dir = j.value("levels_dir", "");
     o.prompts_dir = j.value("prompts_dir", "");
     o.use_cache = j.value("use_cache", true);
+    if (j.contains("watchdog")) {
+      const json& w = j.at("watchdog");
+      o.eval.timeout_s = w.value("ceiling_s", o.eval.timeout_s);
+      o.eval.timeout_floor_s = w.value("floor_s", o.eval.timeout_floor_s);
+      o.eval.timeout_factor = w.value("factor", o.eval.timeout_factor);
+    }
     return o;
   } catch (const json::exception& e) {
     throw Error(fmt::format("run configuration: {}", e.what()));
