@@ -338,6 +338,7 @@ struct Evaluator::Impl {
   const BaselineRecord& baseline(const Problem& problem, uint64_t timing_seed);
   bool preflight(const CompileResult& cr, EvalResult& r) const;
   EvalResult run(const Problem& problem, const CompileResult& cr);
+  class Run;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -596,33 +597,347 @@ private:
 
 } // namespace
 
+// One candidate's evaluation after preflight, phase by phase: start-up, correctness checks,
+// timing, judging kept timed samples, teardown, finalisation. Each phase either returns or
+// throws Stop with the outcome the evaluation ends in.
+class Evaluator::Impl::Run {
+public:
+  Run(Impl& impl, const Problem& problem, EvalResult& r)
+      : m_impl(impl), m_opts(impl.opts), m_problem(problem), m_r(r),
+        m_kernelbench(impl.opts.protocol == "kernelbench"),
+        m_tol(eval::protocol_tolerance(problem, impl.opts.protocol)),
+        m_timing_seed(m_kernelbench ? 42 : eval::mix_seed(impl.secret, 1000 + impl.evaluations++)) {
+    for (const auto* list : {&problem.inputs, &problem.params})
+      for (const auto& t : *list) {
+        m_own_dists.push_back(t.dist);
+        m_own_relative = m_own_relative || t.dist.kind == DistKind::ill_conditioned;
+      }
+  }
+
+  // Reference session, candidate worker, baseline, the job: until the candidate is loaded.
+  void start(const CompileResult& cr);
+  void checks();
+  eval::TimingRecord time();
+  void judge_kept(const eval::TimingRecord& rec);
+  void finish();
+  void finalise(const eval::TimingRecord& rec);
+  // After a Stop: the phase times so far, and the worker ended.
+  void stopped(const Stop& stop);
+
+private:
+  // The reference process's verdict on what the candidate worker shipped; throws Stop on a
+  // mismatch (the judgement).
+  void judge(const eval::CheckSpec& c, const std::vector<uint64_t>& input_sums,
+             const std::string& where);
+  [[noreturn]] void out_of_bounds(const std::string& where);
+  CandidateSession& session() { return *m_session; }
+
+  Impl& m_impl;
+  const EvalOptions& m_opts;
+  const Problem& m_problem;
+  EvalResult& m_r;
+  const bool m_kernelbench;
+  const Tolerance m_tol;
+  const uint64_t m_timing_seed;
+  std::vector<Distribution> m_own_dists;
+  bool m_own_relative = false;
+  std::string m_phase = "start-up";
+  std::unique_ptr<Spawned> m_cand;
+  std::unique_ptr<CandidateSession> m_session;
+  const BaselineRecord* m_base = nullptr;
+  eval::Ready m_ready;
+  std::vector<uint64_t> m_first_cand_sums, m_first_ref_sums;
+  Clock::time_point m_t0 = Clock::now(), m_t_ready = m_t0, m_t_timing = m_t0;
+};
+
+void Evaluator::Impl::Run::start(const CompileResult& cr) {
+  m_impl.await_reference();
+  const auto begun = m_impl.ref_call<eval::RefBegin, eval::RefBegun>(eval::RefBegin{m_problem},
+                                                                     m_opts.start_timeout_s);
+  // A spare worker started earlier may still be starting CUDA: the baseline is timed only once
+  // it is idle, so nothing else runs on the GPU meanwhile.
+  m_cand = std::move(m_impl.spare);
+  if (!m_cand || !m_cand->proc->running())
+    m_cand = m_impl.spawn_candidate();
+  m_session = std::make_unique<CandidateSession>(*m_cand->proc, random_token(m_impl.rng), m_phase);
+  session().reply<eval::Started>(m_opts.start_timeout_s, true);
+  m_base = &m_impl.baseline(m_problem, m_timing_seed);
+  eval::CandidateJob job;
+  job.problem = m_problem;
+  job.so_path = fs::absolute(cr.so_path).string();
+  job.protocol = m_opts.protocol;
+  job.mailboxes = begun.mailboxes;
+  m_ready = session().ask<eval::Ready>(job, m_opts.start_timeout_s);
+  m_t_ready = Clock::now();
+  m_r.start_s = seconds_since(m_t0);
+  if (m_ready.device.name != m_impl.device.name)
+    session().malformed("the candidate worker reports another GPU than the reference process");
+}
+
+void Evaluator::Impl::Run::judge(const eval::CheckSpec& c, const std::vector<uint64_t>& input_sums,
+                                 const std::string& where) {
+  eval::Judge cmd;
+  cmd.check = c;
+  cmd.input_checksums = input_sums;
+  cmd.atol = m_tol.atol;
+  cmd.rtol = m_tol.rtol;
+  cmd.relative_k = m_opts.relative_k;
+  cmd.protocol = m_opts.protocol;
+  const auto v = m_impl.ref_call<eval::Judge, eval::Verdict>(cmd, std::max(60.0, m_opts.timeout_s));
+  std::string reason = v.reason;
+  int bad = v.bad_output;
+  if (v.outputs.size() != m_problem.outputs.size())
+    m_impl.reference_failed("judged another number of outputs than the problem has");
+  if (reason.empty() && !m_kernelbench) {
+    // Same bits for different inputs while the reference changed: the output ignores inputs.
+    if (m_first_cand_sums.empty()) {
+      for (const auto& o : v.outputs) {
+        m_first_cand_sums.push_back(o.cand_checksum);
+        m_first_ref_sums.push_back(o.ref_checksum);
+      }
+    } else {
+      for (std::size_t o = 0; o < v.outputs.size(); ++o)
+        if (v.outputs[o].cand_checksum == m_first_cand_sums[o] &&
+            v.outputs[o].ref_checksum != m_first_ref_sums[o]) {
+          reason = "constant_output";
+          bad = static_cast<int>(o);
+          break;
+        }
+    }
+  }
+  if (reason.empty())
+    return;
+  MismatchInfo m;
+  m.reason = reason;
+  m.seed_index = c.index;
+  m.distribution = where;
+  if (bad >= 0) {
+    const ErrorStats& es = v.outputs.at(bad).cand;
+    m.output = m_problem.outputs.at(bad);
+    m.max_abs_err = es.max_abs_err;
+    m.max_rel_err = es.max_rel_err;
+    m.mismatch_count = es.mismatch_count;
+    m.first_bad_index = es.first_bad_index;
+    m.nan_count = es.nan_count;
+    m.inf_count = es.inf_count;
+  }
+  m_r.mismatch = m;
+  const std::string which = c.index >= 0 ? fmt::format("check {}", c.index) : "a timed sample";
+  if (reason == "input_mutated")
+    throw Stop{Outcome::mismatch,
+               fmt::format("the candidate modified its inputs ({}, {})", which, where)};
+  throw Stop{Outcome::mismatch,
+             fmt::format("output '{}' is wrong ({}) in {} ({}): {} of {} elements beyond "
+                         "atol={:g} rtol={:g}, max abs err {:.3g}, max rel err {:.3g}, first bad "
+                         "index {}, NaN {}, Inf {}",
+                         m.output, reason, which, where, m.mismatch_count,
+                         numel(m_problem.output_spec(m.output).shape), m_tol.atol, m_tol.rtol,
+                         m.max_abs_err, m.max_rel_err, m.first_bad_index, m.nan_count,
+                         m.inf_count)};
+}
+
+void Evaluator::Impl::Run::out_of_bounds(const std::string& where) {
+  MismatchInfo m;
+  m.reason = "out_of_bounds";
+  m.distribution = where;
+  m_r.mismatch = m;
+  throw Stop{Outcome::mismatch,
+             fmt::format("the candidate wrote outside its outputs or workspace ({}): the guard "
+                         "zones around them changed",
+                         where)};
+}
+
+void Evaluator::Impl::Run::checks() {
+  // One command per check; the reference process judges every one.
+  m_phase = "correctness checks";
+  for (const auto& c : eval::make_checks(m_problem, m_opts.protocol, m_opts.seeds, m_impl.secret)) {
+    eval::RunCheck cmd{c, c.index == 0 && !m_kernelbench};
+    const auto done =
+        session().ask<eval::CheckDone>(cmd, m_impl.deadline_s(*m_base, cmd.repeat ? 2.0 : 1.0));
+    if (done.index != c.index || done.input_checksums.size() != m_own_dists.size())
+      session().malformed("a check reply for another check");
+    if (!done.deterministic)
+      m_r.flags |= flag_nondeterministic;
+    if (!done.guards_intact)
+      out_of_bounds(fmt::format("check {}", c.index));
+    judge(c, done.input_checksums, c.dist_name);
+  }
+  m_r.check_s = seconds_since(m_t_ready);
+}
+
+eval::TimingRecord Evaluator::Impl::Run::time() {
+  // Round by round; the parent's clock times every round.
+  m_phase = "timing";
+  m_t_timing = Clock::now();
+  eval::TimePrepare prep;
+  prep.timing = m_opts.timing;
+  prep.protocol = m_opts.protocol;
+  prep.seed_base = m_timing_seed;
+  prep.kept_slots = 2 * std::max(1, m_opts.timing.judged_samples);
+  prep.keep_secret = m_impl.rng();
+  bool guards_ok = true;
+  struct CandAsk {
+    CandidateSession& s;
+    const Impl& impl;
+    const BaselineRecord& base;
+    bool& guards_ok;
+    eval::TimeReady prepare(const eval::TimePrepare& p) {
+      const double calls = p.timing.warmup + p.timing.empty_calls + p.timing.max_sets + 3;
+      auto ready = s.ask<eval::TimeReady>(p, impl.deadline_s(base, calls));
+      if (ready.sets < 1 || ready.kept_slots < 1 || ready.kept_slots > p.kept_slots ||
+          ready.empty_host_ms.size() != static_cast<std::size_t>(p.timing.empty_calls) ||
+          ready.empty_stream_ms.size() != ready.empty_host_ms.size() ||
+          ready.empty_wide_ms.size() != ready.empty_host_ms.size() ||
+          !finite_nonnegative(ready.empty_host_ms) || !finite_nonnegative(ready.empty_stream_ms) ||
+          !finite_nonnegative(ready.empty_wide_ms))
+        s.malformed("timing preparation");
+      return ready;
+    }
+    eval::RoundDone round(int m, double& wall_ms) {
+      auto done = s.ask<eval::RoundDone>(eval::TimeRound{m}, impl.deadline_s(base, m));
+      wall_ms = s.last_wall_ms();
+      if (done.stream_ms.size() != static_cast<std::size_t>(m) ||
+          done.host_ms.size() != done.stream_ms.size() ||
+          done.wide_ms.size() != done.stream_ms.size() || !finite_nonnegative(done.stream_ms) ||
+          !finite_nonnegative(done.wide_ms) || !finite_nonnegative(done.host_ms))
+        s.malformed("a timing round");
+      double claimed = 0.0;
+      for (double h : done.host_ms)
+        claimed += h;
+      if (claimed > wall_ms + 1.0) // more host time than the round took on the parent's clock
+        s.malformed("a timing round claims more time than it took");
+      guards_ok = guards_ok && done.guards_intact;
+      return done;
+    }
+  } ask{session(), m_impl, *m_base, guards_ok};
+  eval::TimingRecord rec = drive_timing(prep, m_kernelbench, ask);
+  if (!guards_ok)
+    out_of_bounds("timing");
+  m_r.time_s = seconds_since(m_t_timing);
+  if (std::getenv("KB_EVAL_TRACE")) {
+    double rounds_ms = 0.0;
+    for (double w : rec.round_wall_ms)
+      rounds_ms += w;
+    fmt::print(stderr,
+               "kbench eval trace: timing {:.1f} ms: prepare {:.1f} ms, {} rounds {:.1f} ms\n",
+               m_r.time_s * 1e3, rec.prepare_wall_ms, rec.round_wall_ms.size(), rounds_ms);
+  }
+  return rec;
+}
+
+void Evaluator::Impl::Run::judge_kept(const eval::TimingRecord& rec) {
+  // The parent picks which kept samples to judge only now.
+  m_phase = "judging timed outputs";
+  const int judged = std::max(1, m_opts.timing.judged_samples);
+  const int kept = rec.ready.kept_slots;
+  std::vector<int> slots(static_cast<std::size_t>(kept));
+  for (int k = 0; k < kept; ++k)
+    slots[k] = k;
+  std::shuffle(slots.begin(), slots.end(), m_impl.rng);
+  slots.resize(static_cast<std::size_t>(std::min(judged, kept)));
+  const auto total = static_cast<int64_t>(rec.stream_ms.size());
+  std::vector<int64_t> seen;
+  for (int slot : slots) {
+    const auto sh =
+        session().ask<eval::Shipped>(eval::ShipKept{slot}, m_impl.deadline_s(*m_base, 1.0));
+    if (sh.slot != slot || sh.sample < 0 || sh.sample >= total ||
+        std::find(seen.begin(), seen.end(), sh.sample) != seen.end() ||
+        sh.input_checksums.size() != m_own_dists.size())
+      session().malformed("a kept sample's reply");
+    seen.push_back(sh.sample);
+    eval::CheckSpec c;
+    c.index = -1;
+    c.seed = eval::sample_seed(m_timing_seed, sh.sample, m_kernelbench);
+    c.dists = m_own_dists;
+    c.relative = m_own_relative;
+    judge(c, sh.input_checksums, fmt::format("timed sample {}", sh.sample));
+  }
+}
+
+void Evaluator::Impl::Run::finish() {
+  m_phase = "teardown";
+  session().ask<eval::Finished>(eval::Finish{}, m_opts.timeout_floor_s);
+  m_cand->proc->close_stdin();
+  // Nothing may follow the last reply.
+  if (auto stray = session().link().stray_line(1.0))
+    throw Stop{Outcome::runtime_error,
+               fmt::format("the result channel carried a message after the last reply: {}; "
+                           "nothing this worker reported is used",
+                           tail_of(*stray, 200))};
+  m_cand->proc->wait(after(5.0));
+}
+
+void Evaluator::Impl::Run::finalise(const eval::TimingRecord& rec) {
+  // The counted time, the parent's clock against it, speedup and flags.
+  const BaselineRecord& base = *m_base;
+  const eval::TimingJudgement tj = eval::judge_timing(rec);
+  m_r.candidate_time = tj.stats;
+  m_r.baseline_time = base.stats;
+  if (tj.off_stream)
+    m_r.flags |= flag_off_stream;
+  const GpuCeilings& ceil = m_impl.opts.ceilings;
+  const double ws_allowance_ms =
+      ceil.bandwidth_gbs > 0.0
+          ? static_cast<double>(m_ready.workspace_bytes) / (0.5 * ceil.bandwidth_gbs * 1e6)
+          : 0.0;
+  const eval::ClockBound cb = eval::clock_bound(base.record, rec, ws_allowance_ms);
+  if (std::getenv("KB_EVAL_TRACE"))
+    fmt::print(stderr,
+               "kbench eval trace: {} samples, off-stream threshold {:.4f} ms ({} of {} samples "
+               "off-stream); clock: loop overhead {:.4f} ms, estimate {:.4f} ms, claimed host "
+               "{:.4f} ms, slack {:.4f} ms, corroborated {}; baseline host {:.4f} ms wall/sample "
+               "{:.4f} ms; candidate wall/sample {:.4f} ms\n",
+               rec.stream_ms.size(), tj.rule.threshold_ms, tj.off_stream_samples,
+               rec.stream_ms.size(), cb.loop_overhead_ms, cb.estimate_ms, cb.claimed_ms,
+               cb.slack_ms, cb.corroborated, median_of(base.record.host_ms),
+               base.wall_per_sample_ms, median_wall_per_sample(rec));
+  if (!cb.corroborated) {
+    m_r.flags |= flag_unverified_time;
+    m_r.message = fmt::format("the parent's clock does not corroborate the claimed time: host "
+                              "span {:.4f} ms per sample claimed, {:.4f} ms measured from the "
+                              "rounds' wall time (slack {:.4f} ms)",
+                              cb.claimed_ms, cb.estimate_ms, cb.slack_ms);
+  }
+  const TimingStats& ct = *m_r.candidate_time;
+  const double cand_ms = m_kernelbench ? ct.mean_ms : ct.median_ms;
+  const double base_ms = m_kernelbench ? base.stats.mean_ms : base.stats.median_ms;
+  m_r.outcome = Outcome::correct;
+  if (cand_ms > 0.0) {
+    m_r.speedup = base_ms / cand_ms;
+    const double floor_ms = floor_time_ms(m_problem, ceil);
+    m_r.roofline_pct = floor_ms / cand_ms * 100.0;
+    // The floor comes from a measured copy, which a streaming kernel can match to within noise:
+    // only a clear margin beyond it is suspicious.
+    if (cand_ms < floor_ms / k_roofline_margin)
+      m_r.flags |= flag_above_roofline;
+  }
+  if (m_r.speedup > m_opts.speedup_threshold)
+    m_r.flags |= flag_speedup_threshold;
+  if (ct.stop_reason == "time_cap" || ct.stop_reason == "sample_cap")
+    m_r.flags |= flag_noisy;
+}
+
+void Evaluator::Impl::Run::stopped(const Stop& stop) {
+  m_r.outcome = stop.outcome;
+  m_r.message = stop.message;
+  if (m_r.outcome != Outcome::mismatch)
+    m_r.mismatch.reset();
+  if (m_t_ready != m_t0 && m_r.check_s == 0.0)
+    m_r.check_s = seconds_since(m_t_ready);
+  if (m_t_timing != m_t0 && m_r.time_s == 0.0)
+    m_r.time_s = seconds_since(m_t_timing);
+  if (m_cand) {
+    m_cand->proc->kill_group();
+    m_cand->proc->wait(after(2.0));
+  }
+}
+
 EvalResult Evaluator::Impl::run(const Problem& problem, const CompileResult& cr) {
   EvalResult r;
   if (!preflight(cr, r)) {
     spare.reset();
     return r;
   }
-  const bool kernelbench = opts.protocol == "kernelbench";
-  const Tolerance tol = eval::protocol_tolerance(problem, opts.protocol);
-  const auto checks = eval::make_checks(problem, opts.protocol, opts.seeds, secret);
-  const uint64_t timing_seed = kernelbench ? 42 : eval::mix_seed(secret, 1000 + evaluations++);
-  std::vector<Distribution> own_dists;
-  bool own_relative = false;
-  for (const auto* list : {&problem.inputs, &problem.params})
-    for (const auto& t : *list) {
-      own_dists.push_back(t.dist);
-      own_relative = own_relative || t.dist.kind == DistKind::ill_conditioned;
-    }
-
-  const auto t0 = Clock::now();
-  await_reference();
-  const auto begun =
-      ref_call<eval::RefBegin, eval::RefBegun>(eval::RefBegin{problem}, opts.start_timeout_s);
-  // A spare worker started during compilation may still be starting CUDA: the baseline is timed
-  // only once it is idle, so nothing else runs on the GPU meanwhile.
-  std::unique_ptr<Spawned> cand = std::move(spare);
-  if (!cand || !cand->proc->running())
-    cand = spawn_candidate();
   // The next candidate's worker starts as soon as this evaluation ends (its CUDA start-up then
   // overlaps whatever comes before the next evaluation); no candidate code is loaded in it.
   struct PrespawnNext {
@@ -636,281 +951,18 @@ EvalResult Evaluator::Impl::run(const Problem& problem, const CompileResult& cr)
       }
     }
   } prespawn_next{*this};
-  const std::string token = random_token(rng);
-  std::string phase = "start-up";
-  CandidateSession s(*cand->proc, token, phase);
-  auto t_ready = t0, t_timing = t0;
+  Run run(*this, problem, r);
   try {
-    s.reply<eval::Started>(opts.start_timeout_s, true);
-    const BaselineRecord& base = baseline(problem, timing_seed);
-    eval::CandidateJob job;
-    job.problem = problem;
-    job.so_path = fs::absolute(cr.so_path).string();
-    job.protocol = opts.protocol;
-    job.mailboxes = begun.mailboxes;
-    const auto ready = s.ask<eval::Ready>(job, opts.start_timeout_s);
-    t_ready = Clock::now();
-    r.start_s = seconds_since(t0);
-    if (ready.device.name != device.name)
-      s.malformed("the candidate worker reports another GPU than the reference process");
-
-    // Correctness: one command per check; the reference process judges every one.
-    phase = "correctness checks";
-    std::vector<uint64_t> first_cand_sums, first_ref_sums;
-    auto judge = [&](const eval::CheckSpec& c, const std::vector<uint64_t>& input_sums,
-                     const std::string& where) {
-      eval::Judge cmd;
-      cmd.check = c;
-      cmd.input_checksums = input_sums;
-      cmd.atol = tol.atol;
-      cmd.rtol = tol.rtol;
-      cmd.relative_k = opts.relative_k;
-      cmd.protocol = opts.protocol;
-      const auto v = ref_call<eval::Judge, eval::Verdict>(cmd, std::max(60.0, opts.timeout_s));
-      std::string reason = v.reason;
-      int bad = v.bad_output;
-      if (v.outputs.size() != problem.outputs.size())
-        reference_failed("judged another number of outputs than the problem has");
-      if (reason.empty() && !kernelbench) {
-        // Same bits for different inputs while the reference changed: the output ignores inputs.
-        if (first_cand_sums.empty()) {
-          for (const auto& o : v.outputs) {
-            first_cand_sums.push_back(o.cand_checksum);
-            first_ref_sums.push_back(o.ref_checksum);
-          }
-        } else {
-          for (std::size_t o = 0; o < v.outputs.size(); ++o)
-            if (v.outputs[o].cand_checksum == first_cand_sums[o] &&
-                v.outputs[o].ref_checksum != first_ref_sums[o]) {
-              reason = "constant_output";
-              bad = static_cast<int>(o);
-              break;
-            }
-        }
-      }
-      if (reason.empty())
-        return;
-      MismatchInfo m;
-      m.reason = reason;
-      m.seed_index = c.index;
-      m.distribution = where;
-      if (bad >= 0) {
-        const ErrorStats& es = v.outputs.at(bad).cand;
-        m.output = problem.outputs.at(bad);
-        m.max_abs_err = es.max_abs_err;
-        m.max_rel_err = es.max_rel_err;
-        m.mismatch_count = es.mismatch_count;
-        m.first_bad_index = es.first_bad_index;
-        m.nan_count = es.nan_count;
-        m.inf_count = es.inf_count;
-      }
-      r.mismatch = m;
-      if (reason == "input_mutated")
-        throw Stop{Outcome::mismatch,
-                   fmt::format("the candidate modified its inputs ({}, {})",
-                               c.index >= 0 ? fmt::format("check {}", c.index) : "timed sample",
-                               where)};
-      throw Stop{Outcome::mismatch,
-                 fmt::format("output '{}' is wrong ({}) in {} ({}): {} of {} elements beyond "
-                             "atol={:g} rtol={:g}, max abs err {:.3g}, max rel err {:.3g}, first "
-                             "bad index {}, NaN {}, Inf {}",
-                             m.output, reason,
-                             c.index >= 0 ? fmt::format("check {}", c.index) : "a timed sample",
-                             where, m.mismatch_count, numel(problem.output_spec(m.output).shape),
-                             tol.atol, tol.rtol, m.max_abs_err, m.max_rel_err, m.first_bad_index,
-                             m.nan_count, m.inf_count)};
-    };
-    auto out_of_bounds = [&](const std::string& where) {
-      MismatchInfo m;
-      m.reason = "out_of_bounds";
-      m.distribution = where;
-      r.mismatch = m;
-      throw Stop{Outcome::mismatch,
-                 fmt::format("the candidate wrote outside its outputs or workspace ({}): the "
-                             "guard zones around them changed",
-                             where)};
-    };
-    for (const auto& c : checks) {
-      eval::RunCheck cmd{c, c.index == 0 && !kernelbench};
-      const auto done = s.ask<eval::CheckDone>(cmd, deadline_s(base, cmd.repeat ? 2.0 : 1.0));
-      if (done.index != c.index || done.input_checksums.size() != own_dists.size())
-        s.malformed("a check reply for another check");
-      if (!done.deterministic)
-        r.flags |= flag_nondeterministic;
-      if (!done.guards_intact)
-        out_of_bounds(fmt::format("check {}", c.index));
-      judge(c, done.input_checksums, c.dist_name);
-    }
-    r.check_s = seconds_since(t_ready);
-
-    // Timing, round by round; the parent's clock times every round.
-    phase = "timing";
-    t_timing = Clock::now();
-    const int judged = std::max(1, opts.timing.judged_samples);
-    eval::TimePrepare prep;
-    prep.timing = opts.timing;
-    prep.protocol = opts.protocol;
-    prep.seed_base = timing_seed;
-    prep.kept_slots = 2 * judged;
-    prep.keep_secret = rng();
-    bool guards_ok = true;
-    struct CandAsk {
-      CandidateSession& s;
-      const Impl& self;
-      const BaselineRecord& base;
-      bool& guards_ok;
-      eval::TimeReady prepare(const eval::TimePrepare& p) {
-        const double calls = p.timing.warmup + p.timing.empty_calls + p.timing.max_sets + 3;
-        auto ready = s.ask<eval::TimeReady>(p, self.deadline_s(base, calls));
-        if (ready.sets < 1 || ready.kept_slots < 1 || ready.kept_slots > p.kept_slots ||
-            ready.empty_host_ms.size() != static_cast<std::size_t>(p.timing.empty_calls) ||
-            ready.empty_stream_ms.size() != ready.empty_host_ms.size() ||
-            ready.empty_wide_ms.size() != ready.empty_host_ms.size() ||
-            !finite_nonnegative(ready.empty_host_ms) ||
-            !finite_nonnegative(ready.empty_stream_ms) || !finite_nonnegative(ready.empty_wide_ms))
-          s.malformed("timing preparation");
-        return ready;
-      }
-      eval::RoundDone round(int m, double& wall_ms) {
-        auto done = s.ask<eval::RoundDone>(eval::TimeRound{m}, self.deadline_s(base, m));
-        wall_ms = s.last_wall_ms();
-        if (done.stream_ms.size() != static_cast<std::size_t>(m) ||
-            done.host_ms.size() != done.stream_ms.size() ||
-            done.wide_ms.size() != done.stream_ms.size() || !finite_nonnegative(done.stream_ms) ||
-            !finite_nonnegative(done.wide_ms) || !finite_nonnegative(done.host_ms))
-          s.malformed("a timing round");
-        double claimed = 0.0;
-        for (double h : done.host_ms)
-          claimed += h;
-        if (claimed > wall_ms + 1.0) // more host time than the round took on the parent's clock
-          s.malformed("a timing round claims more time than it took");
-        guards_ok = guards_ok && done.guards_intact;
-        return done;
-      }
-    };
-    CandAsk ask{s, *this, base, guards_ok};
-    eval::TimingRecord rec = drive_timing(prep, kernelbench, ask);
-    if (std::getenv("KB_EVAL_TRACE")) {
-      double rounds_ms = 0.0;
-      for (double w : rec.round_wall_ms)
-        rounds_ms += w;
-      fmt::print(
-          stderr, "kbench eval trace: timing {:.1f} ms: prepare {:.1f} ms, {} rounds {:.1f} ms\n",
-          seconds_since(t_timing) * 1e3, rec.prepare_wall_ms, rec.round_wall_ms.size(), rounds_ms);
-    }
-    if (!guards_ok)
-      out_of_bounds("timing");
-    r.time_s = seconds_since(t_timing);
-
-    // Timed outputs: the parent picks which kept samples to judge only now.
-    phase = "judging timed outputs";
-    const int kept = rec.ready.kept_slots;
-    std::vector<int> slots(static_cast<std::size_t>(kept));
-    for (int k = 0; k < kept; ++k)
-      slots[k] = k;
-    std::shuffle(slots.begin(), slots.end(), rng);
-    slots.resize(static_cast<std::size_t>(std::min(judged, kept)));
-    const auto total = static_cast<int64_t>(rec.stream_ms.size());
-    std::vector<int64_t> seen;
-    for (int slot : slots) {
-      const auto sh = s.ask<eval::Shipped>(eval::ShipKept{slot}, deadline_s(base, 1.0));
-      if (sh.slot != slot || sh.sample < 0 || sh.sample >= total ||
-          std::find(seen.begin(), seen.end(), sh.sample) != seen.end() ||
-          sh.input_checksums.size() != own_dists.size())
-        s.malformed("a kept sample's reply");
-      seen.push_back(sh.sample);
-      eval::CheckSpec c;
-      c.index = -1;
-      c.seed = eval::sample_seed(timing_seed, sh.sample, kernelbench);
-      c.dists = own_dists;
-      c.relative = own_relative;
-      judge(c, sh.input_checksums, fmt::format("timed sample {}", sh.sample));
-    }
-    phase = "teardown";
-    s.ask<eval::Finished>(eval::Finish{}, opts.timeout_floor_s);
-    cand->proc->close_stdin();
-    // Nothing may follow the last reply.
-    if (auto stray = s.link().stray_line(1.0))
-      throw Stop{Outcome::runtime_error,
-                 fmt::format("the result channel carried a message after the last reply: {}; "
-                             "nothing this worker reported is used",
-                             tail_of(*stray, 200))};
-    cand->proc->wait(after(5.0));
-
-    // Finalisation: the counted time, the parent's clock against it, speedup and flags.
-    const eval::TimingJudgement tj = eval::judge_timing(rec);
-    r.candidate_time = tj.stats;
-    r.baseline_time = base.stats;
-    if (tj.off_stream)
-      r.flags |= flag_off_stream;
-    const double ws_allowance_ms =
-        opts.ceilings.bandwidth_gbs > 0.0
-            ? static_cast<double>(ready.workspace_bytes) / (0.5 * opts.ceilings.bandwidth_gbs * 1e6)
-            : 0.0;
-    const eval::ClockBound cb = eval::clock_bound(base.record, rec, ws_allowance_ms);
-    if (std::getenv("KB_EVAL_TRACE")) {
-      std::vector<double> gap, empty_gap, host_gap;
-      for (std::size_t i = 0; i < rec.stream_ms.size(); ++i) {
-        gap.push_back(rec.wide_ms[i] - rec.stream_ms[i]);
-        host_gap.push_back(rec.host_ms[i] - rec.stream_ms[i]);
-      }
-      for (std::size_t i = 0; i < rec.ready.empty_wide_ms.size(); ++i)
-        empty_gap.push_back(rec.ready.empty_wide_ms[i] - rec.ready.empty_stream_ms[i]);
-      fmt::print(stderr,
-                 "kbench eval trace: wide-stream empty q50 {:.4f} max {:.4f}; samples q50 {:.4f} "
-                 "q90 {:.4f} max {:.4f}; host-stream samples q50 {:.4f} q90 {:.4f}\n",
-                 quantile_of(empty_gap, 0.5), quantile_of(empty_gap, 1.0), quantile_of(gap, 0.5),
-                 quantile_of(gap, 0.9), quantile_of(gap, 1.0), quantile_of(host_gap, 0.5),
-                 quantile_of(host_gap, 0.9));
-    }
-    if (std::getenv("KB_EVAL_TRACE"))
-      fmt::print(stderr,
-                 "kbench eval trace: {} samples, off-stream threshold {:.4f} ms "
-                 "({} of {} samples off-stream); clock: loop overhead {:.4f} ms, estimate {:.4f} "
-                 "ms, claimed host {:.4f} ms, slack {:.4f} ms, corroborated {}; baseline host "
-                 "{:.4f} ms wall/sample {:.4f} ms; candidate wall/sample {:.4f} ms\n",
-                 rec.stream_ms.size(), tj.rule.threshold_ms, tj.off_stream_samples,
-                 rec.stream_ms.size(), cb.loop_overhead_ms, cb.estimate_ms, cb.claimed_ms,
-                 cb.slack_ms, cb.corroborated, median_of(base.record.host_ms),
-                 base.wall_per_sample_ms, median_wall_per_sample(rec));
-    if (!cb.corroborated) {
-      r.flags |= flag_unverified_time;
-      r.message = fmt::format("the parent's clock does not corroborate the claimed time: host "
-                              "span {:.4f} ms per sample claimed, {:.4f} ms measured from the "
-                              "rounds' wall time (slack {:.4f} ms)",
-                              cb.claimed_ms, cb.estimate_ms, cb.slack_ms);
-    }
-    const TimingStats& ct = *r.candidate_time;
-    const double cand_ms = kernelbench ? ct.mean_ms : ct.median_ms;
-    const double base_ms = kernelbench ? base.stats.mean_ms : base.stats.median_ms;
-    r.outcome = Outcome::correct;
-    if (cand_ms > 0.0) {
-      r.speedup = base_ms / cand_ms;
-      const double floor_ms = floor_time_ms(problem, opts.ceilings);
-      r.roofline_pct = floor_ms / cand_ms * 100.0;
-      // The floor comes from a measured copy, which a streaming kernel can match to within
-      // noise: only a clear margin beyond it is suspicious.
-      if (cand_ms < floor_ms / k_roofline_margin)
-        r.flags |= flag_above_roofline;
-    }
-    if (r.speedup > opts.speedup_threshold)
-      r.flags |= flag_speedup_threshold;
-    if (ct.stop_reason == "time_cap" || ct.stop_reason == "sample_cap")
-      r.flags |= flag_noisy;
-    return r;
+    run.start(cr);
+    run.checks();
+    const eval::TimingRecord rec = run.time();
+    run.judge_kept(rec);
+    run.finish();
+    run.finalise(rec);
   } catch (const Stop& stop) {
-    r.outcome = stop.outcome;
-    r.message = stop.message;
-    if (r.outcome != Outcome::mismatch)
-      r.mismatch.reset();
-    if (t_ready != t0 && r.check_s == 0.0)
-      r.check_s = seconds_since(t_ready);
-    if (t_timing != t0 && r.time_s == 0.0)
-      r.time_s = seconds_since(t_timing);
-    cand->proc->kill_group();
-    cand->proc->wait(after(2.0));
-    return r;
+    run.stopped(stop);
   }
+  return r;
 }
 
 // ---------------------------------------------------------------------------------------------
