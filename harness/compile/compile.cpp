@@ -1,12 +1,15 @@
 // nvcc to shared object: flags, content-hash cache, timeout and bounded logs.
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -52,6 +55,61 @@ std::string read_if_exists(const fs::path& p) {
     return {};
   }
 }
+
+// A cache entry (object or recorded failure) for res.key: fills res and returns true.
+bool lookup_cache(const fs::path& cache_dir, CompileResult& res) {
+  std::error_code ec;
+  const fs::path so = cache_dir / (res.key + ".so");
+  const fs::path fail = cache_dir / (res.key + ".fail");
+  if (fs::exists(so, ec)) {
+    res.ok = true;
+    res.cached = true;
+    res.so_path = so.string();
+    res.log = read_if_exists(cache_dir / (res.key + ".log"));
+    return true;
+  }
+  if (fs::exists(fail, ec)) {
+    res.cached = true;
+    res.message = read_if_exists(fail);
+    res.log = read_if_exists(cache_dir / (res.key + ".log"));
+    return true;
+  }
+  return false;
+}
+
+// Holds one cache entry's compile in this process; a second holder waits for the first.
+class InFlightGuard {
+public:
+  explicit InFlightGuard(std::string entry) : m_entry(std::move(entry)) {
+    std::unique_lock lock(mutex());
+    cv().wait(lock, [&] { return !entries().count(m_entry); });
+    entries().insert(m_entry);
+  }
+  ~InFlightGuard() {
+    {
+      std::lock_guard lock(mutex());
+      entries().erase(m_entry);
+    }
+    cv().notify_all();
+  }
+  InFlightGuard(const InFlightGuard&) = delete;
+  InFlightGuard& operator=(const InFlightGuard&) = delete;
+
+private:
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static std::condition_variable& cv() {
+    static std::condition_variable c;
+    return c;
+  }
+  static std::set<std::string>& entries() {
+    static std::set<std::string> e;
+    return e;
+  }
+  std::string m_entry;
+};
 
 } // namespace
 
@@ -182,20 +240,17 @@ CompileResult compile_candidate(std::string_view source, const CompileOptions& o
     if (ec)
       throw Error(fmt::format("cannot create the compile cache '{}': {}", cache_dir.string(),
                               ec.message()));
-    const fs::path so = cache_dir / (res.key + ".so");
-    const fs::path fail = cache_dir / (res.key + ".fail");
-    if (fs::exists(so, ec)) {
-      res.ok = true;
-      res.cached = true;
-      res.so_path = so.string();
-      res.log = read_if_exists(cache_dir / (res.key + ".log"));
+    if (lookup_cache(cache_dir, res)) {
       res.seconds = elapsed();
       return res;
     }
-    if (fs::exists(fail, ec)) {
-      res.cached = true;
-      res.message = read_if_exists(fail);
-      res.log = read_if_exists(cache_dir / (res.key + ".log"));
+  }
+  // Identical sources in flight in this process compile once: the others wait for that compile
+  // and read its cache entry.
+  std::optional<InFlightGuard> in_flight;
+  if (opts.use_cache) {
+    in_flight.emplace((cache_dir / res.key).string());
+    if (lookup_cache(cache_dir, res)) {
       res.seconds = elapsed();
       return res;
     }
@@ -239,17 +294,23 @@ CompileResult compile_candidate(std::string_view source, const CompileOptions& o
     res.message =
         fmt::format("nvcc failed ({}){}{}", r.status.describe(), first.empty() ? "" : ": ", first);
     if (opts.use_cache) {
+      // Another process may have completed this entry first: either version is the same verdict.
       write_file_atomic((cache_dir / (res.key + ".log")).string(), res.log);
       write_file_atomic((cache_dir / (res.key + ".fail")).string(), res.message);
     }
     cleanup();
   } else if (opts.use_cache) {
     const fs::path so = cache_dir / (res.key + ".so");
-    write_file_atomic((cache_dir / (res.key + ".log")).string(), res.log);
-    fs::rename(work / "candidate.so", so, ec);
-    if (ec)
-      throw Error(
-          fmt::format("cannot move the compiled object into '{}': {}", so.string(), ec.message()));
+    if (fs::exists(so, ec)) {
+      // Another process completed this entry first: its object is the hit, ours is dropped.
+      res.cached = true;
+    } else {
+      write_file_atomic((cache_dir / (res.key + ".log")).string(), res.log);
+      fs::rename(work / "candidate.so", so, ec);
+      if (ec && !fs::exists(so))
+        throw Error(fmt::format("cannot move the compiled object into '{}': {}", so.string(),
+                                ec.message()));
+    }
     res.ok = true;
     res.so_path = so.string();
     cleanup();

@@ -2,10 +2,16 @@
 #include "core.hpp"
 
 #include <array>
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
+#include <thread>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -292,19 +298,45 @@ std::string read_file(const std::string& path) {
 }
 
 void write_file_atomic(const std::string& path, std::string_view bytes) {
-  std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out)
-      throw Error(fmt::format("cannot write {}", tmp));
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out)
-      throw Error(fmt::format("cannot write {}", tmp));
+  // The temporary name is unique per writer (process, thread, random suffix) and created with
+  // O_EXCL, so writers of the same path in any number of threads and processes never share one;
+  // the last rename wins and every reader sees one whole version.
+  static std::atomic<uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                   std::hash<std::thread::id>{}(std::this_thread::get_id())};
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 0; fd < 0; ++attempt) {
+    tmp = fmt::format("{}.tmp.{}.{:x}.{:016x}", path, ::getpid(), counter++, rng());
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && (errno != EEXIST || attempt > 16))
+      throw Error(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec)
-    throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, ec.message()));
+  const char* p = bytes.data();
+  std::size_t left = bytes.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw Error(fmt::format("cannot write {}: {}", tmp, std::strerror(err)));
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw Error(fmt::format("cannot write {}: {}", tmp, std::strerror(err)));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(err)));
+  }
 }
 
 std::string git_commit() {

@@ -2,6 +2,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -167,3 +168,93 @@ TEST_F(CompileTest, MissingNvccIsAHarnessError) {
 }
 
 } // namespace
+
+// Identical sources in flight at once (a model at temperature 0, best-of-n): every thread gets
+// the object, nvcc runs once, and no writer trips over another's temporary files.
+TEST_F(CompileTest, SameSourceFromSixteenThreadsCompilesOnceAndAllSucceed) {
+  const std::string calls = m_dir + "/calls";
+  m_opts.nvcc = fake_nvcc("echo x >> " + calls + "; sleep 0.3; echo object > candidate.so");
+  std::vector<std::string> sources(16, k_relu);
+  const auto results = kb::compile_many(sources, m_opts, 16);
+  ASSERT_EQ(results.size(), 16u);
+  int fresh = 0;
+  for (const auto& r : results) {
+    EXPECT_TRUE(r.ok) << r.message;
+    EXPECT_EQ(r.so_path, results.front().so_path);
+    fresh += r.cached ? 0 : 1;
+  }
+  EXPECT_EQ(fresh, 1);
+  std::ifstream in(calls);
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line))
+    ++n;
+  EXPECT_EQ(n, 1);
+  for (const auto& e : fs::directory_iterator(m_opts.cache_dir))
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+}
+
+TEST_F(CompileTest, SameFailingSourceFromSixteenThreadsIsOneVerdict) {
+  m_opts.nvcc = fake_nvcc("sleep 0.2; echo 'candidate.cu(3): error: nope' >&2; exit 2");
+  std::vector<std::string> sources(16, "bad source");
+  const auto results = kb::compile_many(sources, m_opts, 16);
+  for (const auto& r : results) {
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.message, results.front().message);
+    EXPECT_NE(r.message.find("error: nope"), std::string::npos) << r.message;
+  }
+}
+
+// An entry another process completed first (here: written between our lookup and our rename)
+// is a hit, and the object stays the first writer's.
+TEST_F(CompileTest, EntryCompletedByAnotherWriterFirstIsAHit) {
+  const auto probe = kb::compile_candidate(k_relu, [&] {
+    auto o = m_opts;
+    o.use_cache = false;
+    o.nvcc = fake_nvcc("echo object > candidate.so");
+    return o;
+  }());
+  ASSERT_TRUE(probe.ok);
+  const std::string so = m_opts.cache_dir + "/" + probe.key + ".so";
+  m_opts.nvcc = fake_nvcc("echo first > " + so + "; echo second > candidate.so");
+  const auto r = kb::compile_candidate(k_relu, m_opts);
+  ASSERT_TRUE(r.ok) << r.message;
+  EXPECT_TRUE(r.cached);
+  EXPECT_EQ(r.so_path, so);
+  std::ifstream in(so);
+  std::string text;
+  std::getline(in, text);
+  EXPECT_EQ(text, "first");
+}
+
+TEST(WriteFileAtomic, SixteenThreadsWritingOnePathNeverFail) {
+  char tmpl[] = "/tmp/kbench-wfa-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string path = dir + "/entry.log";
+  std::vector<std::thread> threads;
+  std::atomic<int> errors{0};
+  for (int t = 0; t < 16; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        try {
+          kb::write_file_atomic(path, std::string(1000 + t, static_cast<char>('a' + t)));
+        } catch (const std::exception&) {
+          ++errors;
+        }
+      }
+    });
+  for (auto& th : threads)
+    th.join();
+  EXPECT_EQ(errors.load(), 0);
+  const std::string text = kb::read_file(path);
+  ASSERT_GE(text.size(), 1000u);
+  EXPECT_EQ(text, std::string(text.size(), text.front())); // one whole version
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    (void)e;
+    ++files;
+  }
+  EXPECT_EQ(files, 1); // no temporary left behind
+  fs::remove_all(dir);
+}
