@@ -40,8 +40,14 @@ EvalPipeline::EvalPipeline(
 }
 
 EvalPipeline::~EvalPipeline() {
+  drain();
+}
+
+void EvalPipeline::drain() {
   {
     std::lock_guard lock(m_mutex);
+    if (m_closing)
+      return;
     m_closing = true;
   }
   m_compile_cv.notify_all();
@@ -58,6 +64,11 @@ EvalPipeline::~EvalPipeline() {
 std::string EvalPipeline::failure() const {
   std::lock_guard lock(m_mutex);
   return m_failure;
+}
+
+std::vector<std::string> EvalPipeline::plumbing_errors() const {
+  std::lock_guard lock(m_mutex);
+  return m_plumbing_errors;
 }
 
 std::future<search::Verdict> EvalPipeline::submit(EvalJob job) {
@@ -119,10 +130,25 @@ void EvalPipeline::compile_loop() {
       m_gpu_cv.notify_all();
       continue;
     }
-    try {
-      job.compiled = m_backend.compile(job.candidate.source);
-    } catch (const std::exception& e) {
-      fail(job, std::current_exception(), e.what());
+    // A harness failure while compiling (a cache write, a temporary directory) is this
+    // candidate's: it is tried once more, then recorded without evaluation (`kbench evaluate` or
+    // a resume finishes it) and the other candidates go on.
+    std::string compile_error;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      try {
+        job.compiled = m_backend.compile(job.candidate.source);
+        compile_error.clear();
+        break;
+      } catch (const std::exception& e) {
+        compile_error = e.what();
+      }
+    }
+    if (!compile_error.empty()) {
+      {
+        std::lock_guard lock(m_mutex);
+        m_plumbing_errors.push_back(compile_error);
+      }
+      finish_unevaluated(job);
       done_compiling();
       m_gpu_cv.notify_all();
       continue;
@@ -180,11 +206,21 @@ void EvalPipeline::gpu_loop(int gpu) {
     try {
       if (!s)
         s = std::make_unique<store::Store>(m_db);
-      if (!ev) {
+      auto open = [&] {
         auto it = m_ceilings.find(gpu);
         ev = m_backend.open_gpu(gpu, it == m_ceilings.end() ? GpuCeilings{} : it->second);
+      };
+      if (!ev)
+        open();
+      EvalResult r;
+      try {
+        r = ev->evaluate_compiled(*job.problem, job.compiled);
+      } catch (const std::exception&) {
+        // One more try on a fresh evaluator before the GPU counts as unable to run.
+        ev.reset();
+        open();
+        r = ev->evaluate_compiled(*job.problem, job.compiled);
       }
-      EvalResult r = ev->evaluate_compiled(*job.problem, job.compiled);
       if (r.protocol.empty())
         r.protocol = m_protocol;
       int64_t id = 0;

@@ -32,8 +32,9 @@ struct PipelineStats {
 
 // --jobs compile threads feed a queue that one worker thread per GPU drains. Every job ends
 // recorded: evaluated, or (when stopping or when the harness fails) recorded without
-// evaluation so a later `kbench evaluate` can finish it. Harness failures reach the promise
-// as the exception and set `stop`.
+// evaluation so a later `kbench evaluate` can finish it. A compile that fails in the harness
+// (twice) leaves its candidate unevaluated and the others go on; an evaluator that fails twice
+// (the second time freshly opened) reaches the promise as the exception and sets `stop`.
 class EvalPipeline {
 public:
   // `record_plain` records a job without evaluation (on the caller's connection) and returns
@@ -46,8 +47,12 @@ public:
                PipelineStats& stats);
   ~EvalPipeline(); // finishes queued jobs (recording unevaluated ones when stopping), joins
   std::future<search::Verdict> submit(EvalJob job);
+  // Finishes queued jobs and joins the threads (once; the destructor calls it too).
+  void drain();
   // The first harness failure ("" when none).
   std::string failure() const;
+  // Compile plumbing failures (after a retry) of candidates recorded without evaluation.
+  std::vector<std::string> plumbing_errors() const;
 
 private:
   void compile_loop();
@@ -68,6 +73,7 @@ private:
   bool m_closing = false;
   int m_compiling = 0;
   std::string m_failure;
+  std::vector<std::string> m_plumbing_errors;
   std::vector<std::thread> m_compile_threads, m_gpu_threads;
 };
 

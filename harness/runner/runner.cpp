@@ -620,7 +620,14 @@ RunSummary Suite::run() {
     });
   for (auto& w : workers)
     w.join();
-  m_pipeline.reset(); // drains: queued work is evaluated, or recorded unevaluated when stopping
+  std::vector<std::string> plumbing;
+  if (m_pipeline) {
+    m_pipeline->drain(); // queued work is evaluated, or recorded unevaluated when stopping
+    plumbing = m_pipeline->plumbing_errors();
+    m_pipeline.reset();
+  }
+  for (const auto& e : plumbing)
+    log(fmt::format("warning: a candidate was recorded without evaluation: {}", e));
   done = true;
   ticker.join();
   summary.tasks = std::move(results);
@@ -644,6 +651,11 @@ RunSummary Suite::run() {
         break;
       }
   }
+  if (!plumbing.empty() && summary.status != "failed")
+    summary.message += fmt::format(
+        "{}{} candidates recorded without evaluation after a harness error (first: {}); `kbench "
+        "evaluate --run {}` finishes them",
+        summary.message.empty() ? "" : "; ", plumbing.size(), plumbing.front(), m_run_id);
   {
     std::lock_guard lock(m_store_mutex);
     m_store->end_run(m_run_id, summary.status);

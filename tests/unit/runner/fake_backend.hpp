@@ -23,8 +23,13 @@ public:
   // What calibrate() returns (gpu_name empty: the doctor's name of that GPU); throws when unset.
   std::optional<GpuCeilings> measured;
 
+  // A source containing this text fails in the harness (as a cache write can), every time.
+  std::string throw_on;
+
   CompileResult compile(std::string_view source) override {
     ++compiles;
+    if (!throw_on.empty() && source.find(throw_on) != std::string_view::npos)
+      throw Error("cannot rename <cache>/x.log.tmp to <cache>/x.log: No such file or directory");
     CompileResult c;
     c.ok = source.find("kb_forward") != std::string_view::npos;
     c.message = c.ok ? "" : "nvcc exited with status 2";

@@ -164,6 +164,29 @@ TEST_F(RunnerTest, GenerateNeedsNoBackendAndRefusesVerdictStrategies) {
   EXPECT_THROW(run_suite(opts, nullptr, nullptr, {}), Error);
 }
 
+// A harness failure in one candidate's compile stays that candidate's: it is recorded without
+// evaluation and every other problem runs to its end.
+TEST_F(RunnerTest, PlumbingFailureOfOneCandidateNeverStopsTheOthers) {
+  FakeBackend backend;
+  backend.throw_on = "relu_scalar";
+  opts.problems = {"relu_4096x393216", "softmax_4096x65536"};
+  opts.strategy.kind = search::StrategyKind::best_of_n;
+  opts.strategy.samples = 3;
+  const RunSummary s = run_suite(opts, &backend, nullptr, {});
+  EXPECT_EQ(s.status, "completed");
+  EXPECT_NE(s.message.find("without evaluation"), std::string::npos) << s.message;
+  store::Store st(opts.db, {.read_only = true});
+  int relu_unevaluated = 0, softmax_correct = 0;
+  for (const auto& a : st.attempts({.run_ids = {s.run_id}})) {
+    if (a.problem_id == "l1/relu_4096x393216")
+      relu_unevaluated += !a.evaluated;
+    if (a.problem_id == "l1/softmax_4096x65536")
+      softmax_correct += a.evaluated && a.eval.outcome == Outcome::correct;
+  }
+  EXPECT_EQ(relu_unevaluated, 3);
+  EXPECT_EQ(softmax_correct, 3);
+}
+
 TEST_F(RunnerTest, CancelBeforeStartEndsInterrupted) {
   FakeBackend backend;
   std::atomic<bool> cancel{true};
