@@ -1,4 +1,4 @@
-// Internal helpers shared by the report's builders and renderers.
+// Internal helpers shared by the report's builders, comparison, export and renderers.
 #pragma once
 
 #include <map>
@@ -19,6 +19,10 @@ ExternalTimes external_times(store::Store& s);
 // The time recorded under any of `keys` for `source`, preferring the given GPU's hardware.
 std::optional<double> find_external(const ExternalTimes& ext, const std::vector<std::string>& keys,
                                     const std::string& source, const std::string& gpu_name);
+
+// The reasons a correct kernel is held for review (empty: it may rank): review flags, a speedup
+// above `review_speedup`, a roofline % above 100.
+std::vector<std::string> review_reasons(const store::AttemptRow& a, double review_speedup);
 
 // RFC 4180 field: quoted when it holds a comma, quote or line break.
 std::string csv_field(std::string_view s);
