@@ -153,10 +153,25 @@ CREATE TABLE calibrations (
 );
 )sql";
 
+// v3: one writer per run (the run lease), the request seed and the answer's size before the cap
+// on LLM calls.
+constexpr std::string_view k_v3 = R"sql(
+CREATE TABLE run_leases (
+  run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+  holder TEXT NOT NULL,
+  host TEXT NOT NULL DEFAULT '',
+  pid INTEGER NOT NULL DEFAULT 0,
+  acquired_at REAL NOT NULL,
+  heartbeat_at REAL NOT NULL
+);
+ALTER TABLE llm_calls ADD COLUMN seed INTEGER;
+ALTER TABLE llm_calls ADD COLUMN response_bytes INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 } // namespace
 
 const std::vector<Migration>& migrations() {
-  static const std::vector<Migration> k_all{{1, k_v1}, {2, k_v2}};
+  static const std::vector<Migration> k_all{{1, k_v1}, {2, k_v2}, {3, k_v3}};
   return k_all;
 }
 

@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <bit>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -219,8 +222,8 @@ void Store::Impl::migrate(int target) {
 
 int64_t Store::Impl::insert_llm_call(const LlmCall& c) {
   auto& s = stmt("INSERT INTO llm_calls(run_id, model_id, problem_id, request_hash, tokens_in, "
-                 "tokens_out, latency_s, status, error_class, cost_usd, response_text) "
-                 "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+                 "tokens_out, latency_s, status, error_class, cost_usd, response_text, seed, "
+                 "response_bytes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
   s.bind(1, c.run_id)
       .bind(2, c.model_id)
       .bind(3, c.problem_id)
@@ -231,7 +234,9 @@ int64_t Store::Impl::insert_llm_call(const LlmCall& c) {
       .bind(8, c.status)
       .bind(9, c.error_class)
       .bind(10, c.cost_usd)
-      .bind(11, c.response_text);
+      .bind(11, c.response_text)
+      .bind(12, c.seed)
+      .bind(13, c.response_bytes);
   s.run();
   return last_id();
 }
@@ -610,6 +615,102 @@ std::vector<LlmCallRow> Store::llm_calls(int64_t run_id) {
   }
   s.reset();
   return out;
+}
+
+CallTally Store::call_tally(int64_t run_id) {
+  CallTally t;
+  {
+    auto& s = m_impl->stmt(
+        "SELECT coalesce(sum(status = 'ok'), 0), coalesce(sum(CASE WHEN error_class = "
+        "'cache_hit' THEN 0 ELSE tokens_in END), 0), coalesce(sum(CASE WHEN error_class = "
+        "'cache_hit' THEN 0 ELSE tokens_out END), 0), coalesce(sum(cost_usd), 0) FROM llm_calls "
+        "WHERE run_id = ?");
+    s.bind(1, run_id);
+    if (s.step()) {
+      t.answered = s.int64(0);
+      t.tokens_in = s.int64(1);
+      t.tokens_out = s.int64(2);
+      t.cost_usd = s.real(3);
+    }
+    s.reset();
+  }
+  auto& s = m_impl->stmt(
+      "SELECT f.status, count(DISTINCT f.request_hash) FROM llm_calls f WHERE f.run_id = ? AND "
+      "f.status NOT IN ('ok', 'budget') AND f.error_class <> 'replay_not_found' AND "
+      "f.request_hash <> '' AND NOT EXISTS (SELECT 1 FROM llm_calls o WHERE o.run_id = f.run_id "
+      "AND o.request_hash = f.request_hash AND o.status = 'ok') GROUP BY f.status");
+  s.bind(1, run_id);
+  while (s.step()) {
+    t.failures_by_class[s.text(0)] = s.int64(1);
+    t.provider_failures += s.int64(1);
+  }
+  s.reset();
+  return t;
+}
+
+namespace {
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+std::string this_host() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0)
+    return "";
+  return buf;
+}
+bool process_alive(int64_t pid) {
+  return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+}
+} // namespace
+
+std::optional<LeaseHolder> Store::acquire_run_lease(int64_t run_id, std::string_view token,
+                                                    double stale_after_s) {
+  return m_impl->write([&]() -> std::optional<LeaseHolder> {
+    const double now = unix_now();
+    const std::string host = this_host();
+    auto& q =
+        m_impl->stmt("SELECT holder, host, pid, heartbeat_at FROM run_leases WHERE run_id = ?");
+    q.bind(1, run_id);
+    if (q.step()) {
+      const std::string holder_token = q.text(0);
+      LeaseHolder h{q.text(1), q.int64(2), now - q.real(3)};
+      q.reset();
+      const bool fresh = h.heartbeat_age_s < stale_after_s;
+      const bool alive = h.host == host ? process_alive(h.pid) && fresh : fresh;
+      if (holder_token != token && alive)
+        return h;
+    } else {
+      q.reset();
+    }
+    auto& w = m_impl->stmt("INSERT OR REPLACE INTO run_leases(run_id, holder, host, pid, "
+                           "acquired_at, heartbeat_at) VALUES (?,?,?,?,?,?)");
+    w.bind(1, run_id)
+        .bind(2, token)
+        .bind(3, host)
+        .bind(4, static_cast<int64_t>(::getpid()))
+        .bind(5, now)
+        .bind(6, now);
+    w.run();
+    return std::nullopt;
+  });
+}
+
+bool Store::renew_run_lease(int64_t run_id, std::string_view token) {
+  return m_impl->write([&] {
+    auto& s =
+        m_impl->stmt("UPDATE run_leases SET heartbeat_at = ? WHERE run_id = ? AND holder = ?");
+    s.bind(1, unix_now()).bind(2, run_id).bind(3, token);
+    s.run();
+    return sqlite3_changes(m_impl->db) > 0;
+  });
+}
+
+void Store::release_run_lease(int64_t run_id, std::string_view token) {
+  m_impl->write([&] {
+    auto& s = m_impl->stmt("DELETE FROM run_leases WHERE run_id = ? AND holder = ?");
+    s.bind(1, run_id).bind(2, token);
+    s.run();
+  });
 }
 
 // --- candidates and evaluations ---

@@ -17,7 +17,7 @@ namespace kb::store {
 
 // Schema version this build writes. Older databases are migrated forward on open; a database with
 // a newer version is refused (kb::Error), never modified.
-inline constexpr int k_schema_version = 2;
+inline constexpr int k_schema_version = 3;
 
 // ---------------------------------------------------------------------------------------------
 // Values written
@@ -62,6 +62,10 @@ struct LlmCall {
   std::string error_class; // "" when ok; else e.g. "http_5xx", "parse", "connect"
   double cost_usd = 0.0;
   std::string response_text;
+  std::optional<int64_t> seed; // the request seed, where the API takes one (v3)
+  // The answer's size in bytes as received when response_text holds a capped cut of it; 0 when
+  // it is whole (v3).
+  int64_t response_bytes = 0;
 };
 
 // A candidate kernel (or the failure to produce one: source may be empty for no_code).
@@ -205,6 +209,24 @@ struct LlmCallRow {
   LlmCall call; // response_text left empty in listings
 };
 
+// What a run's LLM calls came to: answers, and requests that failed at the provider (after the
+// client's retries) and were never answered since, by class (the call's status).
+struct CallTally {
+  int64_t answered = 0; // status "ok" (cache hits included)
+  int64_t provider_failures = 0;
+  std::map<std::string, int64_t> failures_by_class; // "rate_limited", "timeout", ...
+  int64_t tokens_in = 0;                            // every call of the run, cache hits excluded
+  int64_t tokens_out = 0;
+  double cost_usd = 0.0;
+};
+
+// Who holds a run's lease.
+struct LeaseHolder {
+  std::string host;
+  int64_t pid = 0;
+  double heartbeat_age_s = 0.0;
+};
+
 // Result of importing a KernelBench timing JSON file.
 struct ImportSummary {
   std::string source;
@@ -295,6 +317,22 @@ public:
   // The newest call with this request hash and status "ok", in any run.
   std::optional<CachedResponse> find_cached_response(std::string_view request_hash);
   std::vector<LlmCallRow> llm_calls(int64_t run_id);
+  // Answers, unanswered provider failures and spending of a run's calls (see CallTally). A
+  // failed request that a later call of the run answered (a resume retries failures) is not a
+  // failure any more; a replay model without a kernel ("replay_not_found") is an answer with no
+  // code, never a provider failure.
+  CallTally call_tally(int64_t run_id);
+  // --- the run lease: one writing process per run ---
+  // Takes the lease of `run_id` for `token` (a random string per process) and returns nullopt,
+  // or returns the holder when another process holds it. A lease is free when absent, held by
+  // `token`, or stale: its holder is on this host and its process is gone, or its heartbeat is
+  // older than `stale_after_s`. Atomic against other processes.
+  std::optional<LeaseHolder> acquire_run_lease(int64_t run_id, std::string_view token,
+                                               double stale_after_s = 60.0);
+  // Refreshes the heartbeat; false when the lease is no longer `token`'s (taken over).
+  bool renew_run_lease(int64_t run_id, std::string_view token);
+  // Gives the lease up (nothing when `token` does not hold it).
+  void release_run_lease(int64_t run_id, std::string_view token);
 
   // --- candidates and evaluations ---
   int64_t add_candidate(const Candidate& c);

@@ -143,7 +143,7 @@ TEST(StoreSchema, MigratesFrozenV1Database) {
     EXPECT_EQ(ro.schema_version(), 1);
   }
   Store s(path);
-  EXPECT_EQ(s.schema_version(), 2);
+  EXPECT_EQ(s.schema_version(), k_schema_version);
   EXPECT_EQ(s.integrity_check(), "ok");
   auto runs = s.runs();
   ASSERT_EQ(runs.size(), 1u);
@@ -501,6 +501,87 @@ TEST(StoreDurability, KillNineDuringWritesLosesAtMostTheAttemptInFlight) {
     previous = cands;
   }
   EXPECT_GT(previous, 0);
+}
+
+// One writing process per run: a second one is refused while the holder lives, and takes over
+// once the holder died (SIGKILL) or stopped beating.
+TEST(StoreLease, SecondWriterRefusedWhileHolderLivesAndTakesOverAfterKillNine) {
+  TempDir d;
+  std::string path = d.file("lease.db");
+  int64_t run = 0;
+  {
+    Store s(path);
+    run = s.begin_run(make_run_info());
+    EXPECT_FALSE(s.acquire_run_lease(run, "me"));
+    EXPECT_FALSE(s.acquire_run_lease(run, "me")); // the holder again
+    EXPECT_TRUE(s.renew_run_lease(run, "me"));
+    s.release_run_lease(run, "me");
+    EXPECT_FALSE(s.renew_run_lease(run, "me"));
+  }
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    Store s(path);
+    const bool taken = !s.acquire_run_lease(run, "child");
+    const char c = taken ? 'y' : 'n';
+    (void)!::write(ready[1], &c, 1);
+    for (;;)
+      ::pause();
+  }
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ASSERT_EQ(c, 'y');
+  Store s(path);
+  auto holder = s.acquire_run_lease(run, "parent");
+  ASSERT_TRUE(holder);
+  EXPECT_EQ(holder->pid, pid);
+  EXPECT_LT(holder->heartbeat_age_s, 60.0);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_FALSE(s.acquire_run_lease(run, "parent"));
+  // A holder whose heartbeat is older than the limit is stale too, even when its pid lives.
+  {
+    sqlite3* db = nullptr;
+    sqlite3_open(path.c_str(), &db);
+    sqlite3_exec(db, "UPDATE run_leases SET holder = 'other', heartbeat_at = heartbeat_at - 120",
+                 nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+  EXPECT_FALSE(s.renew_run_lease(run, "parent")); // taken over: the old holder learns it
+  EXPECT_FALSE(s.acquire_run_lease(run, "parent", 60.0));
+  ::close(ready[0]);
+  ::close(ready[1]);
+}
+
+TEST(StoreCalls, TallyCountsUnansweredProviderFailuresOnly) {
+  TempDir d;
+  Store s(d.file("t.db"));
+  const int64_t run = s.begin_run(make_run_info());
+  const int64_t model = s.upsert_model("p", "m", "{}");
+  auto call = [&](std::string hash, std::string status, std::string cls, int64_t in) {
+    LlmCall c{
+        run, model, "l1/k", std::move(hash), in, 2 * in, 0.1, std::move(status), std::move(cls),
+        0.5, "text"};
+    s.record_llm_call(c);
+  };
+  call("a", "ok", "", 10);
+  call("b", "rate_limited", "http_429", 0);
+  call("c", "timeout", "read", 0);
+  call("c", "ok", "", 10); // answered on resume: no longer a failure
+  call("d", "http_error", "replay_not_found", 0);
+  call("e", "malformed", "json", 3);
+  call("", "budget", "run_tokens", 0);
+  call("f", "ok", "cache_hit", 100);
+  const CallTally t = s.call_tally(run);
+  EXPECT_EQ(t.answered, 3);
+  EXPECT_EQ(t.provider_failures, 2);
+  EXPECT_EQ(t.failures_by_class.at("rate_limited"), 1);
+  EXPECT_EQ(t.failures_by_class.at("malformed"), 1);
+  EXPECT_EQ(t.tokens_in, 23);
+  EXPECT_EQ(t.tokens_out, 46);
 }
 
 TEST(StoreSamples, EncodeDecodeRoundTrip) {
