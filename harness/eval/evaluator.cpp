@@ -254,6 +254,16 @@ struct Evaluator::Impl {
     return s;
   }
 
+  // Starts the next candidate's worker unless one is waiting (never while something is timed).
+  void prespawn() {
+    try {
+      if (!spare)
+        spare = spawn_candidate();
+    } catch (...) {
+      spare.reset(); // the next evaluation starts its own and reports why it cannot
+    }
+  }
+
   void start_reference() {
     if (ref && ref->running())
       return;
@@ -942,20 +952,15 @@ EvalResult Evaluator::Impl::run(const Problem& problem, const CompileResult& cr)
   // overlaps whatever comes before the next evaluation); no candidate code is loaded in it.
   struct PrespawnNext {
     Impl& self;
-    ~PrespawnNext() {
-      try {
-        if (!self.spare)
-          self.spare = self.spawn_candidate();
-      } catch (...) {
-        self.spare.reset(); // the next evaluation starts its own and reports why it cannot
-      }
-    }
+    ~PrespawnNext() { self.prespawn(); }
   } prespawn_next{*this};
   Run run(*this, problem, r);
   try {
     run.start(cr);
     run.checks();
     const eval::TimingRecord rec = run.time();
+    // Nothing is timed from here on: the next worker's CUDA start-up overlaps the judging.
+    prespawn();
     run.judge_kept(rec);
     run.finish();
     run.finalise(rec);
