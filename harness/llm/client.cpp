@@ -152,6 +152,20 @@ struct Client::Impl {
     }
     out.attempts = std::move(attempts);
     out.retries = attempts_made - 1;
+    if (cfg.provider == ProviderKind::openai)
+      out.seed = req.seed;
+    const auto cap = static_cast<std::size_t>(std::max(1, cfg.max_answer_bytes));
+    if (out.text.size() > cap || out.reasoning.size() > cap) {
+      out.answer_bytes = static_cast<int64_t>(std::max(out.text.size(), out.reasoning.size()));
+      if (out.text.size() > cap)
+        out.text.resize(cap);
+      if (out.reasoning.size() > cap)
+        out.reasoning.resize(cap);
+      out.text.shrink_to_fit();
+      out.reasoning.shrink_to_fit();
+      log(fmt::format("model {}: answer of {} bytes cut to max_answer_bytes = {}", cfg.name,
+                      out.answer_bytes, cap));
+    }
     out.request_hash = key;
     out.model = cfg.name;
     out.latency_s = seconds_since(t0);

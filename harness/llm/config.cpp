@@ -339,6 +339,8 @@ struct Loader {
         m.max_retry_after_s = number(v, field, 0.0, 86400.0);
       } else if (key == "replay_dir") {
         m.replay_dir = scalar<std::string>(v, field);
+      } else if (key == "max_answer_bytes") {
+        m.max_answer_bytes = integer(v, field, 1024, 64 << 20);
       } else {
         fail(kv.first, field, "unknown field");
       }

@@ -67,7 +67,10 @@ struct ModelConfig {
   double retry_max_delay_s = 60.0;  // cap on one backoff delay
   double max_retry_after_s = 300.0; // a longer Retry-After ends the retries instead
   std::string replay_dir; // replay: directory of <problem stem>/*.cu (default "levels/examples")
-  std::string source;     // "file:line" of the definition, or "built-in"
+  // Answers (text and reasoning each) longer than this are cut to it; the response keeps the
+  // size as received in answer_bytes (docs/models.md).
+  int max_answer_bytes = 1 << 20;
+  std::string source; // "file:line" of the definition, or "built-in"
 };
 
 // Defaults for a well-known model name (gpt-*, o1/o3/o4-mini*, claude-*, gemini-*, deepseek-*,
@@ -85,9 +88,10 @@ std::optional<ModelConfig> known_model_defaults(std::string_view name);
 // max_tokens_field, send_temperature, anthropic_version, price_in, price_out,
 // requests_per_minute, tokens_per_minute, concurrency, connect_timeout_s, read_timeout_s,
 // total_timeout_s, max_retries, retry_base_delay_s, retry_max_delay_s, max_retry_after_s,
-// replay_dir. A model whose name matches no known family must give provider, base_url and model.
-// Throws kb::InputError naming file, line and field for unreadable YAML, unknown fields, wrong
-// types, out-of-range values and missing required fields. Order of the file is kept.
+// replay_dir, max_answer_bytes. A model whose name matches no known family must give provider,
+// base_url and model. Throws kb::InputError naming file, line and field for unreadable YAML,
+// unknown fields, wrong types, out-of-range values and missing required fields. Order of the file
+// is kept.
 std::vector<ModelConfig> load_models(const std::string& path);
 // Same, from YAML text; `origin` names the text in messages.
 std::vector<ModelConfig> parse_models(std::string_view yaml_text, const std::string& origin);
@@ -158,6 +162,10 @@ struct ChatResponse {
   std::string request_hash;  // cache key of the request
   std::string model;         // ModelConfig::name
   bool cached = false;       // served from the response cache
+  // The answer's size as received when text was cut to ModelConfig::max_answer_bytes; 0 when
+  // the text is whole.
+  int64_t answer_bytes = 0;
+  std::optional<int64_t> seed; // the request's seed when the API took one (OpenAI-compatible)
   std::vector<AttemptRecord> attempts;
 
   bool ok() const { return status == ChatStatus::ok; }

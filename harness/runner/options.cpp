@@ -147,8 +147,8 @@ std::vector<llm::ModelConfig> resolve_models(const std::vector<std::string>& nam
                       known.empty() ? "no models" : fmt::format("{}", fmt::join(known, ", "))));
     }
     if (m->provider == llm::ProviderKind::replay) {
-      if (m->replay_dir.empty())
-        m->replay_dir = "levels/examples";
+      if (m->replay_dir.empty() || m->replay_dir == "levels/examples")
+        m->replay_dir = (fs::path(levels_dir) / "examples").string();
       const fs::path d(m->replay_dir);
       if (d.is_relative() && !fs::is_directory(d, ec) && fs::is_directory(root / d, ec))
         m->replay_dir = (root / d).string();
@@ -159,6 +159,85 @@ std::vector<llm::ModelConfig> resolve_models(const std::vector<std::string>& nam
     out.push_back(*m);
   }
   return out;
+}
+
+json model_config_json(const llm::ModelConfig& m) {
+  return json{{"name", m.name},
+              {"provider", llm::provider_kind_name(m.provider)},
+              {"base_url", m.base_url},
+              {"model", m.model_id},
+              {"api_key_env", m.api_key_env},
+              {"temperature", m.temperature},
+              {"max_output_tokens", m.max_output_tokens},
+              {"extra_body", m.extra_body},
+              {"max_tokens_field", m.max_tokens_field},
+              {"send_temperature", m.send_temperature},
+              {"anthropic_version", m.anthropic_version},
+              {"price_in", m.price_in_per_mtok},
+              {"price_out", m.price_out_per_mtok},
+              {"requests_per_minute", m.requests_per_minute},
+              {"tokens_per_minute", m.tokens_per_minute},
+              {"concurrency", m.concurrency},
+              {"connect_timeout_s", m.connect_timeout_s},
+              {"read_timeout_s", m.read_timeout_s},
+              {"total_timeout_s", m.total_timeout_s},
+              {"max_retries", m.max_retries},
+              {"retry_base_delay_s", m.retry_base_delay_s},
+              {"retry_max_delay_s", m.retry_max_delay_s},
+              {"max_retry_after_s", m.max_retry_after_s},
+              {"replay_dir", m.replay_dir},
+              {"max_answer_bytes", m.max_answer_bytes},
+              {"source", m.source}};
+}
+
+llm::ModelConfig model_config_from_json(const json& j) {
+  try {
+    llm::ModelConfig m;
+    m.name = j.at("name").get<std::string>();
+    auto kind = llm::parse_provider_kind(j.at("provider").get<std::string>());
+    if (!kind)
+      throw Error(fmt::format("model {}: unknown provider {}", m.name, j.at("provider").dump()));
+    m.provider = *kind;
+    m.base_url = j.value("base_url", m.base_url);
+    m.model_id = j.value("model", m.model_id);
+    m.api_key_env = j.value("api_key_env", m.api_key_env);
+    m.temperature = j.value("temperature", m.temperature);
+    m.max_output_tokens = j.value("max_output_tokens", m.max_output_tokens);
+    m.extra_body = j.value("extra_body", m.extra_body);
+    m.max_tokens_field = j.value("max_tokens_field", m.max_tokens_field);
+    m.send_temperature = j.value("send_temperature", m.send_temperature);
+    m.anthropic_version = j.value("anthropic_version", m.anthropic_version);
+    m.price_in_per_mtok = j.value("price_in", m.price_in_per_mtok);
+    m.price_out_per_mtok = j.value("price_out", m.price_out_per_mtok);
+    m.requests_per_minute = j.value("requests_per_minute", m.requests_per_minute);
+    m.tokens_per_minute = j.value("tokens_per_minute", m.tokens_per_minute);
+    m.concurrency = j.value("concurrency", m.concurrency);
+    m.connect_timeout_s = j.value("connect_timeout_s", m.connect_timeout_s);
+    m.read_timeout_s = j.value("read_timeout_s", m.read_timeout_s);
+    m.total_timeout_s = j.value("total_timeout_s", m.total_timeout_s);
+    m.max_retries = j.value("max_retries", m.max_retries);
+    m.retry_base_delay_s = j.value("retry_base_delay_s", m.retry_base_delay_s);
+    m.retry_max_delay_s = j.value("retry_max_delay_s", m.retry_max_delay_s);
+    m.max_retry_after_s = j.value("max_retry_after_s", m.max_retry_after_s);
+    m.replay_dir = j.value("replay_dir", m.replay_dir);
+    m.max_answer_bytes = j.value("max_answer_bytes", m.max_answer_bytes);
+    m.source = j.value("source", m.source);
+    return m;
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("recorded model configuration: {}", e.what()));
+  }
+}
+
+std::string prompts_hash(const std::string& dir) {
+  const llm::PromptLibrary lib = llm::PromptLibrary::load(dir);
+  std::string all;
+  for (std::string_view name : llm::k_prompt_names) {
+    all += name;
+    all += '\0';
+    all += lib.text(name);
+    all += '\0';
+  }
+  return content_hash(all);
 }
 
 namespace {

@@ -286,6 +286,11 @@ std::optional<search::Answer> StoreJournal::lookup(const std::string& model,
   std::lock_guard lock(m_mutex);
   search::Answer a;
   auto it = m_run_calls.find(request_hash);
+  // A request that failed at the provider is asked again (a failure is not an answer); its
+  // earlier row stays as the record of the failure.
+  while (it != m_run_calls.end() && !it->second.empty() && it->second.front().call.status != "ok" &&
+         it->second.front().call.error_class != "replay_not_found")
+    it->second.pop_front();
   if (it != m_run_calls.end() && !it->second.empty()) {
     // This run asked exactly this before it was interrupted: replay the record.
     const store::LlmCallRow row = it->second.front();
@@ -358,6 +363,8 @@ int64_t StoreJournal::record(const std::string& problem_id, const llm::ChatRespo
   call.error_class = r.error_class;
   call.cost_usd = r.cost_usd;
   call.response_text = redact(r.model, r.ok() ? r.text : r.error_message);
+  call.seed = r.seed;
+  call.response_bytes = r.answer_bytes;
   return m_store.record_llm_call(call);
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <deque>
 #include <filesystem>
+#include <random>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -25,6 +26,11 @@ std::string host_name() {
   if (gethostname(buf, sizeof buf - 1) != 0)
     return "";
   return buf;
+}
+
+std::string random_token() {
+  std::random_device rd;
+  return fmt::format("{:08x}{:08x}{:08x}{:08x}", rd(), rd(), rd(), rd());
 }
 
 std::string stem_of(const std::string& id) {
@@ -167,6 +173,13 @@ private:
     m_hooks.log(line);
   }
   Progress progress() const;
+  void acquire_lease();
+  void renew_lease();
+
+public:
+  ~Suite();
+
+private:
   std::future<search::Verdict> submit(const Problem& p, int64_t model_row,
                                       search::CandidateDraft d);
   store::Candidate candidate_of(const search::CandidateDraft& d, int64_t model_row) const;
@@ -194,6 +207,12 @@ private:
   std::mutex m_store_mutex;
   std::unique_ptr<store::Store> m_store;
   int64_t m_run_id = 0;
+  std::vector<llm::ModelConfig> m_recorded_models; // resume: the run's own models
+  std::string m_recorded_prompts_hash;
+  // The run lease: this process is the run's only writer while it holds it.
+  std::string m_lease_token = random_token();
+  bool m_lease_held = false;
+  std::atomic<bool> m_lease_lost{false};
 
   std::vector<std::unique_ptr<llm::Client>> m_clients;
   std::unique_ptr<detail::StoreJournal> m_journal;
@@ -210,6 +229,45 @@ private:
   std::atomic<int> m_tasks_done{0};
   int m_tasks_total = 0;
 };
+
+void Suite::acquire_lease() {
+  std::lock_guard lock(m_store_mutex);
+  if (auto holder = m_store->acquire_run_lease(m_run_id, m_lease_token))
+    throw Error(fmt::format("run {} of {} is being written by process {} on {} (last sign of life "
+                            "{:.0f} s ago); a run has one writer at a time: wait for it to end, or "
+                            "resume once it has stopped",
+                            m_run_id, m_o.db, holder->pid,
+                            holder->host.empty() ? "an unknown host" : holder->host,
+                            holder->heartbeat_age_s));
+  m_lease_held = true;
+}
+
+void Suite::renew_lease() {
+  if (!m_lease_held || m_lease_lost)
+    return;
+  bool ours = true;
+  try {
+    std::lock_guard lock(m_store_mutex);
+    ours = m_store->renew_run_lease(m_run_id, m_lease_token);
+  } catch (const std::exception& e) {
+    log(fmt::format("warning: cannot renew the lease of run {}: {}", m_run_id, e.what()));
+  }
+  if (!ours) {
+    m_lease_lost = true;
+    m_stop = true;
+    log(fmt::format("run {}: another process took the run over; stopping", m_run_id));
+  }
+}
+
+Suite::~Suite() {
+  if (!m_lease_held || !m_store)
+    return;
+  try {
+    std::lock_guard lock(m_store_mutex);
+    m_store->release_run_lease(m_run_id, m_lease_token);
+  } catch (...) {
+  }
+}
 
 Progress Suite::progress() const {
   Progress p;
@@ -355,6 +413,7 @@ TaskSummary Suite::run_task(const Problem& p, std::size_t mi) {
   t.stop_code = r.stop_code;
   t.stop_message = r.stop_message;
   t.candidates = static_cast<int>(r.steps.size());
+  t.provider_failures = r.provider_failures;
   t.best_id = r.best_id;
   t.best_speedup = r.best_speedup;
   if (r.stop_code != "done" && r.stop_code != "interrupted")
@@ -370,7 +429,21 @@ RunSummary Suite::run() {
     auto row = s.run(*m_o.resume);
     if (!row)
       throw Error(fmt::format("{}: no run {} to resume", m_o.db, *m_o.resume));
-    RunOptions rec = from_config_json(json::parse(row->info.config_json));
+    if (row->status == "completed") {
+      summary.run_id = *m_o.resume;
+      summary.status = "completed";
+      summary.already_completed = true;
+      summary.message = fmt::format("run {} is already completed; nothing to resume", row->id);
+      summary.calls = s.call_tally(row->id);
+      return summary;
+    }
+    const json cfg = json::parse(row->info.config_json);
+    RunOptions rec = from_config_json(cfg);
+    // The run's own models: never a models file of the current directory.
+    if (cfg.contains("models_config"))
+      for (const auto& m : cfg.at("models_config"))
+        m_recorded_models.push_back(model_config_from_json(m));
+    m_recorded_prompts_hash = cfg.value("prompts_hash", "");
     rec.db = m_o.db;
     rec.gpus = m_o.gpus;
     rec.jobs = m_o.jobs ? m_o.jobs : rec.jobs;
@@ -396,15 +469,31 @@ RunSummary Suite::run() {
     throw Error("internal: run mode needs an evaluation back end");
   if (m_o.levels_dir.empty())
     m_o.levels_dir = default_levels_dir();
+  m_o.levels_dir = fs::absolute(m_o.levels_dir).lexically_normal().string();
   m_examples = fs::path(m_o.levels_dir) / "examples";
 
   m_catalog = load_catalog(m_o.levels_dir);
   for (const auto& e : m_catalog.errors)
     log(fmt::format("warning: problem file skipped: {}", e.str()));
   m_problems = select_problems(m_catalog, m_o.levels, m_o.problems);
-  m_models = resolve_models(m_o.models, m_o.models_file, m_o.levels_dir);
-  m_prompts = llm::PromptLibrary::load(m_o.prompts_dir.empty() ? llm::PromptLibrary::default_dir()
-                                                               : m_o.prompts_dir);
+  m_models = m_recorded_models.empty() ? resolve_models(m_o.models, m_o.models_file, m_o.levels_dir)
+                                       : m_recorded_models;
+  if (m_o.prompts_dir.empty())
+    m_o.prompts_dir = fs::absolute(llm::PromptLibrary::default_dir()).string();
+  m_prompts = llm::PromptLibrary::load(m_o.prompts_dir);
+  const std::string prompts_now = prompts_hash(m_o.prompts_dir);
+  if (!m_recorded_prompts_hash.empty() && m_recorded_prompts_hash != prompts_now)
+    throw Error(fmt::format("the prompt templates in {} changed since run {} was recorded; a "
+                            "resume would send different requests (start a new run instead)",
+                            m_o.prompts_dir, *m_o.resume));
+  // A run asks within its budgets only what they can pay for: money limits need prices.
+  if (m_o.run_budget.usd > 0.0 || m_o.problem_budget.usd > 0.0)
+    for (const auto& m : m_models)
+      if (m.provider != llm::ProviderKind::replay && m.price_in_per_mtok <= 0.0 &&
+          m.price_out_per_mtok <= 0.0)
+        throw Error(fmt::format("a USD budget needs prices, and model '{}' has none (set "
+                                "price_in/price_out in the models file, or use a token budget)",
+                                m.name));
   m_abi = abi_header_text(m_o.levels_dir);
 
   // Clients are made before the run row exists, so a missing key fails before anything is
@@ -460,14 +549,19 @@ RunSummary Suite::run() {
                                                  model_settings(m, m_o.strategy).dump()));
   if (m_o.resume) {
     m_run_id = *m_o.resume;
+    acquire_lease();
     m_store->resume_run(m_run_id);
   } else {
     store::RunInfo info;
     info.command = llm::redact_patterns(m_o.command);
     json cfg = to_config_json(m_o);
     cfg["models_resolved"] = json::array();
-    for (const auto& m : m_models)
+    cfg["models_config"] = json::array();
+    for (const auto& m : m_models) {
       cfg["models_resolved"].push_back(model_record(m));
+      cfg["models_config"].push_back(model_config_json(m));
+    }
+    cfg["prompts_hash"] = prompts_now;
     if (!ceilings.groups.empty())
       cfg["ceilings"] = ceilings_record(ceilings);
     info.config_json = cfg.dump();
@@ -493,6 +587,7 @@ RunSummary Suite::run() {
     info.host = host_name();
     info.protocol = m_o.protocol;
     m_run_id = m_store->begin_run(info);
+    acquire_lease();
   }
   if (!ceilings.groups.empty())
     record_ceilings(*m_store, m_run_id, ceilings, [this](const std::string& l) { log(l); });
@@ -578,7 +673,12 @@ RunSummary Suite::run() {
   std::string fatal;
   std::atomic<bool> done{false};
   std::thread ticker([&] {
+    auto last_renewal = std::chrono::steady_clock::now();
     while (!done) {
+      if (std::chrono::steady_clock::now() - last_renewal > std::chrono::seconds(2)) {
+        renew_lease();
+        last_renewal = std::chrono::steady_clock::now();
+      }
       if (m_cancel && m_cancel->load())
         m_stop = true;
       if (m_hooks.progress)
@@ -636,6 +736,8 @@ RunSummary Suite::run() {
   m_clients.clear();
   if (m_hooks.progress)
     m_hooks.progress(summary.progress);
+  if (m_lease_lost && fatal.empty())
+    fatal = "another process took the run over (the lease was lost)";
   if (!fatal.empty()) {
     summary.status = "failed";
     summary.message = fatal;
@@ -658,7 +760,18 @@ RunSummary Suite::run() {
         summary.message.empty() ? "" : "; ", plumbing.size(), plumbing.front(), m_run_id);
   {
     std::lock_guard lock(m_store_mutex);
-    m_store->end_run(m_run_id, summary.status);
+    summary.calls = m_store->call_tally(m_run_id);
+    if (!m_lease_lost)
+      m_store->end_run(m_run_id, summary.status);
+  }
+  if (summary.calls.provider_failures > 0 && summary.status != "failed") {
+    std::string classes;
+    for (const auto& [cls, n] : summary.calls.failures_by_class)
+      classes += fmt::format("{}{} {}", classes.empty() ? "" : ", ", n, cls);
+    summary.message += fmt::format(
+        "{}{} requests failed at the provider after retries ({}); they count in no "
+        "score, and `--resume {}` asks them again",
+        summary.message.empty() ? "" : "; ", summary.calls.provider_failures, classes, m_run_id);
   }
   if (summary.status == "failed")
     throw Error(fmt::format("run {} failed: {}", m_run_id, fatal));

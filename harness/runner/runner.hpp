@@ -22,6 +22,7 @@
 #include "eval.hpp"
 #include "llm.hpp"
 #include "search.hpp"
+#include "store.hpp"
 
 namespace kb::runner {
 
@@ -157,6 +158,14 @@ RunOptions from_config_json(const nlohmann::json& j);
 std::vector<const Problem*> select_problems(const Catalog& c, const std::vector<int>& levels,
                                             const std::vector<std::string>& globs);
 
+// A model configuration as a run records it (every field; the key variable's name, never a key)
+// and back; a resume builds its clients from the record, never from a models file.
+nlohmann::json model_config_json(const llm::ModelConfig& m);
+llm::ModelConfig model_config_from_json(const nlohmann::json& j);
+
+// Content hash of the prompt templates of `dir` (every k_prompt_names file).
+std::string prompts_hash(const std::string& dir);
+
 // Model configurations by name: from the models file when it has the name, else the built-in
 // defaults of a known family. Replay directories given relative are resolved against the
 // working directory, else the source tree. Throws kb::Error naming the model and the file.
@@ -199,14 +208,19 @@ struct TaskSummary {
   std::string stop_code; // "done", a budget code, "interrupted", "skipped", "failed"
   std::string stop_message;
   int candidates = 0;
+  int provider_failures = 0; // requests that failed at the provider after retries
   std::optional<int64_t> best_id;
   double best_speedup = 0.0;
 };
 
 struct RunSummary {
   int64_t run_id = 0;
-  std::string status;  // "completed", "budget_exhausted", "interrupted", "failed"
-  std::string message; // why, when not completed
+  std::string status;             // "completed", "budget_exhausted", "interrupted", "failed"
+  std::string message;            // why, when not completed; provider failures and harness errors
+  bool already_completed = false; // a resume of a completed run: nothing was done
+  // What the run's record holds (every session of it): answers, unanswered provider failures
+  // by class, tokens and money. Summaries print these, never in-memory counters.
+  store::CallTally calls;
   // The roofline ceilings used, one line per GPU model ("ceilings: <source> (<figures>)");
   // empty in generate mode. The same lines go to the log hook when the run starts.
   std::vector<std::string> ceilings;

@@ -40,20 +40,37 @@ bool needs_verdicts(StrategyKind k);
 
 struct StrategyOptions {
   StrategyKind kind = StrategyKind::oneshot;
-  int samples = 4;                   // best-of-n: independent samples
-  int turns = 4;                     // refine: turns (the first answer included)
-  int rounds = 3;                    // ideas: rounds
-  int ideas = 4;                     // ideas: ideas asked for per round
-  int branches = 2;                  // ideas: implementations per idea
-  int seeds = 2;                     // ideas: best kernels carried into the next round
-  std::optional<double> temperature; // unset: the model's configured temperature
-  std::optional<int64_t> seed;       // sent as the request seed where the API takes one
+  int samples = 4;  // best-of-n: independent samples
+  int turns = 4;    // refine: turns (the first answer included)
+  int rounds = 3;   // ideas: rounds
+  int ideas = 4;    // ideas: ideas asked for per round
+  int branches = 2; // ideas: implementations per idea
+  int seeds = 2;    // ideas: best kernels carried into the next round
+  // Unset: the model's configured temperature for oneshot and refine, and
+  // k_sampling_temperature for best-of-n and ideas (independent samples must differ).
+  std::optional<double> temperature;
+  // best-of-n and ideas send seed + sample index as each request's seed where the API takes one
+  // (seed unset: the sample index), so every sample is distinct and reproducible; oneshot and
+  // refine send the seed as given.
+  std::optional<int64_t> seed;
   // refine: earlier answers keep at most this many characters of their explanation (reasoning
   // is dropped); the conversation keeps the newest turns that fit in context_tokens.
   int summary_chars = 600;
   int64_t context_tokens = 24000;
   bool use_bank = true; // ideas: measure the shipped example kernels and seed round 0 with them
 };
+
+// The default temperature of strategies that draw several independent samples (best-of-n, the
+// ideas and branches of ideas).
+inline constexpr double k_sampling_temperature = 0.8;
+// Whether the strategy draws independent samples of one prompt (best-of-n, ideas).
+bool samples_independently(StrategyKind k);
+
+// An answer that failed at the provider (after the client's retries): its class
+// ("rate_limited", "timeout", "malformed", "network", "http_error"), or "" for an answer (a
+// replay model without a kernel for the problem answers "no code": not a provider failure) and
+// for budget refusals.
+std::string provider_failure_class(const llm::ChatResponse& r);
 
 // Throws kb::InputError (field named, file "command line") when an option is out of range.
 void validate(const StrategyOptions& o);
@@ -283,6 +300,9 @@ struct SearchResult {
   std::optional<int64_t> best_id; // best correct candidate (not a bank kernel)
   double best_speedup = 0.0;
   int calls = 0; // LLM requests asked (cache and replay included)
+  // Requests that failed at the provider after retries: recorded as calls, never as candidates
+  // (a resume asks them again).
+  int provider_failures = 0;
   // "done", "interrupted", or the budget refusal code ("run_tokens", "problem_usd", ...).
   std::string stop_code = "done";
   std::string stop_message;

@@ -35,6 +35,16 @@ std::optional<StrategyKind> parse_strategy(std::string_view name) {
   return std::nullopt;
 }
 
+bool samples_independently(StrategyKind k) {
+  return k == StrategyKind::best_of_n || k == StrategyKind::ideas;
+}
+
+std::string provider_failure_class(const llm::ChatResponse& r) {
+  if (r.ok() || r.status == llm::ChatStatus::budget || r.error_class == "replay_not_found")
+    return "";
+  return std::string(llm::chat_status_name(r.status));
+}
+
 bool needs_verdicts(StrategyKind k) {
   return k == StrategyKind::refine || k == StrategyKind::ideas;
 }
@@ -76,6 +86,11 @@ protected:
     r.messages = std::move(messages);
     r.temperature = m_o.temperature;
     r.seed = m_o.seed;
+    if (samples_independently(m_o.kind)) {
+      if (!r.temperature)
+        r.temperature = k_sampling_temperature;
+      r.seed = m_o.seed.value_or(0) + sample_index;
+    }
     r.problem_id = ctx.problem->id;
     r.sample_index = sample_index;
     return r;
@@ -90,6 +105,14 @@ protected:
   std::future<Answer> ask(SearchContext& ctx, SearchResult& res, llm::ChatRequest r) {
     ++res.calls;
     return ctx.llm->ask(ctx.scope, std::move(r));
+  }
+
+  // True (and counted) when the answer failed at the provider: no candidate is made of it.
+  static bool provider_failed(const Answer& a, SearchResult& res) {
+    if (provider_failure_class(a.response).empty())
+      return false;
+    ++res.provider_failures;
+    return true;
   }
 
   // True (and the result's stop reason set) when the answer is a budget refusal.
@@ -191,7 +214,7 @@ public:
     std::vector<std::pair<CandidateDraft, std::future<Verdict>>> pending;
     for (auto& f : answers) {
       Answer a = f.get();
-      if (refused(a, res))
+      if (refused(a, res) || provider_failed(a, res))
         continue;
       CandidateDraft d = draft(ctx, std::move(a), 0, std::nullopt, "");
       auto v = ctx.evaluate(d);
@@ -221,6 +244,8 @@ public:
       Answer a = ask(ctx, res, request(ctx, conversation(head, turns), t)).get();
       if (refused(a, res))
         break;
+      if (provider_failed(a, res))
+        continue; // no answer to judge: the next turn asks again
       const bool answered = a.response.ok();
       const std::string text = a.response.text;
       CandidateDraft d = draft(ctx, std::move(a), t, parent, "");
@@ -321,6 +346,7 @@ public:
       if (refused(ia, res))
         break;
       if (!ia.response.ok()) {
+        provider_failed(ia, res);
         history.push_back(fmt::format("- Round {}: asking for ideas failed ({}).", r,
                                       llm::chat_status_name(ia.response.status)));
         continue;
@@ -356,7 +382,7 @@ public:
       std::vector<std::pair<CandidateDraft, std::future<Verdict>>> pending;
       for (auto& br : branches) {
         Answer a = br.answer.get();
-        if (refused(a, res))
+        if (refused(a, res) || provider_failed(a, res))
           continue;
         CandidateDraft d = draft(ctx, std::move(a), r, br.parent, ideas[br.idea]);
         auto v = ctx.evaluate(d);

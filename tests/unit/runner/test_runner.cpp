@@ -1,6 +1,7 @@
 // Unit tests of the runner: option parsing, problem selection, and whole runs with the replay
 // model and a fake evaluation back end (no GPU, no network, no nvcc).
 #include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -185,6 +186,60 @@ TEST_F(RunnerTest, PlumbingFailureOfOneCandidateNeverStopsTheOthers) {
   }
   EXPECT_EQ(relu_unevaluated, 3);
   EXPECT_EQ(softmax_correct, 3);
+}
+
+// A completed run resumed says so and does nothing; a run another live process writes is
+// refused; the resume takes the recorded models even when the models file is gone.
+TEST_F(RunnerTest, ResumeOfCompletedRunDoesNothingAndLiveHolderIsRefused) {
+  FakeBackend backend;
+  const RunSummary s = run_suite(opts, &backend, nullptr, {});
+  ASSERT_EQ(s.status, "completed");
+  RunOptions r;
+  r.db = opts.db;
+  r.resume = s.run_id;
+  r.models_file = (dir / "no-such-models.yaml").string();
+  const int evals = backend.evaluations.load();
+  const RunSummary again = run_suite(r, &backend, nullptr, {});
+  EXPECT_TRUE(again.already_completed);
+  EXPECT_NE(again.message.find("already completed"), std::string::npos);
+  EXPECT_EQ(backend.evaluations.load(), evals);
+
+  store::Store st(opts.db);
+  st.end_run(s.run_id, "interrupted");
+  const std::string calls_before = std::to_string(st.llm_calls(s.run_id).size());
+  ASSERT_FALSE(st.acquire_run_lease(s.run_id, "a-live-process")); // this test process: alive
+  try {
+    run_suite(r, &backend, nullptr, {});
+    FAIL() << "a second writer was let in";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("being written by process"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(std::to_string(st.llm_calls(s.run_id).size()), calls_before);
+  st.release_run_lease(s.run_id, "a-live-process");
+  const RunSummary resumed = run_suite(r, &backend, nullptr, {});
+  EXPECT_EQ(resumed.status, "completed");
+  EXPECT_EQ(backend.evaluations.load(), evals);
+  EXPECT_EQ(std::to_string(st.llm_calls(s.run_id).size()), calls_before);
+}
+
+TEST_F(RunnerTest, UsdBudgetWithUnpricedModelNamesTheModel) {
+  FakeBackend backend;
+  const std::string models = (dir / "models.yaml").string();
+  {
+    std::ofstream f(models);
+    f << "models:\n  free-local: {provider: openai, base_url: http://127.0.0.1:9/v1, model: m}\n";
+  }
+  opts.models_file = models;
+  opts.models = {"free-local"};
+  opts.run_budget.usd = 5.0;
+  try {
+    run_suite(opts, &backend, nullptr, {});
+    FAIL() << "an unpriced model ran under a USD budget";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("free-local"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(opts.db));
 }
 
 TEST_F(RunnerTest, CancelBeforeStartEndsInterrupted) {

@@ -1,5 +1,6 @@
 // Unit tests of the search strategies, budgets and gateway with a fake model and evaluator.
 #include <algorithm>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -123,30 +124,38 @@ TEST_F(SearchTest, OneshotAsksOnceAndRecordsRoundZeroWithoutParent) {
   EXPECT_EQ(r.stop_code, "done");
 }
 
-TEST_F(SearchTest, AnswersWithoutCodeAndFailedCallsBecomeNoCodeDrafts) {
+// An answer without code is the model's no_code attempt; a call that failed at the provider
+// after retries is no attempt at all: counted as a provider failure, never a draft.
+TEST_F(SearchTest, AnswersWithoutCodeAreNoCodeDraftsAndProviderFailuresAreNot) {
   port.answer = [](const llm::ChatRequest& r) {
     if (r.sample_index == 0)
       return ok("I would tile it but here is no code.");
     llm::ChatResponse f;
-    f.status = llm::ChatStatus::rate_limited;
-    f.error_class = "http_429";
-    f.http_status = 429;
+    f.status = r.sample_index == 1 ? llm::ChatStatus::rate_limited : llm::ChatStatus::timeout;
+    f.error_class = r.sample_index == 1 ? "http_429" : "read";
+    f.http_status = r.sample_index == 1 ? 429 : 0;
     f.retries = 4;
     return f;
   };
   eval.verdict = [](const CandidateDraft&) { return correct(1.0); };
   StrategyOptions o;
   o.kind = StrategyKind::best_of_n;
-  o.samples = 2;
+  o.samples = 3;
   const SearchResult r = make_strategy(o)->run(ctx);
-  ASSERT_EQ(eval.drafts.size(), 2u);
+  ASSERT_EQ(eval.drafts.size(), 1u);
   EXPECT_TRUE(eval.drafts[0].source.empty());
   EXPECT_NE(eval.drafts[0].no_code_reason.find("no code"), std::string::npos);
-  EXPECT_NE(eval.drafts[1].no_code_reason.find("rate_limited"), std::string::npos);
-  EXPECT_NE(eval.drafts[1].no_code_reason.find("HTTP 429"), std::string::npos);
-  EXPECT_NE(eval.drafts[1].no_code_reason.find("after 4 retries"), std::string::npos);
+  EXPECT_EQ(r.provider_failures, 2);
   EXPECT_FALSE(r.best_id);
+  ASSERT_EQ(r.steps.size(), 1u);
   EXPECT_EQ(r.steps[0].outcome, Outcome::no_code);
+  llm::ChatResponse replay_missing;
+  replay_missing.status = llm::ChatStatus::http_error;
+  replay_missing.error_class = "replay_not_found";
+  EXPECT_EQ(provider_failure_class(replay_missing), "");
+  llm::ChatResponse malformed;
+  malformed.status = llm::ChatStatus::malformed;
+  EXPECT_EQ(provider_failure_class(malformed), "malformed");
 }
 
 TEST_F(SearchTest, BestOfNSamplesIndependentlyAndKeepsTheFastest) {
@@ -168,6 +177,16 @@ TEST_F(SearchTest, BestOfNSamplesIndependentlyAndKeepsTheFastest) {
   }
   std::sort(idx.begin(), idx.end());
   EXPECT_EQ(idx, (std::vector<int>{0, 1, 2, 3}));
+  // Independent samples: the sampling temperature and one seed per sample by default.
+  std::vector<int64_t> seeds;
+  for (const auto& q : port.requests) {
+    ASSERT_TRUE(q.temperature);
+    EXPECT_DOUBLE_EQ(*q.temperature, k_sampling_temperature);
+    EXPECT_GT(*q.temperature, 0.0);
+    ASSERT_TRUE(q.seed);
+    seeds.push_back(*q.seed - q.sample_index);
+  }
+  EXPECT_EQ(std::set<int64_t>(seeds.begin(), seeds.end()).size(), 1u);
   EXPECT_EQ(r.best_id, 102);
   EXPECT_DOUBLE_EQ(r.best_speedup, 3.0);
   for (const auto& d : eval.drafts)
