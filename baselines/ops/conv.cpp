@@ -57,18 +57,22 @@ ConvGeometry conv_geometry(const Attrs& at, const Shape& x, const Shape& w, std:
     g.p[off + i] = padding[i];
     g.d[off + i] = dilation[i];
     g.op[off + i] = out_pad[i];
-    const int64_t eff_k = dilation[i] * (w[2 + i] - 1) + 1;
+    // Checked: stride, padding and dilation are as large as the file says.
+    const int64_t eff_k = checked_add(checked_mul(dilation[i], w[2 + i] - 1), 1);
     if (transposed) {
       if (out_pad[i] >= stride[i] && out_pad[i] >= dilation[i])
         fail("output_padding {} must be smaller than stride {} or dilation {} (spatial dim {})",
              out_pad[i], stride[i], dilation[i], i);
-      g.out[off + i] = (x[2 + i] - 1) * stride[i] - 2 * padding[i] + eff_k + out_pad[i];
+      g.out[off + i] = checked_add(checked_add(checked_add(checked_mul(x[2 + i] - 1, stride[i]),
+                                                           -checked_mul(2, padding[i])),
+                                               eff_k),
+                                   out_pad[i]);
       if (g.out[off + i] < 1)
         fail("output size {} is too small (spatial dim {}: input {}, kernel {}, stride {}, padding "
              "{}, dilation {})",
              g.out[off + i], i, x[2 + i], w[2 + i], stride[i], padding[i], dilation[i]);
     } else {
-      const int64_t padded = x[2 + i] + 2 * padding[i];
+      const int64_t padded = checked_add(x[2 + i], checked_mul(2, padding[i]));
       if (padded < eff_k)
         fail(
             "kernel larger than padded input in spatial dim {}: padded input {} (input {} + 2*{}), "

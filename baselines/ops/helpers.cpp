@@ -76,7 +76,7 @@ Shape broadcast_strides(const Shape& in, const Shape& out) {
 int64_t prod(const Shape& s, std::size_t begin, std::size_t end) {
   int64_t p = 1;
   for (std::size_t i = begin; i < end && i < s.size(); ++i)
-    p *= s[i];
+    p = checked_mul(p, s[i]);
   return p;
 }
 

@@ -39,7 +39,7 @@ Shape resolve_reshape(const Attrs& at, const Shape& x) {
     } else if (shape[i] < 0) {
       fail("shape {} has a negative entry {} (only -1 is allowed)", shape_str(shape), shape[i]);
     } else {
-      known *= shape[i];
+      known = checked_mul(known, shape[i]);
     }
   }
   const int64_t n = numel(x);

@@ -39,12 +39,12 @@ PoolGeometry pool_geometry(const Attrs& at, const Shape& x, std::size_t sd, bool
       fail("padding {} must be at most half of kernel_size {} (spatial dim {})", padding[i],
            kernel[i], i);
     const int64_t in = x[2 + i];
-    int64_t out = floor_div(in + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1 +
-                                (ceil_mode ? stride[i] - 1 : 0),
-                            stride[i]) +
-                  1;
+    // Checked: kernel_size, stride, padding and dilation are as large as the file says.
+    const int64_t span = checked_add(checked_mul(dilation[i], kernel[i] - 1), 1);
+    const int64_t last = checked_add(checked_add(in, checked_mul(2, padding[i])), -span);
+    int64_t out = floor_div(checked_add(last, ceil_mode ? stride[i] - 1 : 0), stride[i]) + 1;
     // In ceil mode the last window must start inside the input or its left padding.
-    if (ceil_mode && (out - 1) * stride[i] >= in + padding[i])
+    if (ceil_mode && out > 1 && checked_mul(out - 1, stride[i]) >= checked_add(in, padding[i]))
       --out;
     if (out < 1)
       fail("output size {} is too small in spatial dim {} (input {}, kernel_size {}, stride {}, "

@@ -10,6 +10,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include "op.hpp"
@@ -40,6 +41,42 @@ const std::set<std::string, std::less<>> k_python_keywords = {
     "training", "forward", "cuda", "cpu", "to", "eval", "train", "float", "half", "double",
     "parameters", "buffers", "state_dict", "Model", "get_inputs", "get_init_inputs", "load_params",
     "gen"};
+
+// Text from a file for an error message: quoted, escaped, at most 80 bytes of it.
+std::string shown(std::string_view s) {
+  constexpr std::size_t k_max = 80;
+  std::string head = sanitize_utf8(s.substr(0, k_max));
+  if (s.size() > k_max && head.ends_with("\xEF\xBF\xBD"))
+    head.resize(head.size() - 3); // a character cut in two
+  return python_string_literal(head) + (s.size() > k_max ? "..." : "");
+}
+
+// Why `s` holds a control character it must not hold (tab and line feed are allowed where
+// `multi_line`); "" when it holds none. `s` is UTF-8.
+std::string control_character(std::string_view s, bool multi_line) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const bool c0 = c < 0x20 || c == 0x7F;
+    const bool c1 = c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) < 0xA0;
+    if ((c0 && !(multi_line && (c == '\n' || c == '\t'))) || c1)
+      return fmt::format("control character U+{:04X} at offset {} ({})",
+                         c1 ? static_cast<unsigned char>(s[i + 1]) : c, i,
+                         multi_line ? "text may hold tabs and line feeds, no other control "
+                                      "characters"
+                                    : "this field is one line of text");
+  }
+  return "";
+}
+
+// Why a tensor of shape `s` is too large; "" when it is within k_max_elements.
+std::string size_problem(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s)
+    if (__builtin_mul_overflow(n, d, &n) || n > k_max_elements)
+      return fmt::format("{} has more than {} elements (the limit per tensor is 2^36)",
+                         shape_str(s), k_max_elements);
+  return "";
+}
 
 // Parses one file. Every error names the file, the YAML line and the field path.
 class Loader {
@@ -74,7 +111,7 @@ private:
       fail(n, field, "expected a mapping");
     std::set<std::string, std::less<>> seen;
     for (const auto& kv : n) {
-      const std::string key = kv.first.as<std::string>();
+      const std::string key = key_of(kv.first, field);
       if (!seen.insert(key).second)
         fail(kv.first, join(field, key), "duplicate key");
       if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
@@ -86,6 +123,25 @@ private:
         fail(n, join(field, key), "missing required field");
   }
 
+  // The text of a scalar from the file, refused unless it is UTF-8 without control characters
+  // (tabs and line breaks allowed where `multi_line`).
+  std::string text(const YAML::Node& n, const std::string& field, bool multi_line = false) const {
+    const std::string& s = n.Scalar();
+    if (std::string why = utf8_problem(s); !why.empty())
+      fail(n, field, why);
+    if (std::string why = control_character(s, multi_line); !why.empty())
+      fail(n, field, why);
+    return s;
+  }
+
+  // The key of a mapping entry as text.
+  std::string key_of(const YAML::Node& k, const std::string& field) const {
+    const std::string key_field = field.empty() ? "(key)" : join(field, "(key)");
+    if (!k.IsScalar())
+      fail(k, key_field, "keys must be plain names");
+    return text(k, key_field);
+  }
+
   static std::string join(const std::string& field, std::string_view key) {
     return field.empty() ? std::string(key) : fmt::format("{}.{}", field, key);
   }
@@ -93,10 +149,11 @@ private:
     return fmt::format("{}[{}]", field, i);
   }
 
-  std::string get_string(const YAML::Node& n, const std::string& field) const {
+  std::string get_string(const YAML::Node& n, const std::string& field,
+                         bool multi_line = false) const {
     if (!n.IsScalar())
       fail(n, field, "expected a string");
-    return n.as<std::string>();
+    return text(n, field, multi_line);
   }
 
   double get_double(const YAML::Node& n, const std::string& field) const {
@@ -105,7 +162,7 @@ private:
     try {
       return n.as<double>();
     } catch (const YAML::Exception&) {
-      fail(n, field, fmt::format("expected a number, got '{}'", n.Scalar()));
+      fail(n, field, fmt::format("expected a number, got {}", shown(n.Scalar())));
     }
   }
 
@@ -116,11 +173,13 @@ private:
 
   int64_t get_int(const YAML::Node& n, const std::string& field) const {
     if (!n.IsScalar() || !looks_int(n.Scalar()))
-      fail(n, field, fmt::format("expected an integer, got '{}'", n.IsScalar() ? n.Scalar() : "?"));
+      fail(n, field,
+           n.IsScalar() ? fmt::format("expected an integer, got {}", shown(n.Scalar()))
+                        : std::string("expected an integer"));
     try {
       return n.as<int64_t>();
     } catch (const YAML::Exception&) {
-      fail(n, field, fmt::format("integer out of range: '{}'", n.Scalar()));
+      fail(n, field, fmt::format("integer out of range: {}", shown(n.Scalar())));
     }
   }
 
@@ -139,7 +198,7 @@ private:
     static const std::regex k_ident(R"([A-Za-z_][A-Za-z0-9_]*)");
     std::string s = get_string(n, field);
     if (!std::regex_match(s, k_ident))
-      fail(n, field, fmt::format("'{}' is not a valid name (letters, digits, '_')", s));
+      fail(n, field, fmt::format("{} is not a valid name (letters, digits, '_')", shown(s)));
     if (k_python_keywords.contains(s))
       fail(n, field, fmt::format("'{}' is reserved (it would clash in the PyTorch rendering)", s));
     return s;
@@ -154,7 +213,7 @@ private:
 
 AttrValue Loader::get_attr(const YAML::Node& n, const std::string& field) const {
   if (n.IsScalar()) {
-    const std::string& s = n.Scalar();
+    const std::string s = text(n, field);
     if (n.Tag() == "!") // quoted: always a string
       return s;
     if (s == "true" || s == "True")
@@ -163,9 +222,11 @@ AttrValue Loader::get_attr(const YAML::Node& n, const std::string& field) const 
       return false;
     if (looks_int(s))
       return get_int(n, field);
-    try {
-      return n.as<double>();
-    } catch (const YAML::Exception&) {
+    double d = 0.0;
+    if (YAML::convert<double>::decode(n, d)) {
+      if (std::isnan(d))
+        fail(n, field, "must not be NaN (infinities are allowed: .inf, -.inf)");
+      return d;
     }
     return s;
   }
@@ -183,8 +244,11 @@ AttrValue Loader::get_attr(const YAML::Node& n, const std::string& field) const 
       return v;
     }
     std::vector<double> v;
-    for (std::size_t i = 0; i < n.size(); ++i)
+    for (std::size_t i = 0; i < n.size(); ++i) {
       v.push_back(get_double(n[i], index(field, i)));
+      if (std::isnan(v.back()))
+        fail(n[i], index(field, i), "must not be NaN (infinities are allowed: .inf, -.inf)");
+    }
     return v;
   }
   fail(n, field, "expected a number, string, boolean or list of numbers");
@@ -193,6 +257,10 @@ AttrValue Loader::get_attr(const YAML::Node& n, const std::string& field) const 
 Shape Loader::get_shape(const YAML::Node& n, const std::string& field) const {
   if (!n.IsSequence())
     fail(n, field, "expected a list of dimensions, e.g. [4096, 4096]");
+  if (n.size() > k_max_rank)
+    fail(n, field,
+         fmt::format("{} dimensions; a tensor has at most {} (KB_MAX_DIMS of the candidate ABI)",
+                     n.size(), k_max_rank));
   Shape s;
   for (std::size_t i = 0; i < n.size(); ++i) {
     int64_t d = get_int(n[i], index(field, i));
@@ -200,6 +268,8 @@ Shape Loader::get_shape(const YAML::Node& n, const std::string& field) const {
       fail(n[i], index(field, i), fmt::format("dimension must be >= 1, got {}", d));
     s.push_back(d);
   }
+  if (std::string why = size_problem(s); !why.empty())
+    fail(n, field, why);
   return s;
 }
 
@@ -207,7 +277,7 @@ DType Loader::get_dtype(const YAML::Node& n, const std::string& field) const {
   std::string s = get_string(n, field);
   auto t = parse_dtype(s);
   if (!t || *t == DType::f64)
-    fail(n, field, fmt::format("unknown dtype '{}' (f32, f16, bf16, i32, i64, bool)", s));
+    fail(n, field, fmt::format("unknown dtype {} (f32, f16, bf16, i32, i64, bool)", shown(s)));
   return *t;
 }
 
@@ -221,9 +291,9 @@ Distribution Loader::get_dist(const YAML::Node& n, const std::string& field, DTy
   auto kind = parse_dist_kind(kind_name);
   if (!kind)
     fail(kind_node, join(field, "kind"),
-         fmt::format("unknown distribution '{}' (uniform, normal, randint, ill_conditioned, "
+         fmt::format("unknown distribution {} (uniform, normal, randint, ill_conditioned, "
                      "constant)",
-                     kind_name));
+                     shown(kind_name)));
   Distribution d;
   d.kind = *kind;
   switch (*kind) {
@@ -302,6 +372,11 @@ Problem Loader::load(int level, std::string id) {
   YAML::Node root;
   try {
     root = YAML::Load(m_bytes);
+  } catch (const YAML::DeepRecursion& e) {
+    throw InputError(m_file, e.mark.line >= 0 ? e.mark.line + 1 : 0, "(yaml)",
+                     fmt::format("malformed YAML: nested more than {} levels deep (lists or "
+                                 "mappings within each other); a problem file needs a handful",
+                                 e.depth()));
   } catch (const YAML::Exception& e) {
     throw InputError(m_file, e.mark.line >= 0 ? e.mark.line + 1 : 0, "(yaml)",
                      fmt::format("malformed YAML: {}", e.msg));
@@ -320,7 +395,7 @@ Problem Loader::load(int level, std::string id) {
     p.source_path = m_file;
     p.content_hash = content_hash(m_bytes);
     p.name = get_string(root["name"], "name");
-    p.description = get_string(root["description"], "description");
+    p.description = get_string(root["description"], "description", true);
     if (p.name.empty())
       fail(root["name"], "name", "must not be empty");
 
@@ -387,7 +462,7 @@ Problem Loader::load(int level, std::string id) {
       node.op = get_string(n["op"], join(field, "op"));
       const OpDef* def = find_op(node.op);
       if (!def)
-        fail(n["op"], join(field, "op"), fmt::format("unknown op '{}'", node.op));
+        fail(n["op"], join(field, "op"), fmt::format("unknown op {}", shown(node.op)));
       node.output = get_name(n["out"], join(field, "out"));
 
       const YAML::Node ins = n["in"];
@@ -407,9 +482,9 @@ Problem Loader::load(int level, std::string id) {
         auto it = defs.find(name);
         if (it == defs.end())
           fail(ins[j], in_field,
-               fmt::format("'{}' is not defined before this node (inputs, params and earlier "
+               fmt::format("{} is not defined before this node (inputs, params and earlier "
                            "nodes' outputs only)",
-                           name));
+                           shown(name)));
         it->second.used = true;
         in_specs.push_back(p.values.at(name));
         node.inputs.push_back(std::move(name));
@@ -417,7 +492,7 @@ Problem Loader::load(int level, std::string id) {
 
       std::set<std::string, std::less<>> seen_keys;
       for (const auto& kv : n) {
-        const std::string key = kv.first.as<std::string>();
+        const std::string key = key_of(kv.first, field);
         if (!seen_keys.insert(key).second)
           fail(kv.first, join(field, key), "duplicate key");
         if (key == "out" || key == "op" || key == "in")
@@ -443,6 +518,13 @@ Problem Loader::load(int level, std::string id) {
         const std::string msg = e.what();
         fail(n, field, msg.starts_with(node.op + ": ") ? msg : node.op + ": " + msg);
       }
+      if (out.shape.size() > k_max_rank)
+        fail(n, field,
+             fmt::format("{}: the output {} has {} dimensions; a tensor has at most {} "
+                         "(KB_MAX_DIMS of the candidate ABI)",
+                         node.op, shape_str(out.shape), out.shape.size(), k_max_rank));
+      if (std::string why = size_problem(out.shape); !why.empty())
+        fail(n, field, fmt::format("{}: the output {}", node.op, why));
       if (auto it = defs.find(node.output); it != defs.end())
         fail(n["out"], join(field, "out"),
              fmt::format("'{}' is already defined at {} (each value is assigned once)", node.output,
@@ -461,14 +543,15 @@ Problem Loader::load(int level, std::string id) {
       const std::string field = index("outputs", i);
       std::string name = get_string(outs[i], field);
       if (std::find(p.outputs.begin(), p.outputs.end(), name) != p.outputs.end())
-        fail(outs[i], field, fmt::format("'{}' is listed twice", name));
+        fail(outs[i], field, fmt::format("{} is listed twice", shown(name)));
       const bool produced = std::any_of(p.graph.begin(), p.graph.end(),
                                         [&](const OpNode& n) { return n.output == name; });
       if (!produced)
-        fail(outs[i], field,
-             defs.contains(name)
-                 ? fmt::format("'{}' is an input or parameter, not produced by the graph", name)
-                 : fmt::format("output '{}' is not produced by the graph", name));
+        fail(
+            outs[i], field,
+            defs.contains(name)
+                ? fmt::format("{} is an input or parameter, not produced by the graph", shown(name))
+                : fmt::format("output {} is not produced by the graph", shown(name)));
       defs[name].used = true;
       p.outputs.push_back(std::move(name));
     }
@@ -495,7 +578,7 @@ Problem Loader::load(int level, std::string id) {
       if (tol["rtol"])
         p.tolerance.rtol = get_double(tol["rtol"], "tolerance.rtol");
       if (tol["reason"])
-        p.tolerance.reason = get_string(tol["reason"], "tolerance.reason");
+        p.tolerance.reason = get_string(tol["reason"], "tolerance.reason", true);
       for (auto [v, key] : {std::pair{p.tolerance.atol, "atol"}, {p.tolerance.rtol, "rtol"}})
         if (!(v >= 0.0) || !std::isfinite(v))
           fail(tol[key], join("tolerance", key), "must be a finite number >= 0");
@@ -522,6 +605,13 @@ Problem Loader::load(int level, std::string id) {
       p.min_bytes += bytes_of(t.shape, t.dtype);
     for (const auto& o : p.outputs)
       p.min_bytes += bytes_of(p.values.at(o).shape, p.values.at(o).dtype);
+    // Bytes outside every field (comments) must be text too: the file is shown and hashed as is.
+    if (const auto at = invalid_utf8_at(m_bytes)) {
+      const auto line =
+          1 + std::count(m_bytes.begin(), m_bytes.begin() + static_cast<long>(*at), '\n');
+      throw InputError(m_file, static_cast<int>(line), "(file)",
+                       fmt::format("{} outside the fields (in a comment?)", utf8_problem(m_bytes)));
+    }
     return p;
   } catch (const YAML::Exception& e) {
     // Conversions the checks above did not anticipate still name the place.
@@ -541,6 +631,9 @@ std::optional<int> level_of_dir(const std::string& name) {
 } // namespace
 
 Problem load_problem(const std::string& path, const std::string& levels_dir) {
+  // Every text of a loaded problem is UTF-8, its path included (it travels in JSON).
+  if (std::string why = utf8_problem(path); !why.empty())
+    throw InputError(sanitize_utf8(path), 0, "(path)", "the file's path is not text: " + why);
   const fs::path file(path);
   const std::string dir = file.parent_path().filename().string();
   auto level = level_of_dir(dir);
@@ -554,8 +647,21 @@ Problem load_problem(const std::string& path, const std::string& levels_dir) {
   } catch (const Error& e) {
     throw InputError(path, 0, "(file)", e.what());
   }
+  const std::string id = fmt::format("l{}/{}", *level, file.stem().string());
+  if (std::string why = problem_id_error(id); !why.empty())
+    throw InputError(path, 0, "(path)", why);
   Loader loader(path, std::move(bytes));
-  return loader.load(*level, fmt::format("l{}/{}", *level, file.stem().string()));
+  return loader.load(*level, id);
+}
+
+std::string problem_id_error(std::string_view id) {
+  static const std::regex k_id(R"(l[0-9]{1,3}/[A-Za-z0-9_][A-Za-z0-9_-]*)");
+  if (std::regex_match(id.begin(), id.end(), k_id) &&
+      id.size() - id.find('/') - 1 <= k_max_stem_length)
+    return "";
+  return fmt::format("{} is not a problem id: l<level>/<name>, the name being the file's stem of "
+                     "1 to {} letters, digits, '_' and '-' (not starting with '-')",
+                     shown(id), k_max_stem_length);
 }
 
 Catalog load_catalog(const std::string& levels_dir) {

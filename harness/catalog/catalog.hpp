@@ -11,6 +11,21 @@
 
 namespace kb {
 
+// Limits of what a problem may declare; the catalog refuses a file beyond them, naming the field.
+// At most this many dimensions per tensor: KB_MAX_DIMS of include/kbench/kb_abi.h, the most a
+// candidate's kb_tensor carries (a test keeps the two equal).
+inline constexpr std::size_t k_max_rank = 8;
+// At most this many elements in any tensor (input, parameter or value the graph computes): more
+// than any GPU holds, and small enough that every shape, byte and FLOP count stays well inside
+// 64-bit arithmetic.
+inline constexpr int64_t k_max_elements = int64_t{1} << 36;
+// Problem ids are "l<level>/<stem>"; the stem (the file name without .yaml) is 1 to this many
+// letters, digits, '_' and '-', starting with a letter, digit or '_'.
+inline constexpr std::size_t k_max_stem_length = 100;
+
+// Why `id` is not a problem id ("l1/softmax_4096x65536"); "" when it is one.
+std::string problem_id_error(std::string_view id);
+
 // One file that failed to load, with the precise place and reason.
 struct LoadIssue {
   std::string file;

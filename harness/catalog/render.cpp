@@ -2,6 +2,8 @@
 // get_init_inputs) plus load_params() for setting parameters to the harness's own draws.
 #include "catalog.hpp"
 
+#include <regex>
+
 #include <fmt/format.h>
 
 #include "op.hpp"
@@ -68,6 +70,39 @@ std::string draw(const TensorSpec& t, const Distribution& d, std::string_view de
   return "";
 }
 
+// Text for a comment line: every character that could end the line or the comment, or that is
+// no text at all (ill-formed UTF-8), is written as an escape, so nothing of it becomes code.
+std::string comment_text(std::string_view text) {
+  const std::string s = sanitize_utf8(text);
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const auto next = [&](std::size_t k) {
+      return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0;
+    };
+    if ((c < 0x20 && c != '\t') || c == 0x7F) {
+      out += fmt::format("\\x{:02x}", c);
+    } else if (c == 0xC2 && next(1) >= 0x80 && next(1) <= 0x9F) { // C1 controls, U+0085 included
+      out += fmt::format("\\u{:04x}", next(1));
+      ++i;
+    } else if (c == 0xE2 && next(1) == 0x80 && (next(2) == 0xA8 || next(2) == 0xA9)) {
+      out += fmt::format("\\u20{:02x}", next(2) - 0x80); // line and paragraph separators
+      i += 2;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+// Refuses to render a value name that is not a Python identifier: names become code.
+void require_identifier(const Problem& p, const std::string& name) {
+  static const std::regex k_ident(R"([A-Za-z_][A-Za-z0-9_]*)");
+  if (!std::regex_match(name, k_ident))
+    throw Error(fmt::format("{}: value name {} is not a Python identifier; not rendered",
+                            comment_text(p.id), python_string_literal(sanitize_utf8(name))));
+}
+
 std::string dist_comment(const Distribution& d) {
   switch (d.kind) {
   case DistKind::uniform:
@@ -85,21 +120,32 @@ std::string dist_comment(const Distribution& d) {
 } // namespace
 
 std::string render_pytorch(const Problem& p) {
+  // Names become code; everything else becomes a literal or a comment.
+  for (const auto* list : {&p.inputs, &p.params})
+    for (const auto& t : *list)
+      require_identifier(p, t.name);
+  for (const auto& node : p.graph) {
+    require_identifier(p, node.output);
+    for (const auto& in : node.inputs)
+      require_identifier(p, in);
+  }
+  for (const auto& o : p.outputs)
+    require_identifier(p, o);
   std::string s;
   auto line = [&s](std::string_view text) {
     s += text;
     s += '\n';
   };
-  line(fmt::format("# {}: {}", p.id, p.name));
+  line(fmt::format("# {}: {}", comment_text(p.id), comment_text(p.name)));
   for (std::size_t start = 0; start < p.description.size();) {
     auto end = p.description.find('\n', start);
     if (end == std::string::npos)
       end = p.description.size();
-    line(fmt::format("# {}", p.description.substr(start, end - start)));
+    line(fmt::format("# {}", comment_text(p.description.substr(start, end - start))));
     start = end + 1;
   }
-  line(fmt::format("# Provenance: {} {} {}", p.provenance.source, p.provenance.version,
-                   p.provenance.ref));
+  line(fmt::format("# Provenance: {} {} {}", comment_text(p.provenance.source),
+                   comment_text(p.provenance.version), comment_text(p.provenance.ref)));
   line(fmt::format("# Tolerance: atol={} rtol={}; TF32 {}; reduced precision {}",
                    py_num(p.tolerance.atol), py_num(p.tolerance.rtol),
                    p.precision.allow_tf32 ? "allowed" : "not allowed",

@@ -127,7 +127,7 @@ const kb::cli::CommandRegistrar k_list(100, [](CLI::App& app, std::function<void
         j["floor_gpu"] = ceil.gpu_name;
         out.push_back(std::move(j));
       }
-      fmt::print("{}\n", out.dump(2));
+      fmt::print("{}\n", kb::dump_json(out, 2));
     } else {
       fmt::print("{:<44} {:>5} {:>11} {:>10} {:>10}  {}\n", "problem", "level", "GFLOP", "MB moved",
                  "floor ms", "tensors");
@@ -170,7 +170,7 @@ const kb::cli::CommandRegistrar k_problem(102, [](CLI::App& app,
     const std::string dir = levels_dir->empty() ? kb::default_levels_dir() : *levels_dir;
     const kb::Problem p = resolve_problem(*id, dir);
     if (*json) {
-      fmt::print("{}\n", nlohmann::json(p).dump(2));
+      fmt::print("{}\n", kb::dump_json(nlohmann::json(p), 2));
     } else {
       const kb::GpuCeilings ceil = read_ceilings("", *gpu_name, "results/kbench.db").ceilings;
       fmt::print("{} ({}): {}\n{}\n", p.id, p.source_path, p.name, p.description);

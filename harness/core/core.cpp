@@ -1,9 +1,11 @@
 // Implementation of kbench's shared vocabulary: names, shapes, attributes, hashing, files.
 #include "core.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -67,7 +69,9 @@ bool is_floating(DType t) {
 int64_t numel(const Shape& s) {
   int64_t n = 1;
   for (auto d : s)
-    n *= d;
+    if (__builtin_mul_overflow(n, d, &n))
+      throw Error(
+          fmt::format("the element count of shape {} overflows 64-bit integers", shape_str(s)));
   return n;
 }
 std::string shape_str(const Shape& s) {
@@ -229,11 +233,11 @@ std::vector<double> attr_doubles(const Attrs& a, std::string_view key,
 
 namespace {
 std::string py_double(double d) {
+  if (std::isnan(d))
+    return "float('nan')";
+  if (std::isinf(d))
+    return d > 0 ? "float('inf')" : "float('-inf')";
   std::string s = fmt::format("{}", d);
-  if (s == "inf")
-    return "float('inf')";
-  if (s == "-inf")
-    return "float('-inf')";
   if (s.find_first_of(".en") == std::string::npos)
     s += ".0";
   return s;
@@ -245,7 +249,7 @@ std::string attr_to_python(const AttrValue& v) {
     std::string operator()(bool b) const { return b ? "True" : "False"; }
     std::string operator()(int64_t i) const { return std::to_string(i); }
     std::string operator()(double d) const { return py_double(d); }
-    std::string operator()(const std::string& s) const { return "'" + s + "'"; }
+    std::string operator()(const std::string& s) const { return python_string_literal(s); }
     std::string operator()(const std::vector<int64_t>& l) const {
       return fmt::format("[{}]", fmt::join(l, ", "));
     }
@@ -337,6 +341,121 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
     ::unlink(tmp.c_str());
     throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(err)));
   }
+}
+
+// ----- untrusted input --------------------------------------------------------------------------
+
+int64_t checked_mul(int64_t a, int64_t b) {
+  int64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r))
+    throw Error(fmt::format("integer overflow: {} * {} does not fit in 64 bits", a, b));
+  return r;
+}
+int64_t checked_add(int64_t a, int64_t b) {
+  int64_t r = 0;
+  if (__builtin_add_overflow(a, b, &r))
+    throw Error(fmt::format("integer overflow: {} + {} does not fit in 64 bits", a, b));
+  return r;
+}
+
+namespace {
+// Length of the well-formed UTF-8 sequence at s[i] (Unicode 15, table 3-7), 0 when ill-formed;
+// the code point goes to `cp`.
+std::size_t utf8_sequence(std::string_view s, std::size_t i, char32_t& cp) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char b0 = byte(i);
+  if (b0 < 0x80) {
+    cp = b0;
+    return 1;
+  }
+  std::size_t len = 0;
+  unsigned char lo = 0x80, hi = 0xBF; // allowed range of the second byte
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    len = 2;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    len = 3;
+    if (b0 == 0xE0)
+      lo = 0xA0; // overlong
+    if (b0 == 0xED)
+      hi = 0x9F; // surrogates
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    len = 4;
+    if (b0 == 0xF0)
+      lo = 0x90; // overlong
+    if (b0 == 0xF4)
+      hi = 0x8F; // beyond U+10FFFF
+  } else {
+    return 0;
+  }
+  if (i + len > s.size())
+    return 0;
+  cp = b0 & (0x7F >> len);
+  for (std::size_t k = 1; k < len; ++k) {
+    const unsigned char b = byte(i + k);
+    if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF))
+      return 0;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  return len;
+}
+} // namespace
+
+std::optional<std::size_t> invalid_utf8_at(std::string_view s) {
+  char32_t cp = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_sequence(s, i, cp);
+    if (n == 0)
+      return i;
+    i += n;
+  }
+  return std::nullopt;
+}
+
+std::string utf8_problem(std::string_view s) {
+  const auto at = invalid_utf8_at(s);
+  if (!at)
+    return "";
+  return fmt::format("invalid UTF-8 (byte 0x{:02X} at offset {})",
+                     static_cast<unsigned char>(s[*at]), *at);
+}
+
+std::string sanitize_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  char32_t cp = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_sequence(s, i, cp);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+std::string python_string_literal(std::string_view s) {
+  std::string out = "'";
+  char32_t cp = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_sequence(s, i, cp);
+    if (n == 0)
+      throw Error(fmt::format("cannot render as a Python string: {}", utf8_problem(s)));
+    i += n;
+    if (cp == '\\' || cp == '\'')
+      out += fmt::format("\\{}", static_cast<char>(cp));
+    else if (cp >= 0x20 && cp < 0x7F)
+      out += static_cast<char>(cp);
+    else if (cp <= 0xFF)
+      out += fmt::format("\\x{:02x}", static_cast<unsigned>(cp));
+    else if (cp <= 0xFFFF)
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(cp));
+    else
+      out += fmt::format("\\U{:08x}", static_cast<unsigned>(cp));
+  }
+  return out + "'";
 }
 
 std::string git_commit() {

@@ -59,7 +59,8 @@ bool is_floating(DType t);
 
 using Shape = std::vector<int64_t>;
 
-// Number of elements (1 for a scalar shape {}).
+// Number of elements (1 for a scalar shape {}); throws kb::Error when the product does not fit in
+// 64 bits.
 int64_t numel(const Shape& s);
 // "[4096, 4096]".
 std::string shape_str(const Shape& s);
@@ -296,6 +297,32 @@ std::string content_hash(std::string_view bytes);
 std::string read_file(const std::string& path);
 // Writes a file atomically (temp + rename); throws kb::Error naming the path.
 void write_file_atomic(const std::string& path, std::string_view bytes);
+
+// ----- untrusted input --------------------------------------------------------------------------
+
+// 64-bit arithmetic that throws kb::Error ("integer overflow: a * b") instead of wrapping.
+int64_t checked_mul(int64_t a, int64_t b);
+int64_t checked_add(int64_t a, int64_t b);
+
+// Byte offset of the first byte of `s` that is not well-formed UTF-8 (a stray continuation byte, a
+// truncated or overlong sequence, a surrogate, a code point beyond U+10FFFF); nullopt when every
+// byte is.
+std::optional<std::size_t> invalid_utf8_at(std::string_view s);
+// Why `s` is not UTF-8, for messages: "invalid UTF-8 (byte 0xFF at offset 1)"; empty when it is.
+std::string utf8_problem(std::string_view s);
+// `s` with every ill-formed byte replaced by U+FFFD: for text that must be stored or printed
+// whatever it holds (LLM replies, messages that echo input).
+std::string sanitize_utf8(std::string_view s);
+// A Python string literal holding exactly the UTF-8 text `s` (quotes, backslashes and every
+// character that is not printable ASCII escaped): one token on one line, never code. Throws
+// kb::Error when `s` is not UTF-8.
+std::string python_string_literal(std::string_view s);
+// JSON text of `j` in which any string that is not UTF-8 has its ill-formed bytes replaced by
+// U+FFFD (nlohmann's error_handler_t::replace) instead of throwing; indent < 0 is compact.
+std::string dump_json(const nlohmann::json& j, int indent = -1);
+// Parses JSON text; a syntax error becomes kb::InputError(origin, line, "(json)", "not valid JSON:
+// ... at line L, column C") with the line and column of the offending byte.
+nlohmann::json parse_json(std::string_view text, const std::string& origin);
 
 // The harness version string "0.1.0 (commit abcdef)".
 std::string version_string();

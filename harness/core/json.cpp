@@ -1,5 +1,8 @@
 // JSON (de)serialisation of the shared types; used between the parent and its workers and in
 // the store.
+#include <algorithm>
+
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core.hpp"
@@ -7,6 +10,30 @@
 namespace kb {
 
 using nlohmann::json;
+
+std::string dump_json(const json& j, int indent) {
+  return j.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
+json parse_json(std::string_view text, const std::string& origin) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    // e.byte counts from 1 and points just past the offending character.
+    const std::size_t at = std::min<std::size_t>(e.byte == 0 ? 0 : e.byte - 1, text.size());
+    const std::string_view before = text.substr(0, at);
+    const auto line = 1 + std::count(before.begin(), before.end(), '\n');
+    const std::size_t nl = before.rfind('\n');
+    const std::size_t column = nl == std::string_view::npos ? at + 1 : at - nl;
+    std::string what = e.what();
+    // "[json.exception.parse_error.101] parse error at line 1, column 2: syntax error ..."
+    if (auto colon = what.find(": "); colon != std::string::npos)
+      what = what.substr(colon + 2);
+    throw InputError(
+        origin, static_cast<int>(line), "(json)",
+        fmt::format("not valid JSON at line {}, column {}: {}", line, column, sanitize_utf8(what)));
+  }
+}
 
 void to_json(json& j, const Distribution& d) {
   j = json{{"kind", dist_kind_name(d.kind)}, {"a", d.a}, {"b", d.b}};
@@ -52,7 +79,10 @@ AttrValue attr_from(const json& j) {
 } // namespace
 
 void to_json(json& j, const TensorSpec& t) {
-  j = json{{"name", t.name}, {"shape", t.shape}, {"dtype", dtype_name(t.dtype)}, {"dist", t.dist},
+  j = json{{"name", t.name},
+           {"shape", t.shape},
+           {"dtype", dtype_name(t.dtype)},
+           {"dist", t.dist},
            {"check_dists", t.check_dists}};
 }
 void from_json(const json& j, TensorSpec& t) {

@@ -1,4 +1,5 @@
 // Unit tests of the shared vocabulary: names, shapes, attributes, JSON round trips, hashing.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -93,6 +94,65 @@ TEST(Core, ContentHashIsStableAndSensitive) {
 TEST(Core, InputErrorNamesFileLineField) {
   InputError e("levels/level1/x.yaml", 12, "graph[0].op", "unknown op 'foo'");
   EXPECT_STREQ(e.what(), "levels/level1/x.yaml:12: graph[0].op: unknown op 'foo'");
+}
+
+TEST(Core, CheckedArithmeticThrowsInsteadOfWrapping) {
+  EXPECT_EQ(checked_mul(int64_t{1} << 31, int64_t{1} << 31), int64_t{1} << 62);
+  EXPECT_THROW(checked_mul(int64_t{1} << 32, int64_t{1} << 31), Error);
+  EXPECT_THROW(checked_add(INT64_MAX, 1), Error);
+  EXPECT_EQ(checked_add(INT64_MIN, INT64_MAX), -1);
+  EXPECT_EQ(numel({1000000, 1000000}), 1000000000000);
+  try {
+    (void)numel({1000000000000, 1000000000000, 1000000000000});
+    ADD_FAILURE() << "no overflow reported";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "the element count of shape [1000000000000, 1000000000000, "
+                           "1000000000000] overflows 64-bit integers");
+  }
+}
+
+TEST(Core, Utf8IsCheckedByteByByte) {
+  EXPECT_EQ(invalid_utf8_at(""), std::nullopt);
+  EXPECT_EQ(invalid_utf8_at("plain \xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80"), std::nullopt);
+  EXPECT_EQ(invalid_utf8_at("a\xff"), 1u);            // never a UTF-8 byte
+  EXPECT_EQ(invalid_utf8_at("ab\x80"), 2u);           // stray continuation
+  EXPECT_EQ(invalid_utf8_at("\xc3"), 0u);             // truncated
+  EXPECT_EQ(invalid_utf8_at("\xc0\xaf"), 0u);         // overlong '/'
+  EXPECT_EQ(invalid_utf8_at("\xe0\x80\xaf"), 0u);     // overlong, three bytes
+  EXPECT_EQ(invalid_utf8_at("x\xed\xa0\x80"), 1u);    // surrogate U+D800
+  EXPECT_EQ(invalid_utf8_at("\xf4\x90\x80\x80"), 0u); // beyond U+10FFFF
+  EXPECT_EQ(invalid_utf8_at(std::string_view("a\0b", 3)), std::nullopt);
+  EXPECT_EQ(utf8_problem("ok"), "");
+  EXPECT_EQ(utf8_problem("a\xff"), "invalid UTF-8 (byte 0xFF at offset 1)");
+  EXPECT_EQ(sanitize_utf8("a\xff\xc3\xa9\xc3"), "a\xef\xbf\xbd\xc3\xa9\xef\xbf\xbd");
+}
+
+TEST(Core, PythonStringLiteralsAreOneTokenOnOneLine) {
+  EXPECT_EQ(python_string_literal("tanh"), "'tanh'");
+  EXPECT_EQ(python_string_literal("it's \\ \"q\"\n\r\t\x7f"), R"('it\'s \\ "q"\x0a\x0d\x09\x7f')");
+  EXPECT_EQ(python_string_literal("\xc3\xa9\xe2\x80\xa8\xf0\x9f\x98\x80"),
+            R"('\xe9\u2028\U0001f600')");
+  EXPECT_THROW(python_string_literal("\xff"), Error);
+}
+
+TEST(Core, JsonDumpReplacesBytesThatAreNotText) {
+  const nlohmann::json j = {{"message", "compiler said \xff\xfe"}};
+  EXPECT_THROW((void)j.dump(), nlohmann::json::exception);
+  EXPECT_EQ(dump_json(j), "{\"message\":\"compiler said \xef\xbf\xbd\xef\xbf\xbd\"}");
+}
+
+TEST(Core, JsonParseErrorsNameLineAndColumn) {
+  try {
+    (void)parse_json("{\n  \"a\": 1,\n  \"b\": ]\n}", "bad.json");
+    ADD_FAILURE() << "parsed";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.file(), "bad.json");
+    EXPECT_EQ(e.line(), 3);
+    EXPECT_EQ(e.field(), "(json)");
+    EXPECT_THAT(e.message(), ::testing::HasSubstr("not valid JSON at line 3, column 8"));
+  }
+  EXPECT_EQ(parse_json("[1, 2]", "x.json"), nlohmann::json({1, 2}));
+  EXPECT_THROW((void)parse_json("", "empty.json"), InputError);
 }
 
 } // namespace
