@@ -1,5 +1,10 @@
-// `kbench report` (leaderboard, paper table, trajectories in five formats) and `kbench compare`
-// (regression verdicts for CI: exit 1 on a significant regression, 0 otherwise, 2 on bad input).
+// `kbench report` (leaderboard, paper table, trajectories in five formats; CSV one table per file)
+// and `kbench compare` (regression verdicts for CI: exit 1 on a significant regression, 0
+// otherwise, 2 on bad input).
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include "commands.hpp"
@@ -16,6 +21,19 @@ kb::store::Store open_for_report(const std::string& path) {
       return ro;
   }
   return kb::store::Store(path, {.create = false}); // older schema: migrate in place
+}
+
+// A check for a positive finite number that names the rule, not the double range.
+CLI::Validator positive_number() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        double v = 0.0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec != std::errc() || end != s.data() + s.size() || !std::isfinite(v) || !(v > 0.0))
+          return "must be a positive number, got '" + s + "'";
+        return {};
+      },
+      "POSITIVE");
 }
 
 void emit(const std::string& out_path, const std::string& text) {
@@ -45,13 +63,36 @@ const kb::cli::CommandRegistrar k_report_commands(310, [](CLI::App& app,
     cmd->add_option("--review-speedup", opts->review_speedup,
                     "Hold correct kernels faster than this speedup for review")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(positive_number());
+    auto table = std::make_shared<std::string>("leaderboard");
+    cmd->add_option("--table", *table,
+                    "CSV only: the table to write (leaderboard, paper, trajectories, review), or "
+                    "'all' to write each to <DIR>/<table>.csv with -o DIR")
+        ->check(CLI::IsMember({"leaderboard", "paper", "trajectories", "review", "all"}))
+        ->capture_default_str();
     cmd->callback([=] {
       if (*level > 0)
         opts->level = *level;
+      auto f = *kb::report::parse_format(*format);
+      if (f != kb::report::Format::csv && *table != "leaderboard")
+        throw kb::Error("--table applies to --format csv only");
+      if (*table == "all" && (out->empty() || *out == "-"))
+        throw kb::Error("--table all needs -o DIR: one CSV file per table is written there");
       auto s = open_for_report(*db);
       auto rep = kb::report::build_report(s, *opts);
-      emit(*out, kb::report::render(rep, *kb::report::parse_format(*format)));
+      if (f != kb::report::Format::csv) {
+        emit(*out, kb::report::render(rep, f));
+      } else {
+        // One table per CSV file.
+        for (const auto& [name, csv] : kb::report::render_csv_tables(rep)) {
+          if (*table == "all") {
+            std::filesystem::create_directories(*out);
+            kb::write_file_atomic((std::filesystem::path(*out) / (name + ".csv")).string(), csv);
+          } else if (name == *table) {
+            emit(*out, csv);
+          }
+        }
+      }
       set_exit(0);
     });
   }

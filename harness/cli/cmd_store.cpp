@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -100,23 +101,35 @@ const kb::cli::CommandRegistrar k_store_commands(300, [](CLI::App& app,
       for (const auto& a : s.attempts({.run_ids = {r->id}}))
         ++outcomes[label[a.model_id]]
                   [a.evaluated ? std::string(kb::outcome_name(a.eval.outcome)) : "not_evaluated"];
+      // Provider failures (requests that failed after retries and were never answered since)
+      // are no attempts: their own column, per model.
+      const auto call_rows = s.llm_calls(r->id);
+      std::set<std::string> answered;
+      for (const auto& c : call_rows)
+        if (c.call.status == "ok")
+          answered.insert(c.call.request_hash);
+      std::map<std::string, std::set<std::string>> failed;
+      for (const auto& c : call_rows)
+        if (c.call.status != "ok" && c.call.status != "budget" &&
+            c.call.error_class != "replay_not_found" && !c.call.request_hash.empty() &&
+            !answered.count(c.call.request_hash))
+          failed[label[c.call.model_id]].insert(c.call.request_hash);
+      for (const auto& [model, hashes] : failed)
+        outcomes[model];
       fmt::print("\n  {} candidates, {} evaluations, {} baseline timings\n", r->candidates,
                  r->evaluations, s.baseline_timings({r->id}).size());
       for (const auto& [model, counts] : outcomes) {
         fmt::print("  {}:", model);
         for (const auto& [o, n] : counts)
           fmt::print(" {}={}", o, n);
-        fmt::print("\n");
+        auto f = failed.find(model);
+        fmt::print(" provider_failures={}\n", f == failed.end() ? 0 : f->second.size());
       }
-      int64_t tin = 0, tout = 0, calls = 0;
-      double cost = 0;
-      for (const auto& c : s.llm_calls(r->id)) {
-        ++calls;
-        tin += c.call.tokens_in;
-        tout += c.call.tokens_out;
-        cost += c.call.cost_usd;
-      }
-      fmt::print("  LLM: {} calls, {} tokens in, {} tokens out, ${:.2f}\n", calls, tin, tout, cost);
+      const kb::store::CallTally tally = s.call_tally(r->id);
+      fmt::print("  LLM: {} calls ({} answered, {} provider failures), {} tokens in, {} tokens "
+                 "out, ${:.2f}\n",
+                 call_rows.size(), tally.answered, tally.provider_failures, tally.tokens_in,
+                 tally.tokens_out, tally.cost_usd);
       set_exit(0);
     });
   }
@@ -174,6 +187,19 @@ const kb::cli::CommandRegistrar k_store_commands(300, [](CLI::App& app,
         auto sum = s.import_kernelbench_timings(f, src);
         fmt::print("{}: {} baselines as '{}' ({})\n", f, sum.imported, sum.source,
                    sum.hardware.empty() ? "hardware not stated" : sum.hardware);
+        // Reports can only use entries that match a problem: say which do not.
+        if (s.problems().empty()) {
+          fmt::print("  {} records no problems yet: entries are matched to problems when a "
+                     "report is made\n",
+                     *db);
+        } else if (auto unmatched = kb::report::unmatched_external_baselines(s, sum.source);
+                   !unmatched.empty()) {
+          std::string list;
+          for (std::size_t i = 0; i < unmatched.size() && i < 5; ++i)
+            list += (i ? ", " : "") + cut(unmatched[i], 60);
+          fmt::print("  {} '{}' entries match no problem in {}: {}{}\n", unmatched.size(),
+                     sum.source, *db, list, unmatched.size() > 5 ? ", ..." : "");
+        }
       }
       set_exit(0);
     });

@@ -75,9 +75,7 @@ Report build_report(store::Store& s, const ReportOptions& o) {
       gpu_name = r.info.gpu_name;
   }
 
-  std::map<int64_t, std::string> model_label;
-  for (const auto& m : s.models())
-    model_label[m.id] = m.label;
+  auto model_label = model_labels(s);
   std::map<std::string, store::ProblemRow> problem_rows;
   for (auto& p : s.problems())
     problem_rows[p.id] = p;
@@ -86,9 +84,36 @@ Report build_report(store::Store& s, const ReportOptions& o) {
   auto attempts = s.attempts({.run_ids = runs});
   // Known good kernels the idea search measures as seeds (strategy "bank") are not the model's
   // work: they never count towards its leaderboard row or its paper-table entries.
-  std::erase_if(attempts, [&](const AttemptRow& a) {
-    return a.strategy == "bank" || (o.level && a.level != *o.level);
-  });
+  std::erase_if(attempts, [](const AttemptRow& a) { return a.strategy == "bank"; });
+  std::set<int> levels_present;
+  for (const auto& a : attempts)
+    levels_present.insert(a.level);
+  if (o.level)
+    std::erase_if(attempts, [&](const AttemptRow& a) { return a.level != *o.level; });
+  if (attempts.empty()) {
+    std::string present;
+    for (int l : levels_present)
+      present += (present.empty() ? "" : ", ") + std::to_string(l);
+    if (o.level && !levels_present.empty())
+      rep.notes.push_back(fmt::format("No candidates at level {} in the selected runs (levels "
+                                      "with candidates: {}).",
+                                      *o.level, present));
+    else
+      rep.notes.push_back(
+          o.level ? fmt::format("No candidates at level {} in the selected runs.", *o.level)
+                  : std::string("No candidates in the selected runs."));
+  } else {
+    auto unevaluated = std::count_if(attempts.begin(), attempts.end(),
+                                     [](const AttemptRow& a) { return !a.evaluated; });
+    if (unevaluated == static_cast<std::ptrdiff_t>(attempts.size()))
+      rep.notes.push_back(fmt::format("Nothing evaluated yet: {} candidate(s) generated and not "
+                                      "evaluated (kbench evaluate measures them).",
+                                      unevaluated));
+    else if (unevaluated > 0)
+      rep.notes.push_back(fmt::format("{} of {} candidates not evaluated; rates count evaluated "
+                                      "attempts only.",
+                                      unevaluated, attempts.size()));
+  }
 
   // (model label, level, problem) -> attempts; labels sort the tables.
   std::map<std::string, std::map<std::pair<int, std::string>, Group>> by_model;
@@ -150,6 +175,7 @@ Report build_report(store::Store& s, const ReportOptions& o) {
         ++row.problems;
         int64_t n = 0, c = 0;
         const AttemptRow* top = nullptr;
+        row.candidates += static_cast<int64_t>(g.rows.size());
         for (const auto* a : g.rows) {
           if (!a->evaluated)
             continue;
@@ -190,10 +216,12 @@ Report build_report(store::Store& s, const ReportOptions& o) {
         row.compile_rate = static_cast<double>(compiled_n) / static_cast<double>(row.attempts);
         row.correct_rate = static_cast<double>(correct_n) / static_cast<double>(row.attempts);
       }
-      if (row.problems > 0)
+      if (row.attempts > 0 && row.problems > 0) {
         row.problems_solved = static_cast<double>(solved) / static_cast<double>(row.problems);
-      for (double p : o.fast_p_thresholds)
-        row.fast_p.emplace_back(p, fast_p(best, p));
+        for (double p : o.fast_p_thresholds)
+          row.fast_p.emplace_back(p, fast_p(best, p));
+        row.best_speedups = best;
+      }
       row.geomean_speedup = geometric_mean(speedups);
       row.geomean_vs_eager = geometric_mean(vs_eager);
       row.geomean_vs_compile = geometric_mean(vs_compile);
@@ -267,14 +295,14 @@ Report build_report(store::Store& s, const ReportOptions& o) {
         pr.kernel_ms = median_ms(*top);
         if (top->eval.baseline_time)
           pr.baseline_ms = top->eval.baseline_time->median_ms;
-        pr.pct_of_baseline = top->eval.speedup * 100.0;
+        pr.speedup = top->eval.speedup;
         auto keys = keys_of(key.second);
         pr.eager_ms = find_external(ext, keys, "pytorch-eager", gpu_name);
         pr.compile_ms = find_external(ext, keys, "torch-compile", gpu_name);
         if (pr.eager_ms && *pr.kernel_ms > 0)
-          pr.pct_of_eager = *pr.eager_ms / *pr.kernel_ms * 100.0;
+          pr.speedup_vs_eager = *pr.eager_ms / *pr.kernel_ms;
         if (pr.compile_ms && *pr.kernel_ms > 0)
-          pr.pct_of_compile = *pr.compile_ms / *pr.kernel_ms * 100.0;
+          pr.speedup_vs_compile = *pr.compile_ms / *pr.kernel_ms;
         pr.roofline_pct = top->eval.roofline_pct;
         pr.idea = top->idea;
         pr.outcome = "correct";

@@ -45,9 +45,7 @@ struct Best {
 
 std::map<std::pair<std::string, std::string>, Best>
 best_kernels(store::Store& s, const std::vector<int64_t>& runs, double review_speedup) {
-  std::map<int64_t, std::string> label;
-  for (const auto& m : s.models())
-    label[m.id] = m.label;
+  auto label = model_labels(s);
   std::map<std::pair<std::string, std::string>, Best> out;
   for (auto& a : s.attempts({.run_ids = runs, .with_samples = true})) {
     auto& b = out[{a.problem_id, label[a.model_id]}];

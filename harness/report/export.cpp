@@ -94,9 +94,7 @@ std::string export_results(store::Store& s, ExportFormat f, const std::vector<in
   for (int64_t id : run_ids)
     if (!s.run(id))
       throw Error(fmt::format("{}: no run {}", s.path(), id));
-  std::map<int64_t, std::string> label;
-  for (const auto& m : s.models())
-    label[m.id] = m.label;
+  auto label = model_labels(s);
   auto rows = s.attempts({.run_ids = run_ids, .with_samples = f == ExportFormat::gbench});
 
   if (f == ExportFormat::gbench) {
@@ -175,7 +173,7 @@ std::string export_results(store::Store& s, ExportFormat f, const std::vector<in
     csv += fmt::format(
         "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", a.run_id, a.candidate_id,
         csv_field(a.problem_id), a.level, csv_field(label[a.model_id]), csv_field(a.strategy),
-        a.round, a.evaluated ? outcome_name(a.eval.outcome) : "", flags,
+        a.round, a.evaluated ? outcome_name(a.eval.outcome) : "not_evaluated", flags,
         a.evaluated ? fmt::format("{:.6g}", a.eval.speedup) : "",
         a.evaluated ? fmt::format("{:.6g}", a.eval.roofline_pct) : "",
         a.eval.candidate_time ? fmt::format("{:.6g}", a.eval.candidate_time->median_ms) : "",

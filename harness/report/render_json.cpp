@@ -16,6 +16,8 @@ json opt_json(const std::optional<double>& v) {
 
 std::string render_json(const Report& r) {
   json j;
+  j["notes"] = r.notes;
+  j["speedup_definition"] = "reference time / kernel time (> 1: the kernel is faster)";
   j["runs"] = json::array();
   for (const auto& run : r.runs)
     j["runs"].push_back({{"id", run.id},
@@ -30,16 +32,22 @@ std::string render_json(const Report& r) {
     json fp = json::object(), pk = json::object();
     for (const auto& [p, v] : row.fast_p)
       fp[fmt::format("{}", p)] = v;
+    json best = json::array();
+    for (const auto& v : row.best_speedups)
+      best.push_back(opt_json(v));
     for (const auto& [k, v] : row.pass_at_k)
       pk[std::to_string(k)] = v;
     j["leaderboard"].push_back({{"model", row.model},
                                 {"level", row.level ? json(*row.level) : json("all")},
                                 {"problems", row.problems},
+                                {"candidates", row.candidates},
                                 {"attempts", row.attempts},
-                                {"compile_rate", row.compile_rate},
-                                {"correct_rate", row.correct_rate},
-                                {"problems_solved", row.problems_solved},
-                                {"fast_p", fp},
+                                {"evaluated", row.evaluated()},
+                                {"compile_rate", opt_json(row.compile_rate)},
+                                {"correct_rate", opt_json(row.correct_rate)},
+                                {"problems_solved", opt_json(row.problems_solved)},
+                                {"fast_p", row.evaluated() ? fp : json(nullptr)},
+                                {"best_speedups", best},
                                 {"geomean_speedup", opt_json(row.geomean_speedup)},
                                 {"geomean_vs_eager", opt_json(row.geomean_vs_eager)},
                                 {"geomean_vs_compile", opt_json(row.geomean_vs_compile)},
@@ -61,11 +69,11 @@ std::string render_json(const Report& r) {
                           {"candidate_id", p.candidate_id ? json(*p.candidate_id) : json(nullptr)},
                           {"kernel_ms", opt_json(p.kernel_ms)},
                           {"baseline_ms", opt_json(p.baseline_ms)},
-                          {"pct_of_baseline", opt_json(p.pct_of_baseline)},
+                          {"speedup", opt_json(p.speedup)},
                           {"eager_ms", opt_json(p.eager_ms)},
-                          {"pct_of_eager", opt_json(p.pct_of_eager)},
+                          {"speedup_vs_eager", opt_json(p.speedup_vs_eager)},
                           {"compile_ms", opt_json(p.compile_ms)},
-                          {"pct_of_compile", opt_json(p.pct_of_compile)},
+                          {"speedup_vs_compile", opt_json(p.speedup_vs_compile)},
                           {"roofline_pct", opt_json(p.roofline_pct)},
                           {"held_for_review", p.held_for_review},
                           {"idea", p.idea}});

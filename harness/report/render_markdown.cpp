@@ -7,18 +7,27 @@ namespace kb::report {
 
 namespace {
 
+std::string section(const std::string& title, const Table& t, const std::string& empty_note) {
+  return "\n## " + title + "\n\n" +
+         (no_rows(t) ? "_" + empty_note + "_\n" : render_markdown_table(t));
+}
+
 std::string render_markdown(const Report& r) {
   CellFn cell = [](std::string_view s) { return md_cell(s); };
   std::string out = "# kbench report\n\n";
   for (const auto& run : r.runs)
-    out += fmt::format("- run {}: {}, kbench {} ({}), protocol {}, {}\n", run.id,
-                       md_cell(run.gpu_name), md_cell(run.kbench_version), md_cell(run.git_commit),
-                       md_cell(run.protocol), md_cell(run.status));
-  out += "\n## Leaderboard\n\n" + render_markdown_table(leaderboard_table(r, cell, false));
-  out += "\n## Best correct kernel per problem\n\n" + render_markdown_table(paper_table(r, cell));
-  out += "\n## Search trajectories\n\n" + render_markdown_table(trajectory_table(r, cell));
+    out += "- " + md_cell(run_description(run, ", ")) + "\n";
+  if (r.runs.empty())
+    out += "- no runs in this database\n";
+  for (const auto& n : r.notes)
+    out += "\n> " + md_cell(n) + "\n";
+  out += section("Leaderboard", leaderboard_table(r, cell), "No models with candidates.");
+  out += "\n" + speedup_legend() + "\n";
+  out += section("Best correct kernel per problem (speedup = reference time / kernel time)",
+                 paper_table(r, cell), "No problems with candidates.");
+  out += section("Search trajectories", trajectory_table(r, cell), "No searches.");
   if (!r.review.empty())
-    out += "\n## Held for review (not ranked)\n\n" + render_markdown_table(review_table(r, cell));
+    out += section("Held for review (not ranked)", review_table(r, cell), "");
   return out;
 }
 

@@ -1,10 +1,12 @@
 // Reports over the results store: leaderboards (compile/correct rates, fast_p, geometric-mean
-// speedup, pass@k, tokens, cost), the paper table (% of reference, roofline %), search
+// speedup, pass@k, tokens, cost), the paper table (speedup = reference time / kernel time,
+// roofline %), search
 // trajectories, review flags, regression verdicts between two databases, and exports. Library
 // code returns data and strings; only the CLI prints.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,24 +55,33 @@ struct ReportOptions {
   std::vector<double> fast_p_thresholds{0.0, 0.5, 0.8, 1.0, 1.5, 2.0};
 };
 
+// Speedups are reference time / kernel time: 2.0 means the kernel takes half the reference's
+// time, 0.5 twice as long.
 struct LeaderboardRow {
-  std::string model;                             // model label
-  std::optional<int> level;                      // nullopt: all levels together
-  int64_t problems = 0;                          // problems attempted
-  int64_t attempts = 0;                          // evaluated attempts
-  double compile_rate = 0.0;                     // attempts that compiled / attempts
-  double correct_rate = 0.0;                     // attempts correct / attempts
-  double problems_solved = 0.0;                  // problems with a correct kernel / problems
-  std::vector<std::pair<double, double>> fast_p; // (p, fast_p)
-  std::optional<double> geomean_speedup;         // over problems' best correct speedups
-  std::optional<double> geomean_vs_eager;        // vs PyTorch eager where recorded
-  std::optional<double> geomean_vs_compile;      // vs torch.compile where recorded
+  std::string model;        // model label (see model_labels)
+  std::optional<int> level; // nullopt: all levels together
+  int64_t problems = 0;     // problems with at least one candidate
+  int64_t candidates = 0;   // candidates generated, evaluated or not
+  int64_t attempts = 0;     // evaluated attempts
+  // Rates over evaluated attempts / problems; nullopt when nothing was evaluated ("not
+  // evaluated", never 0%).
+  std::optional<double> compile_rate;            // attempts that compiled / attempts
+  std::optional<double> correct_rate;            // attempts correct / attempts
+  std::optional<double> problems_solved;         // problems with a correct kernel / problems
+  std::vector<std::pair<double, double>> fast_p; // (p, fast_p); empty when nothing was evaluated
+  // One entry per problem: its best correct speedup not held for review (nullopt: none). The
+  // fast_p curve is drawn from these.
+  std::vector<std::optional<double>> best_speedups;
+  std::optional<double> geomean_speedup;    // over problems' best correct speedups
+  std::optional<double> geomean_vs_eager;   // vs PyTorch eager where recorded
+  std::optional<double> geomean_vs_compile; // vs torch.compile where recorded
   int64_t problems_vs_eager = 0, problems_vs_compile = 0;
   std::vector<std::pair<int64_t, double>> pass_at_k; // (k, mean over problems with n >= k)
   int64_t tokens_in = 0, tokens_out = 0;
   double cost_usd = 0.0;
   double wall_s = 0.0; // LLM latency + compile + worker start + check + timing
   int64_t flagged = 0; // correct kernels held for review
+  bool evaluated() const { return attempts > 0; }
 };
 
 // One problem × model line of the paper table: the best correct kernel not held for review.
@@ -79,14 +90,16 @@ struct PaperRow {
   int level = 0;
   std::string model;
   std::optional<int64_t> candidate_id;
-  std::optional<double> kernel_ms;       // candidate median
-  std::optional<double> baseline_ms;     // cuBLAS/cuDNN median in the same evaluation
-  std::optional<double> pct_of_baseline; // baseline / kernel * 100
-  std::optional<double> eager_ms, pct_of_eager;
-  std::optional<double> compile_ms, pct_of_compile;
+  std::optional<double> kernel_ms;   // candidate median
+  std::optional<double> baseline_ms; // cuBLAS/cuDNN median in the same evaluation
+  std::optional<double> speedup;     // baseline time / kernel time (> 1: the kernel is faster)
+  std::optional<double> eager_ms, speedup_vs_eager;     // PyTorch eager time / kernel time
+  std::optional<double> compile_ms, speedup_vs_compile; // torch.compile time / kernel time
   std::optional<double> roofline_pct;
   std::string idea;
-  std::string outcome;         // best outcome reached when no correct kernel ("compile_error", ...)
+  // "correct", else the best outcome reached ("compile_error", ...), "held_for_review", or
+  // "not_evaluated" when no candidate was evaluated.
+  std::string outcome;
   int64_t held_for_review = 0; // faster correct kernels held for review
 };
 
@@ -122,6 +135,9 @@ struct RunSummary {
 
 struct Report {
   std::vector<RunSummary> runs;
+  // Sentences that explain missing or partial data (a level without attempts, candidates not
+  // evaluated); renderers show them in place of empty tables.
+  std::vector<std::string> notes;
   std::vector<LeaderboardRow> leaderboard; // per model (level nullopt), then per model and level
   std::vector<PaperRow> paper;
   std::vector<Trajectory> trajectories;
@@ -136,9 +152,30 @@ enum class Format { terminal, markdown, html, csv, json };
 // Parses "terminal"/"text", "markdown"/"md", "html", "csv", "json".
 std::optional<Format> parse_format(std::string_view name);
 
-// Renders a report. HTML is one self-contained file (inline CSS and SVG, no scripts, no external
-// assets) with every string escaped. CSV holds the leaderboard then the paper table.
+// Renders a report. HTML is one self-contained file (inline CSS and SVG charts, no scripts, no
+// external assets) with every string escaped. CSV is the leaderboard table only; the other tables
+// come from render_csv_tables.
 std::string render(const Report& r, Format f);
+
+// The report as CSV, one table per entry: ("leaderboard", csv), ("paper", csv),
+// ("trajectories", csv), ("review", csv). Every table has exactly one header row; cells that a
+// spreadsheet would read as a formula are neutralised (see csv_field).
+std::vector<std::pair<std::string, std::string>> render_csv_tables(const Report& r);
+
+// Readable model labels by model row id: "provider/model_id", and where several rows share
+// provider and model id, the settings that differ between them, e.g.
+// "openai/mock-a (name=a-east, base_url=http://host-a/v1)". Labels are the same for the same
+// settings in any database, so compare matches models across databases by them.
+std::map<int64_t, std::string> model_labels(store::Store& s);
+
+// RFC 4180 CSV field (quoted when it holds a comma, quote or line break) with formula cells
+// neutralised: text starting with '=', '+', '-', '@', tab or carriage return gets a leading
+// apostrophe, so a spreadsheet shows it as text. Plain numbers ("-0.5") are left as they are.
+std::string csv_field(std::string_view s);
+
+// Keys of external baselines of `source` that match no problem recorded in the database (by
+// ProblemRow::baseline_keys), sorted. Reports can only use entries that match a problem.
+std::vector<std::string> unmatched_external_baselines(store::Store& s, std::string_view source);
 
 // ---------------------------------------------------------------------------------------------
 // Regression verdicts
@@ -195,7 +232,9 @@ std::string render_compare(const CompareResult& r, Format f);
 enum class ExportFormat { csv, json, gbench };
 std::optional<ExportFormat> parse_export_format(std::string_view name);
 
-// Every evaluated attempt (csv/json: one row each, no source); gbench: Google Benchmark's JSON
+// Every candidate (csv/json: one row each, no source; outcome "not_evaluated" in CSV and null in
+// JSON for a candidate never evaluated; CSV is one table with one header row and formula cells
+// neutralised); gbench: Google Benchmark's JSON
 // with one benchmark per problem × model (best correct kernel, every raw sample as a repetition
 // plus mean/median/stddev aggregates) and one per problem for the cuBLAS/cuDNN baseline, so
 // compare.py and dashboards that read that format work on kbench results.

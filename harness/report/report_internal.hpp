@@ -24,8 +24,6 @@ std::optional<double> find_external(const ExternalTimes& ext, const std::vector<
 // above `review_speedup`, a roofline % above 100.
 std::vector<std::string> review_reasons(const store::AttemptRow& a, double review_speedup);
 
-// RFC 4180 field: quoted when it holds a comma, quote or line break.
-std::string csv_field(std::string_view s);
 // Escapes &, <, >, " and ' for HTML text and attribute values.
 std::string html_escape(std::string_view s);
 

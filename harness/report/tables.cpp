@@ -75,12 +75,12 @@ std::string md_cell(std::string_view s) {
   return out;
 }
 
-std::string term_cell(std::string_view s) {
+std::string term_cell(std::string_view s, std::size_t max_width) {
   std::string out;
   for (char c : s)
     out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? ' ' : c;
-  if (out.size() > 60)
-    out = out.substr(0, 57) + "...";
+  if (out.size() > max_width)
+    out = out.substr(0, max_width - 3) + "...";
   return out;
 }
 
@@ -132,59 +132,100 @@ std::string render_csv_table(const Table& t) {
   std::string out;
   for (const auto& row : t) {
     for (std::size_t i = 0; i < row.size(); ++i)
-      out += (i ? "," : "") + csv_field(row[i]);
+      out += (i ? "," : "") + (row[i] == "-" ? std::string() : csv_field(row[i])); // "-": missing
     out += "\n";
   }
   return out;
 }
 
-Table leaderboard_table(const Report& r, const CellFn& cell, bool raw_numbers) {
-  Table t;
-  std::vector<std::string> h{"model",    "level",   "problems", "attempts",
-                             "compiled", "correct", "solved"};
-  for (const auto& p : r.options.fast_p_thresholds)
+Table leaderboard_table(const Report& r, const CellFn& cell, TableStyle style) {
+  const bool raw = style.raw;
+  const std::string missing = raw ? "" : "-";
+  auto rate = [&](const std::optional<double>& v) {
+    return !v ? missing : raw ? fmt::format("{:.4f}", *v) : pct(*v);
+  };
+  auto speed = [&](const std::optional<double>& v) {
+    return !v ? missing : raw ? fmt::format("{:.3f}", *v) : fmt::format("{:.3f}x", *v);
+  };
+  // Key columns: who, how many problems, how many solved, how fast, how often right, what it cost.
+  std::vector<double> fast_cols = r.options.fast_p_thresholds;
+  std::vector<int64_t> pass_cols = r.options.pass_k;
+  if (style.key_only) {
+    std::erase_if(fast_cols, [](double p) { return p != 1.0; });
+    if (pass_cols.size() > 1)
+      pass_cols.resize(1);
+  }
+  std::vector<std::string> h{"model", "level", "problems"};
+  if (!style.key_only)
+    h.insert(h.end(), {"candidates", "attempts"});
+  h.insert(h.end(), {"solved", "geomean"});
+  for (double p : fast_cols)
     h.push_back(fmt::format("fast_{}", p));
-  h.insert(h.end(), {"geomean", "vs_eager", "vs_compile"});
-  for (auto k : r.options.pass_k)
+  if (!style.key_only)
+    h.push_back("compiled");
+  h.push_back("correct");
+  if (!style.key_only)
+    h.insert(h.end(), {"vs_eager", "vs_compile"});
+  for (auto k : pass_cols)
     h.push_back(fmt::format("pass@{}", k));
-  h.insert(h.end(), {"tokens_in", "tokens_out", "cost_usd", "wall_s", "review"});
-  t.push_back(h);
+  h.push_back("cost_usd");
+  if (!style.key_only)
+    h.insert(h.end(), {"tokens_in", "tokens_out", "wall_s"});
+  h.push_back("review");
+  Table t{h};
   for (const auto& row : r.leaderboard) {
-    auto rate = [&](double v) { return raw_numbers ? fmt::format("{:.4f}", v) : pct(v); };
-    std::vector<std::string> c{cell(row.model),
-                               row.level ? std::to_string(*row.level) : "all",
-                               std::to_string(row.problems),
-                               std::to_string(row.attempts),
-                               rate(row.compile_rate),
-                               rate(row.correct_rate),
-                               rate(row.problems_solved)};
-    for (const auto& [p, v] : row.fast_p)
-      c.push_back(rate(v));
-    c.push_back(num(row.geomean_speedup));
-    c.push_back(num(row.geomean_vs_eager));
-    c.push_back(num(row.geomean_vs_compile));
-    for (auto k : r.options.pass_k) {
+    // A row with nothing evaluated says so once, in its first rate column, instead of 0%.
+    const std::string not_evaluated = row.evaluated() ? missing : "not evaluated";
+    std::vector<std::string> c{cell(row.model), row.level ? std::to_string(*row.level) : "all",
+                               std::to_string(row.problems)};
+    if (!style.key_only)
+      c.insert(c.end(), {std::to_string(row.candidates), std::to_string(row.attempts)});
+    c.push_back(row.evaluated() ? rate(row.problems_solved) : not_evaluated);
+    c.push_back(speed(row.geomean_speedup));
+    for (double p : fast_cols) {
+      auto it = std::find_if(row.fast_p.begin(), row.fast_p.end(),
+                             [p](const auto& x) { return x.first == p; });
+      c.push_back(it == row.fast_p.end() ? missing : rate(it->second));
+    }
+    if (!style.key_only)
+      c.push_back(rate(row.compile_rate));
+    c.push_back(rate(row.correct_rate));
+    if (!style.key_only) {
+      c.push_back(speed(row.geomean_vs_eager));
+      c.push_back(speed(row.geomean_vs_compile));
+    }
+    for (auto k : pass_cols) {
       auto it = std::find_if(row.pass_at_k.begin(), row.pass_at_k.end(),
                              [k](const auto& x) { return x.first == k; });
-      c.push_back(it == row.pass_at_k.end() ? "-" : rate(it->second));
+      c.push_back(it == row.pass_at_k.end() ? missing : rate(it->second));
     }
-    c.push_back(std::to_string(row.tokens_in));
-    c.push_back(std::to_string(row.tokens_out));
     c.push_back(fmt::format("{:.2f}", row.cost_usd));
-    c.push_back(fmt::format("{:.1f}", row.wall_s));
+    if (!style.key_only) {
+      c.push_back(std::to_string(row.tokens_in));
+      c.push_back(std::to_string(row.tokens_out));
+      c.push_back(fmt::format("{:.1f}", row.wall_s));
+    }
     c.push_back(std::to_string(row.flagged));
     t.push_back(std::move(c));
   }
   return t;
 }
 
-Table paper_table(const Report& r, const CellFn& cell) {
-  Table t{{"level", "problem", "model", "outcome", "kernel_ms", "baseline_ms", "% of cuBLAS/cuDNN",
-           "% of eager", "% of compile", "roofline", "review", "idea"}};
+Table paper_table(const Report& r, const CellFn& cell, TableStyle style) {
+  const std::string missing = style.raw ? "" : "-";
+  auto speed = [&](const std::optional<double>& v) {
+    return !v ? missing : style.raw ? fmt::format("{:.4g}", *v) : fmt::format("{:.3g}x", *v);
+  };
+  auto time = [&](const std::optional<double>& v) { return v ? ms(v) : missing; };
+  Table t{{"level", "problem", "model", "outcome", "kernel_ms", "baseline_ms", "speedup",
+           "vs_eager", "vs_compile", "roofline", "review", "idea"}};
   for (const auto& p : r.paper)
     t.push_back({std::to_string(p.level), cell(p.problem_id), cell(p.model), p.outcome,
-                 ms(p.kernel_ms), ms(p.baseline_ms), pct_opt(p.pct_of_baseline),
-                 pct_opt(p.pct_of_eager), pct_opt(p.pct_of_compile), pct_opt(p.roofline_pct),
+                 time(p.kernel_ms), time(p.baseline_ms), speed(p.speedup),
+                 speed(p.speedup_vs_eager), speed(p.speedup_vs_compile),
+                 !p.roofline_pct ? missing
+                 : style.raw     ? fmt::format("{:.1f}", *p.roofline_pct)
+                                 : pct_opt(p.roofline_pct),
                  p.held_for_review ? fmt::format("{} held", p.held_for_review) : "", cell(p.idea)});
   return t;
 }
@@ -206,7 +247,7 @@ Table review_table(const Report& r, const CellFn& cell) {
     for (const auto& s : v.reasons)
       reasons += (reasons.empty() ? "" : ", ") + s;
     t.push_back({std::to_string(v.candidate_id), cell(v.problem_id), cell(v.model),
-                 fmt::format("{:.2f}", v.speedup), fmt::format("{:.1f}%", v.roofline_pct),
+                 fmt::format("{:.2f}x", v.speedup), fmt::format("{:.1f}%", v.roofline_pct),
                  reasons});
   }
   return t;
@@ -221,6 +262,29 @@ Table compare_table(const CompareResult& r, const CellFn& cell) {
                  row.test ? fmt::format("{:.3g}", row.test->p_value) : "-",
                  row.test ? fmt::format("{}/{}", row.base_samples, row.head_samples) : "-"});
   return t;
+}
+
+std::string run_description(const RunSummary& run, std::string_view sep) {
+  std::string version = run.kbench_version.empty() ? "version unknown" : run.kbench_version;
+  // Versions written by kbench already name their commit ("0.1.0 (commit abc)").
+  if (!run.git_commit.empty() && version.find(run.git_commit) == std::string::npos)
+    version += " (" + run.git_commit + ")";
+  std::string out = fmt::format("run {}: {}{}kbench {}", run.id,
+                                run.gpu_name.empty() ? "unknown GPU" : run.gpu_name, sep, version);
+  if (!run.protocol.empty())
+    out += fmt::format("{}protocol {}", sep, run.protocol);
+  out += fmt::format("{}{}", sep, run.status.empty() ? "status unknown" : run.status);
+  if (!run.origin.empty())
+    out += fmt::format("{}from {}", sep, run.origin);
+  return out;
+}
+
+std::string speedup_legend() {
+  return "Speedup = reference time / kernel time: 2x takes half the reference's time, 0.5x "
+         "twice as long. geomean, vs_eager, vs_compile: geometric mean over problems of the best "
+         "correct kernel's speedup against cuBLAS/cuDNN, PyTorch eager and torch.compile. "
+         "fast_p: share of problems whose best correct kernel has speedup > p. Kernels held for "
+         "review are not ranked.";
 }
 
 std::string compare_summary(const CompareResult& r) {

@@ -25,18 +25,31 @@ std::string ms(const std::optional<double>& v);
 // Markdown cell: no line breaks, pipes escaped, HTML inert.
 std::string md_cell(std::string_view s);
 // Terminal cell: control characters shown as spaces so model text cannot move the cursor.
-std::string term_cell(std::string_view s);
+std::string term_cell(std::string_view s, std::size_t max_width = 60);
 
 std::string render_terminal_table(const Table& t);
 std::string render_markdown_table(const Table& t);
 std::string render_csv_table(const Table& t);
 
-Table leaderboard_table(const Report& r, const CellFn& cell, bool raw_numbers);
-Table paper_table(const Report& r, const CellFn& cell);
+struct TableStyle {
+  bool raw = false;      // plain numbers (no %, no x suffix), missing values as empty cells
+  bool key_only = false; // only the key columns (leaderboard)
+};
+
+Table leaderboard_table(const Report& r, const CellFn& cell, TableStyle style = {});
+Table paper_table(const Report& r, const CellFn& cell, TableStyle style = {});
 Table trajectory_table(const Report& r, const CellFn& cell);
 Table review_table(const Report& r, const CellFn& cell);
 Table compare_table(const CompareResult& r, const CellFn& cell);
 std::string compare_summary(const CompareResult& r);
+// "run 1: <GPU><sep>kbench <version><sep>protocol <p><sep><status>", with unknown parts named.
+std::string run_description(const RunSummary& run, std::string_view sep);
+// What speedup, geomean and fast_p mean, one paragraph.
+std::string speedup_legend();
+// True when a table has no data rows.
+inline bool no_rows(const Table& t) {
+  return t.size() < 2;
+}
 
 // One output format: a report and a comparison rendered to text.
 class Renderer {

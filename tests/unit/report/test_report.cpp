@@ -123,9 +123,9 @@ TEST_F(ReportFixture, LeaderboardMatchesHandComputedFigures) {
   const auto& k = row_of(m_report, "vllm/kevin");
   EXPECT_EQ(k.problems, 4);
   EXPECT_EQ(k.attempts, 9);
-  EXPECT_DOUBLE_EQ(k.compile_rate, 6.0 / 9.0);
-  EXPECT_DOUBLE_EQ(k.correct_rate, 5.0 / 9.0);
-  EXPECT_DOUBLE_EQ(k.problems_solved, 3.0 / 4.0);
+  EXPECT_DOUBLE_EQ(*k.compile_rate, 6.0 / 9.0);
+  EXPECT_DOUBLE_EQ(*k.correct_rate, 5.0 / 9.0);
+  EXPECT_DOUBLE_EQ(*k.problems_solved, 3.0 / 4.0);
   EXPECT_DOUBLE_EQ(fast_at(k, 0.0), 0.75);
   EXPECT_DOUBLE_EQ(fast_at(k, 0.5), 0.5);
   EXPECT_DOUBLE_EQ(fast_at(k, 0.8), 0.5);
@@ -156,7 +156,7 @@ TEST_F(ReportFixture, LeaderboardMatchesHandComputedFigures) {
   // Per-level rows exist for the model that spans two levels.
   const auto& k2 = row_of(m_report, "vllm/kevin", 2);
   EXPECT_EQ(k2.problems, 1);
-  EXPECT_DOUBLE_EQ(k2.compile_rate, 0.0);
+  EXPECT_DOUBLE_EQ(*k2.compile_rate, 0.0);
   EXPECT_FALSE(k2.geomean_speedup);
 }
 
@@ -179,7 +179,7 @@ TEST_F(ReportFixture, BankKernelsAreNotTheModels) {
   const auto& before = row_of(m_report, "vllm/kevin");
   const auto& after = row_of(again, "vllm/kevin");
   EXPECT_EQ(after.attempts, before.attempts);
-  EXPECT_DOUBLE_EQ(after.problems_solved, before.problems_solved);
+  EXPECT_EQ(after.problems_solved, before.problems_solved);
   EXPECT_DOUBLE_EQ(fast_at(after, 2.0), 0.0);
   EXPECT_EQ(after.geomean_speedup, before.geomean_speedup);
 }
@@ -190,7 +190,7 @@ TEST_F(ReportFixture, FlaggedKernelIsNeverRankedFirst) {
     if (p.problem_id == "l1/layernorm")
       ln = &p;
   ASSERT_NE(ln, nullptr);
-  EXPECT_NEAR(*ln->pct_of_baseline, 150.0, 1e-9);
+  EXPECT_NEAR(*ln->speedup, 1.5, 1e-9);
   EXPECT_EQ(ln->held_for_review, 1);
   ASSERT_EQ(m_report.review.size(), 1u);
   EXPECT_EQ(m_report.review[0].problem_id, "l1/layernorm");
@@ -212,8 +212,8 @@ TEST_F(ReportFixture, PaperTableAndTrajectories) {
     if (p.problem_id == "l1/matmul" && p.model == "vllm/kevin")
       mm = &p;
   ASSERT_NE(mm, nullptr);
-  EXPECT_NEAR(*mm->pct_of_baseline, 125.0, 1e-9);
-  EXPECT_NEAR(*mm->pct_of_eager, 2.66 / 1.6 * 100.0, 1e-9);
+  EXPECT_NEAR(*mm->speedup, 1.25, 1e-9);
+  EXPECT_NEAR(*mm->speedup_vs_eager, 2.66 / 1.6, 1e-9);
   EXPECT_NEAR(*mm->roofline_pct, 50.0, 1e-9);
   EXPECT_EQ(mm->idea, "double buffering");
   for (const auto& p : m_report.paper) {
@@ -248,8 +248,15 @@ TEST_F(ReportFixture, LevelFilter) {
 TEST_F(ReportFixture, GoldenMarkdown) {
   check_golden("fixture.md", render(m_report, Format::markdown));
 }
-TEST_F(ReportFixture, GoldenCsv) {
-  check_golden("fixture.csv", render(m_report, Format::csv));
+TEST_F(ReportFixture, GoldenCsvOneTablePerFile) {
+  auto tables = render_csv_tables(m_report);
+  ASSERT_EQ(tables.size(), 4u);
+  EXPECT_EQ(render(m_report, Format::csv), tables[0].second);
+  for (const auto& [name, csv] : tables) {
+    // One table: one header row, no blank line separating a second table.
+    EXPECT_EQ(csv.find("\n\n"), std::string::npos) << name;
+    check_golden("fixture-" + name + ".csv", csv);
+  }
 }
 TEST_F(ReportFixture, GoldenJson) {
   check_golden("fixture.json", render(m_report, Format::json));
@@ -428,4 +435,227 @@ TEST(Compare, GoldenMarkdownAndJson) {
   };
   check_golden("compare.md", scrub(render_compare(r, Format::markdown)));
   check_golden("compare.json", scrub(render_compare(r, Format::json)));
+}
+
+// --- regression tests of issue "hostile input never crashes or misleads" (reports) ---
+
+namespace {
+
+// A run with one model that generated `n` candidates for l1/a and evaluated none of them.
+void generate_only_db(const std::string& path, int n) {
+  store::Store s(path);
+  int64_t run = s.begin_run({});
+  int64_t m = s.upsert_model("openai", "gen", "{}");
+  for (int i = 0; i < n; ++i)
+    s.record_attempt({std::nullopt,
+                      store::Candidate{run, "l1/a", m, "oneshot", 0, std::nullopt, "",
+                                       "// kernel " + std::to_string(i)},
+                      std::nullopt});
+}
+
+} // namespace
+
+TEST(ReportLabels, SpeedupIsReferenceOverKernelAndSaysSo) {
+  // A 4 ms kernel against a 2 ms baseline takes twice as long: speedup 0.5x, never "50% of
+  // reference time".
+  TempDir d;
+  {
+    store::Store s(d.file("r.db"));
+    int64_t run = s.begin_run({});
+    int64_t m = s.upsert_model("vllm", "kevin", "{}");
+    store::Attempt a;
+    a.candidate = store::Candidate{run, "l1/slow", m, "oneshot"};
+    EvalResult r;
+    r.outcome = Outcome::correct;
+    r.candidate_time = kb::test::fixture_timing(4.0);
+    r.baseline_time = kb::test::fixture_timing(2.0);
+    r.speedup = 0.5;
+    a.evaluation = r;
+    s.record_attempt(a);
+  }
+  store::Store s(d.file("r.db"));
+  auto rep = build_report(s);
+  ASSERT_EQ(rep.paper.size(), 1u);
+  EXPECT_NEAR(*rep.paper[0].speedup, 0.5, 1e-12);
+  for (auto f : {Format::terminal, Format::markdown, Format::html}) {
+    std::string text = render(rep, f);
+    EXPECT_EQ(text.find("% of reference"), std::string::npos);
+    EXPECT_EQ(text.find("50.0%"), std::string::npos) << text;
+    EXPECT_NE(text.find("0.5x"), std::string::npos);
+    EXPECT_NE(text.find("reference time / kernel time"), std::string::npos);
+  }
+  auto paper_csv = render_csv_tables(rep)[1].second;
+  EXPECT_NE(paper_csv.find(",speedup,"), std::string::npos);
+  EXPECT_NE(paper_csv.find(",4,2,0.5,"), std::string::npos) << paper_csv;
+  auto j = nlohmann::json::parse(render(rep, Format::json));
+  EXPECT_DOUBLE_EQ(j["paper"][0]["speedup"].get<double>(), 0.5);
+  EXPECT_FALSE(j["paper"][0].contains("pct_of_baseline"));
+}
+
+TEST(ReportLabels, GenerateOnlyDatabaseIsNotEvaluated) {
+  TempDir d;
+  generate_only_db(d.file("g.db"), 3);
+  store::Store s(d.file("g.db"));
+  auto rep = build_report(s);
+  ASSERT_EQ(rep.leaderboard.size(), 1u);
+  const auto& row = rep.leaderboard[0];
+  EXPECT_FALSE(row.evaluated());
+  EXPECT_EQ(row.candidates, 3);
+  EXPECT_FALSE(row.compile_rate);
+  EXPECT_FALSE(row.problems_solved);
+  EXPECT_TRUE(row.fast_p.empty());
+  ASSERT_EQ(rep.paper.size(), 1u);
+  EXPECT_EQ(rep.paper[0].outcome, "not_evaluated");
+  ASSERT_FALSE(rep.notes.empty());
+  EXPECT_NE(rep.notes[0].find("Nothing evaluated yet"), std::string::npos);
+  for (auto f : {Format::terminal, Format::markdown, Format::html}) {
+    std::string text = render(rep, f);
+    EXPECT_NE(text.find("not evaluated"), std::string::npos);
+    EXPECT_EQ(text.find("0.0%"), std::string::npos) << text;
+  }
+  auto j = nlohmann::json::parse(render(rep, Format::json));
+  EXPECT_TRUE(j["leaderboard"][0]["compile_rate"].is_null());
+  EXPECT_TRUE(j["leaderboard"][0]["fast_p"].is_null());
+  EXPECT_FALSE(j["leaderboard"][0]["evaluated"].get<bool>());
+  // The export names the state too.
+  auto csv = export_results(s, ExportFormat::csv, {});
+  EXPECT_NE(csv.find(",not_evaluated,"), std::string::npos) << csv;
+}
+
+TEST(ReportLabels, PartlyEvaluatedRunHasANote) {
+  TempDir d;
+  generate_only_db(d.file("g.db"), 2);
+  {
+    store::Store s(d.file("g.db"));
+    store::Attempt a;
+    a.candidate = store::Candidate{s.runs().front().id, "l1/a", s.models().front().id, "oneshot", 0,
+                                   std::nullopt,        "",     "// evaluated"};
+    EvalResult r;
+    r.outcome = Outcome::compile_error;
+    a.evaluation = r;
+    s.record_attempt(a);
+  }
+  store::Store s(d.file("g.db"));
+  auto rep = build_report(s);
+  ASSERT_EQ(rep.notes.size(), 1u);
+  EXPECT_EQ(rep.notes[0], "2 of 3 candidates not evaluated; rates count evaluated attempts only.");
+  EXPECT_DOUBLE_EQ(*rep.leaderboard[0].compile_rate, 0.0);
+}
+
+TEST_F(ReportFixture, MissingLevelGivesANoteNotEmptyTables) {
+  auto rep = build_report(*m_store, ReportOptions{.level = 3});
+  EXPECT_TRUE(rep.leaderboard.empty());
+  ASSERT_EQ(rep.notes.size(), 1u);
+  EXPECT_EQ(rep.notes[0],
+            "No candidates at level 3 in the selected runs (levels with candidates: 1, 2).");
+  std::string term = render(rep, Format::terminal);
+  EXPECT_NE(term.find("note: No candidates at level 3"), std::string::npos) << term;
+  EXPECT_EQ(term.find("model  level"), std::string::npos) << term; // no header-only table
+  std::string md = render(rep, Format::markdown);
+  EXPECT_NE(md.find("> No candidates at level 3"), std::string::npos) << md;
+  EXPECT_EQ(md.find("| model |"), std::string::npos) << md;
+  EXPECT_EQ(md.find("| level |"), std::string::npos) << md;
+  EXPECT_NE(render(rep, Format::html).find("No candidates at level 3"), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(render(rep, Format::json))["notes"].size(), 1u);
+}
+
+TEST(ReportLabels, RunHeaderNamesMissingParts) {
+  TempDir d;
+  generate_only_db(d.file("g.db"), 1); // RunInfo{}: no GPU, version or commit
+  store::Store s(d.file("g.db"));
+  auto rep = build_report(s);
+  std::string md = render(rep, Format::markdown);
+  EXPECT_EQ(md.find("run 1: ,"), std::string::npos) << md;
+  EXPECT_NE(md.find("- run 1: unknown GPU, kbench version unknown,"), std::string::npos) << md;
+  EXPECT_EQ(md.find("()"), std::string::npos) << md;
+  // A version that already names its commit does not repeat it.
+  RunSummary run{1, "H100", "0.1.0 (commit abc)", "abc", "kbench", "completed", ""};
+  Report r2;
+  r2.runs.push_back(run);
+  EXPECT_NE(render(r2, Format::terminal).find("kbench 0.1.0 (commit abc) | protocol"),
+            std::string::npos)
+      << render(r2, Format::terminal);
+}
+
+TEST(ReportLabels, ModelsDifferingOnlyInEndpointAreLabelledByWhatDiffers) {
+  TempDir d;
+  {
+    store::Store s(d.file("m.db"));
+    s.upsert_model("openai", "mock-a",
+                   R"({"name":"mock-a","base_url":"http://127.0.0.1:8001/v1","temperature":0})");
+    s.upsert_model("openai", "other", "{}");
+    s.upsert_model("openai", "mock-a",
+                   R"({"name":"mock-a","base_url":"http://127.0.0.1:8002/v1","temperature":0})");
+  }
+  store::Store s(d.file("m.db"));
+  auto labels = model_labels(s);
+  ASSERT_EQ(labels.size(), 3u);
+  EXPECT_EQ(labels[1], "openai/mock-a (base_url=http://127.0.0.1:8001/v1)");
+  EXPECT_EQ(labels[2], "openai/other");
+  EXPECT_EQ(labels[3], "openai/mock-a (base_url=http://127.0.0.1:8002/v1)");
+}
+
+TEST(ReportCsv, FormulaCellsAreNeutralised) {
+  EXPECT_EQ(csv_field("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"");
+  EXPECT_EQ(csv_field("+1+2"), "'+1+2");
+  EXPECT_EQ(csv_field("-cmd"), "'-cmd");
+  EXPECT_EQ(csv_field("@SUM(A1)"), "'@SUM(A1)");
+  EXPECT_EQ(csv_field("\t=1"), "'\t=1");
+  EXPECT_EQ(csv_field("\r=1"), "\"'\r=1\"");
+  EXPECT_EQ(csv_field("-0.5"), "-0.5"); // a plain number stays a number
+  EXPECT_EQ(csv_field("1e-3"), "1e-3");
+  EXPECT_EQ(csv_field("tile 64x64"), "tile 64x64");
+  EXPECT_EQ(csv_field("a,b"), "\"a,b\"");
+
+  // Through the report and the export: no cell of either starts a formula.
+  TempDir d;
+  {
+    store::Store s(d.file("f.db"));
+    int64_t run = s.begin_run({});
+    int64_t m = s.upsert_model("=1+1", "m", "{}");
+    store::Attempt a;
+    a.candidate = store::Candidate{
+        run,   "l1/a", m, "oneshot", 0, std::nullopt, "=HYPERLINK(\"http://evil\",\"click\")",
+        "// k"};
+    EvalResult r;
+    r.outcome = Outcome::correct;
+    r.candidate_time = kb::test::fixture_timing(1.0);
+    r.baseline_time = kb::test::fixture_timing(1.0);
+    r.speedup = 1.0;
+    a.evaluation = r;
+    s.record_attempt(a);
+  }
+  store::Store s(d.file("f.db"));
+  std::vector<std::string> texts{export_results(s, ExportFormat::csv, {})};
+  for (const auto& [name, csv] : render_csv_tables(build_report(s)))
+    texts.push_back(csv);
+  for (const auto& csv : texts) {
+    EXPECT_EQ(csv.find(",="), std::string::npos) << csv;
+    EXPECT_EQ(csv.find(",\"="), std::string::npos) << csv;
+    EXPECT_EQ(csv.find("\n="), std::string::npos) << csv;
+  }
+  EXPECT_NE(texts[0].find("'=HYPERLINK"), std::string::npos) << texts[0];
+  EXPECT_NE(texts[0].find(",'=1+1/m,"), std::string::npos) << texts[0];
+}
+
+TEST_F(ReportFixture, UnmatchedExternalBaselines) {
+  // The fixture's matmul entries match the problem through its KernelBench provenance.
+  EXPECT_TRUE(unmatched_external_baselines(*m_store, "pytorch-eager").empty());
+  m_store->record_external_baseline(
+      {"l1/99_nothing_here", "pytorch-eager", "NVIDIA H100 80GB HBM3", 1.0, 0, 1, 1, 10, "x"});
+  EXPECT_EQ(unmatched_external_baselines(*m_store, "pytorch-eager"),
+            std::vector<std::string>{"l1/99_nothing_here"});
+  EXPECT_TRUE(unmatched_external_baselines(*m_store, "torch-compile").empty());
+}
+
+TEST_F(ReportFixture, HtmlChartsAndFoldedLeaderboard) {
+  std::string html = render(m_report, Format::html);
+  for (const char* id : {"fastp-chart", "cost-chart", "speedup-chart"})
+    EXPECT_NE(html.find(std::string("id=\"") + id + "\""), std::string::npos) << id;
+  EXPECT_NE(html.find("<polyline class=\"fastp\""), std::string::npos);
+  EXPECT_NE(html.find("<circle class=\"cost-point\""), std::string::npos);
+  EXPECT_NE(html.find("<table class=\"leaderboard\">"), std::string::npos);
+  EXPECT_NE(html.find("<details><summary>All leaderboard columns"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
 }
