@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include "llm.hpp"
@@ -200,9 +201,25 @@ struct Loader {
     throw InputError(origin, line_of(n), field, msg);
   }
 
+  // Text from the file: refused unless it is UTF-8 (it travels in JSON requests and the store).
+  std::string text(const YAML::Node& n, const std::string& field) const {
+    if (std::string why = utf8_problem(n.Scalar()); !why.empty())
+      fail(n, field, why);
+    return n.Scalar();
+  }
+
+  // The key of a mapping entry as text.
+  std::string key_of(const YAML::Node& k, const std::string& field) const {
+    if (!k.IsScalar())
+      fail(k, field, "keys must be plain names");
+    return text(k, field);
+  }
+
   template <class T> T scalar(const YAML::Node& n, const std::string& field) const {
     if (!n.IsScalar())
       fail(n, field, "expected a scalar value");
+    if constexpr (std::is_same_v<T, std::string>)
+      return text(n, field);
     try {
       return n.as<T>();
     } catch (const YAML::Exception&) {
@@ -231,23 +248,25 @@ struct Loader {
     return v;
   }
 
-  static nlohmann::json to_json(const YAML::Node& n) {
+  nlohmann::json to_json(const YAML::Node& n, const std::string& field) const {
     switch (n.Type()) {
     case YAML::NodeType::Map: {
       auto j = nlohmann::json::object();
-      for (const auto& kv : n)
-        j[kv.first.as<std::string>()] = to_json(kv.second);
+      for (const auto& kv : n) {
+        const std::string key = key_of(kv.first, field);
+        j[key] = to_json(kv.second, field + "." + key);
+      }
       return j;
     }
     case YAML::NodeType::Sequence: {
       auto j = nlohmann::json::array();
       for (const auto& e : n)
-        j.push_back(to_json(e));
+        j.push_back(to_json(e, field + "[" + std::to_string(j.size()) + "]"));
       return j;
     }
     case YAML::NodeType::Scalar: {
       // Plain scalars keep YAML's typing: numbers and booleans become JSON numbers/booleans.
-      const std::string& s = n.Scalar();
+      const std::string s = text(n, field);
       if (n.Tag() == "!")
         return s;
       bool b;
@@ -273,7 +292,7 @@ struct Loader {
     if (!map.IsMap())
       fail(map, prefix.empty() ? "model" : prefix, "expected a mapping of fields");
     for (const auto& kv : map) {
-      const std::string key = kv.first.as<std::string>();
+      const std::string key = key_of(kv.first, prefix.empty() ? "(key)" : prefix + ".(key)");
       const std::string field = prefix.empty() ? key : prefix + "." + key;
       const YAML::Node& v = kv.second;
       if (key == "provider") {
@@ -304,7 +323,7 @@ struct Loader {
       } else if (key == "extra_body") {
         if (!v.IsMap())
           fail(v, field, "expected a mapping of request body fields");
-        m.extra_body = to_json(v);
+        m.extra_body = to_json(v, field);
       } else if (key == "max_tokens_field") {
         m.max_tokens_field = scalar<std::string>(v, field);
         if (m.max_tokens_field != "max_tokens" && m.max_tokens_field != "max_completion_tokens")
@@ -352,7 +371,7 @@ struct Loader {
       throw InputError(origin, line_of(root), "models",
                        "expected a mapping with a 'models' section");
     for (const auto& kv : root) {
-      const auto key = kv.first.as<std::string>();
+      const auto key = key_of(kv.first, "(key)");
       if (key != "models" && key != "defaults")
         fail(kv.first, key, "unknown section (expected 'models' or 'defaults')");
     }
@@ -364,7 +383,7 @@ struct Loader {
       fail(models, "models", "expected a mapping from model name to its fields");
     std::vector<ModelConfig> out;
     for (const auto& kv : models) {
-      const std::string name = kv.first.as<std::string>();
+      const std::string name = key_of(kv.first, "models.(key)");
       const YAML::Node& fields = kv.second;
       const int line = line_of(kv.first);
       auto known = known_model_defaults(name);
@@ -419,10 +438,18 @@ std::vector<ModelConfig> parse_models(std::string_view yaml_text, const std::str
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml_text));
-  } catch (const YAML::ParserException& e) {
+  } catch (const YAML::DeepRecursion& e) {
+    throw InputError(origin, e.mark.line + 1, "yaml",
+                     fmt::format("nested more than {} levels deep", e.depth()));
+  } catch (const YAML::Exception& e) {
     throw InputError(origin, e.mark.line + 1, "yaml", e.msg);
   }
-  return Loader{origin}.load(root);
+  try {
+    return Loader{origin}.load(root);
+  } catch (const YAML::Exception& e) {
+    // Conversions the checks did not anticipate still name the place.
+    throw InputError(origin, e.mark.line + 1, "yaml", e.msg);
+  }
 }
 
 std::vector<ModelConfig> load_models(const std::string& path) {
