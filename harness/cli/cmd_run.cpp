@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdio>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unistd.h>
 
@@ -133,6 +134,7 @@ struct Printer {
 };
 
 struct Cli {
+  std::set<std::string> given; // options given on the command line ("--level", ...)
   std::string level, problems, models = "replay", models_file, strategy = "oneshot";
   std::string gpus = "all", db = "results/kbench.db", protocol = "kbench";
   std::string levels_dir, prompts_dir, calibration;
@@ -222,7 +224,74 @@ void add_suite_options(CLI::App* cmd, Cli& c, bool with_gpus) {
   cmd->add_flag("--no-cache", c.no_cache, "Do not answer requests from earlier runs' records");
 }
 
+// The options a resume may change: where the run is written and how fast it goes. Everything
+// else is the run's recorded configuration.
+const std::set<std::string> k_resume_may_change{
+    "--db",          "--resume",       "--gpus",    "--jobs",          "--concurrency",
+    "--calibration", "--no-calibrate", "--timeout", "--timeout-floor", "--timeout-factor"};
+
+void check_flags(const Cli& c) {
+  auto refuse = [](const char* flag, const std::string& why) {
+    throw kb::InputError("command line", 0, flag, why);
+  };
+  auto given = [&](const char* flag) { return c.given.count(flag) > 0; };
+  if (c.resume) {
+    std::vector<std::string> changed;
+    for (const auto& f : c.given)
+      if (!k_resume_may_change.count(f))
+        changed.push_back(f);
+    if (!changed.empty())
+      refuse("--resume",
+             fmt::format("a resume continues run {} with its recorded configuration; {} would "
+                         "change it (only {} may be given with --resume)",
+                         *c.resume, fmt::join(changed, ", "),
+                         fmt::join(k_resume_may_change, ", ")));
+  }
+  if (given("--level") && kb::runner::parse_levels(c.level).empty())
+    refuse("--level", "selects no level; leave it out for every level");
+  if (given("--problems") && split_list(c.problems).empty())
+    refuse("--problems", "selects no problem; leave it out for every problem");
+  if (split_list(c.models).empty())
+    refuse("--models", "names no model");
+  if (given("--gpus") && split_list(c.gpus).empty())
+    refuse("--gpus", "selects no GPU; use 'all' or indices like 0,1");
+  for (const auto& [flag, value] : {std::pair<const char*, const std::string*>{"--db", &c.db},
+                                    {"--models-file", &c.models_file},
+                                    {"--levels-dir", &c.levels_dir},
+                                    {"--prompts-dir", &c.prompts_dir},
+                                    {"--calibration", &c.calibration}})
+    if ((given(flag) || std::string_view(flag) == "--db") && value->empty())
+      refuse(flag, "is an empty path");
+  for (const auto& [flag, value] :
+       {std::pair<const char*, int>{"--jobs", c.jobs}, {"--concurrency", c.concurrency}})
+    if (given(flag) && value <= 0)
+      refuse(flag, fmt::format("must be a positive count, not {}", value));
+  for (const auto& [flag, value] :
+       {std::pair<const char*, double>{"--budget-tokens", static_cast<double>(c.budget_tokens)},
+        {"--budget-tokens-in", static_cast<double>(c.budget_in)},
+        {"--budget-tokens-out", static_cast<double>(c.budget_out)},
+        {"--budget-usd", c.budget_usd},
+        {"--budget-minutes", c.budget_minutes},
+        {"--problem-budget-tokens", static_cast<double>(c.pbudget_tokens)},
+        {"--problem-budget-tokens-in", static_cast<double>(c.pbudget_in)},
+        {"--problem-budget-tokens-out", static_cast<double>(c.pbudget_out)},
+        {"--problem-budget-usd", c.pbudget_usd}})
+    if (given(flag) && (!std::isfinite(value) || value <= 0.0))
+      refuse(flag, fmt::format("must be a positive finite number, not {} (leave the flag out for "
+                               "no limit)",
+                               value));
+}
+
+std::set<std::string> given_options(CLI::App* cmd) {
+  std::set<std::string> out;
+  for (const CLI::Option* opt : cmd->get_options())
+    if (opt->count() > 0 && !opt->get_lnames().empty())
+      out.insert("--" + opt->get_lnames().front());
+  return out;
+}
+
 kb::runner::RunOptions to_options(const Cli& c, kb::runner::Mode mode, const std::string& cmd) {
+  check_flags(c);
   kb::runner::RunOptions o;
   o.mode = mode;
   if (!c.level.empty())
@@ -246,19 +315,6 @@ kb::runner::RunOptions to_options(const Cli& c, kb::runner::Mode mode, const std
   o.strategy.temperature = c.temperature;
   o.strategy.seed = c.seed;
   kb::search::validate(o.strategy);
-  auto nonneg = [](double v, const char* f) {
-    if (v < 0)
-      throw kb::InputError("command line", 0, f, "must not be negative");
-  };
-  nonneg(static_cast<double>(c.budget_tokens), "--budget-tokens");
-  nonneg(static_cast<double>(c.budget_in), "--budget-tokens-in");
-  nonneg(static_cast<double>(c.budget_out), "--budget-tokens-out");
-  nonneg(c.budget_usd, "--budget-usd");
-  nonneg(c.budget_minutes, "--budget-minutes");
-  nonneg(static_cast<double>(c.pbudget_tokens), "--problem-budget-tokens");
-  nonneg(static_cast<double>(c.pbudget_in), "--problem-budget-tokens-in");
-  nonneg(static_cast<double>(c.pbudget_out), "--problem-budget-tokens-out");
-  nonneg(c.pbudget_usd, "--problem-budget-usd");
   o.run_budget = {c.budget_tokens, c.budget_in, c.budget_out, c.budget_usd, c.budget_minutes};
   o.problem_budget = {c.pbudget_tokens, c.pbudget_in, c.pbudget_out, c.pbudget_usd, 0.0};
   if (mode == kb::runner::Mode::run)
@@ -288,14 +344,27 @@ kb::runner::RunOptions to_options(const Cli& c, kb::runner::Mode mode, const std
 }
 
 int print_summary(const kb::runner::RunSummary& s, const std::string& db) {
+  if (s.already_completed) {
+    fmt::print("run {}: {}\n", s.run_id, s.message);
+    return 0;
+  }
   const auto& p = s.progress;
-  fmt::print("run {}: {}{}\n", s.run_id, s.status, s.message.empty() ? "" : " (" + s.message + ")");
+  const auto& calls = s.calls;
+  const std::string failures =
+      calls.provider_failures > 0
+          ? fmt::format(" with {} provider failure{}", calls.provider_failures,
+                        calls.provider_failures == 1 ? "" : "s")
+          : "";
+  fmt::print("run {}: {}{}{}\n", s.run_id, s.status, failures,
+             s.message.empty() ? "" : " (" + s.message + ")");
   for (const auto& line : s.ceilings)
     fmt::print("  {}\n", line);
   fmt::print("  {} of {} problem searches done, {} candidates ({} evaluated, {} correct)\n",
              p.tasks_done, p.tasks_total, p.candidates, p.evaluated, p.correct);
-  fmt::print("  {} LLM calls, {} tokens in, {} tokens out, ${:.4f} (fresh calls only)\n",
-             p.llm_calls, p.spent.tokens_in, p.spent.tokens_out, p.spent.cost_usd);
+  fmt::print("  recorded for the run: {} answered calls, {} tokens in, {} tokens out, ${:.4f}\n",
+             calls.answered, calls.tokens_in, calls.tokens_out, calls.cost_usd);
+  for (const auto& [cls, n] : calls.failures_by_class)
+    fmt::print("  {} requests failed at the provider: {}\n", n, cls);
   std::map<std::string, int> stops;
   for (const auto& t : s.tasks)
     if (t.stop_code != "done")
@@ -305,7 +374,14 @@ int print_summary(const kb::runner::RunSummary& s, const std::string& db) {
   for (std::size_t i = 0; i < p.best.size() && i < 10; ++i)
     fmt::print("  best {:<40} {:.3g}x\n", p.best[i].first, p.best[i].second);
   fmt::print("  results in {} (kbench report --db {})\n", db, db);
-  return s.status == "interrupted" ? 130 : 0;
+  if (s.status == "interrupted")
+    return 130;
+  // Nothing answered at all (no network, a wrong endpoint): the run measured nothing.
+  if (calls.answered == 0 && calls.provider_failures > 0) {
+    fmt::print(stderr, "kbench: error: no LLM call of run {} succeeded\n", s.run_id);
+    return 1;
+  }
+  return 0;
 }
 
 int run_command(const Cli& c, kb::runner::Mode mode, const std::string& cmd) {
@@ -338,7 +414,8 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
   auto* cmd = app.add_subcommand(
       "run", "Ask models for kernels, compile, evaluate on the GPUs and record everything");
   add_suite_options(cmd, *cli, true);
-  cmd->callback([cli, set_exit] {
+  cmd->callback([cli, cmd, set_exit] {
+    cli->given = given_options(cmd);
     set_exit(run_command(*cli, kb::runner::Mode::run, kb::cli::command_line()));
   });
 
@@ -346,7 +423,8 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
   auto* gcmd = app.add_subcommand(
       "generate", "Ask models for kernels and store them without evaluation (no GPU needed)");
   add_suite_options(gcmd, *gen, false);
-  gcmd->callback([gen, set_exit] {
+  gcmd->callback([gen, gcmd, set_exit] {
+    gen->given = given_options(gcmd);
     set_exit(run_command(*gen, kb::runner::Mode::generate, kb::cli::command_line()));
   });
 
@@ -379,7 +457,14 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
   ecmd->add_option("--timeout-factor", ev->timeout_factor,
                    "Watchdog: times the baseline's time a candidate may take before it is hung")
       ->capture_default_str();
-  ecmd->callback([ev, set_exit] {
+  ecmd->callback([ev, ecmd, set_exit] {
+    if (ev->db.empty())
+      throw kb::InputError("command line", 0, "--db", "is an empty path");
+    if (ecmd->count("--jobs") > 0 && ev->jobs <= 0)
+      throw kb::InputError("command line", 0, "--jobs",
+                           fmt::format("must be a positive count, not {}", ev->jobs));
+    if (ecmd->count("--levels-dir") > 0 && ev->levels_dir.empty())
+      throw kb::InputError("command line", 0, "--levels-dir", "is an empty path");
 #ifdef KB_RUNNER_HAS_EVALUATOR
     kb::runner::EvaluateOptions o;
     o.db = ev->db;

@@ -429,7 +429,9 @@ RunSummary Suite::run() {
     auto row = s.run(*m_o.resume);
     if (!row)
       throw Error(fmt::format("{}: no run {} to resume", m_o.db, *m_o.resume));
-    if (row->status == "completed") {
+    // Completed with every request answered: nothing is left to do. Requests that failed at
+    // the provider are what a resume of a completed run still asks.
+    if (row->status == "completed" && s.call_tally(row->id).provider_failures == 0) {
       summary.run_id = *m_o.resume;
       summary.status = "completed";
       summary.already_completed = true;

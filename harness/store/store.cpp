@@ -594,8 +594,8 @@ std::optional<CachedResponse> Store::find_cached_response(std::string_view reque
 
 std::vector<LlmCallRow> Store::llm_calls(int64_t run_id) {
   auto& s = m_impl->stmt("SELECT id, run_id, model_id, problem_id, request_hash, tokens_in, "
-                         "tokens_out, latency_s, status, error_class, cost_usd FROM llm_calls "
-                         "WHERE run_id = ? ORDER BY id");
+                         "tokens_out, latency_s, status, error_class, cost_usd, seed, "
+                         "response_bytes FROM llm_calls WHERE run_id = ? ORDER BY id");
   s.bind(1, run_id);
   std::vector<LlmCallRow> out;
   while (s.step()) {
@@ -611,6 +611,8 @@ std::vector<LlmCallRow> Store::llm_calls(int64_t run_id) {
     r.call.status = s.text(8);
     r.call.error_class = s.text(9);
     r.call.cost_usd = s.real(10);
+    r.call.seed = s.opt_int64(11);
+    r.call.response_bytes = s.int64(12);
     out.push_back(std::move(r));
   }
   s.reset();
