@@ -24,15 +24,11 @@ EvalResult compile_failure_result(const CompileResult& c, const std::string& pro
   return r;
 }
 
-EvalPipeline::EvalPipeline(
-    EvalBackend& backend, const std::vector<int>& gpus, std::map<int, GpuCeilings> ceilings,
-    int jobs, std::string db, std::string protocol, std::atomic<bool>& stop,
-    std::function<int64_t(EvalJob&)> record_plain,
-    std::function<void(store::Store&, const EvalJob&, const EvalResult&)> on_verdict,
-    PipelineStats& stats)
-    : m_backend(backend), m_ceilings(std::move(ceilings)), m_db(std::move(db)),
-      m_protocol(std::move(protocol)), m_stop(stop), m_record_plain(std::move(record_plain)),
-      m_on_verdict(std::move(on_verdict)), m_stats(stats) {
+EvalPipeline::EvalPipeline(EvalBackend& backend, const std::vector<int>& gpus,
+                           std::map<int, GpuCeilings> ceilings, int jobs, std::string protocol,
+                           std::atomic<bool>& stop, Record record, PipelineStats& stats)
+    : m_backend(backend), m_ceilings(std::move(ceilings)), m_protocol(std::move(protocol)),
+      m_stop(stop), m_record(std::move(record)), m_stats(stats) {
   for (int i = 0; i < std::max(1, jobs); ++i)
     m_compile_threads.emplace_back([this] { compile_loop(); });
   for (int g : gpus)
@@ -85,7 +81,7 @@ std::future<search::Verdict> EvalPipeline::submit(EvalJob job) {
 void EvalPipeline::finish_unevaluated(EvalJob& job) {
   --m_stats.queued;
   try {
-    const int64_t id = job.existing_id ? *job.existing_id : m_record_plain(job);
+    const int64_t id = job.existing_id ? *job.existing_id : m_record(job, nullptr);
     job.promise.set_value(search::Verdict{id, std::nullopt});
   } catch (...) {
     job.promise.set_exception(std::current_exception());
@@ -102,7 +98,7 @@ void EvalPipeline::fail(EvalJob& job, std::exception_ptr e, const std::string& w
   --m_stats.queued;
   try {
     if (!job.existing_id)
-      m_record_plain(job); // nothing is lost: `kbench evaluate` can finish it later
+      m_record(job, nullptr); // nothing is lost: `kbench evaluate` can finish it later
   } catch (...) {
   }
   job.promise.set_exception(e);
@@ -157,14 +153,7 @@ void EvalPipeline::compile_loop() {
       // A compile failure is a verdict: recorded here, no GPU needed.
       const EvalResult r = compile_failure_result(job.compiled, m_protocol);
       try {
-        store::Store s(m_db);
-        int64_t id = 0;
-        if (job.existing_id) {
-          s.record_evaluation(*job.existing_id, r);
-          id = *job.existing_id;
-        } else {
-          id = s.record_attempt(store::Attempt{std::nullopt, job.candidate, r}).candidate_id;
-        }
+        const int64_t id = m_record(job, &r);
         --m_stats.queued;
         ++m_stats.evaluated;
         job.promise.set_value(search::Verdict{id, r});
@@ -185,7 +174,6 @@ void EvalPipeline::compile_loop() {
 }
 
 void EvalPipeline::gpu_loop(int gpu) {
-  std::unique_ptr<store::Store> s;
   std::unique_ptr<GpuEvaluator> ev;
   for (;;) {
     EvalJob job;
@@ -204,8 +192,6 @@ void EvalPipeline::gpu_loop(int gpu) {
       continue;
     }
     try {
-      if (!s)
-        s = std::make_unique<store::Store>(m_db);
       auto open = [&] {
         auto it = m_ceilings.find(gpu);
         ev = m_backend.open_gpu(gpu, it == m_ceilings.end() ? GpuCeilings{} : it->second);
@@ -223,14 +209,7 @@ void EvalPipeline::gpu_loop(int gpu) {
       }
       if (r.protocol.empty())
         r.protocol = m_protocol;
-      int64_t id = 0;
-      if (job.existing_id) {
-        s->record_evaluation(*job.existing_id, r);
-        id = *job.existing_id;
-      } else {
-        id = s->record_attempt(store::Attempt{std::nullopt, job.candidate, r}).candidate_id;
-      }
-      m_on_verdict(*s, job, r);
+      const int64_t id = m_record(job, &r);
       --m_stats.queued;
       ++m_stats.evaluated;
       if (r.outcome == Outcome::correct)
@@ -244,16 +223,16 @@ void EvalPipeline::gpu_loop(int gpu) {
 
 // ---------------------------------------------------------------------------------------------
 
-StoreJournal::StoreJournal(store::Store& s, std::mutex& mutex, int64_t run_id,
+StoreJournal::StoreJournal(RunRecorder& recorder, int64_t run_id,
                            std::map<std::string, int64_t> model_rows,
                            std::map<std::string, const llm::Client*> clients, bool use_cache)
-    : m_store(s), m_mutex(mutex), m_run_id(run_id), m_model_rows(std::move(model_rows)),
+    : m_recorder(recorder), m_run_id(run_id), m_model_rows(std::move(model_rows)),
       m_clients(std::move(clients)), m_use_cache(use_cache) {}
 
 std::map<std::pair<std::string, int64_t>, search::Usage> StoreJournal::load_run_calls() {
   std::lock_guard lock(m_mutex);
   std::map<std::pair<std::string, int64_t>, search::Usage> usage;
-  for (auto& row : m_store.llm_calls(m_run_id)) {
+  for (auto& row : m_recorder.with([&](store::Store& s) { return s.llm_calls(m_run_id); })) {
     const auto& c = row.call;
     // Stop markers and refusals are not answers; cache hits cost nothing.
     if (c.request_hash.empty() || c.status == "budget")
@@ -303,7 +282,8 @@ std::optional<search::Answer> StoreJournal::lookup(const std::string& model,
     a.response.cost_usd = c.cost_usd;
     a.response.cached = true;
     if (c.status == "ok") {
-      auto cached = m_store.find_cached_response(request_hash);
+      auto cached =
+          m_recorder.with([&](store::Store& s) { return s.find_cached_response(request_hash); });
       if (!cached)
         return std::nullopt; // cannot happen with an ok row; ask again rather than guess
       a.response.text = cached->response_text;
@@ -319,7 +299,8 @@ std::optional<search::Answer> StoreJournal::lookup(const std::string& model,
   }
   if (!m_use_cache)
     return std::nullopt;
-  auto cached = m_store.find_cached_response(request_hash);
+  auto cached =
+      m_recorder.with([&](store::Store& s) { return s.find_cached_response(request_hash); });
   if (!cached)
     return std::nullopt;
   // An answer from another run: recorded in this run too (cost 0: nothing was paid now).
@@ -342,7 +323,7 @@ std::optional<search::Answer> StoreJournal::lookup(const std::string& model,
   a.response.status = llm::ChatStatus::ok;
   a.response.cached = true;
   a.replayed = true;
-  a.call_id = m_store.record_llm_call(call);
+  a.call_id = m_recorder.with([&](store::Store& s) { return s.record_llm_call(call); });
   return a;
 }
 
@@ -365,7 +346,7 @@ int64_t StoreJournal::record(const std::string& problem_id, const llm::ChatRespo
   call.response_text = redact(r.model, r.ok() ? r.text : r.error_message);
   call.seed = r.seed;
   call.response_bytes = r.answer_bytes;
-  return m_store.record_llm_call(call);
+  return m_recorder.with([&](store::Store& s) { return s.record_llm_call(call); });
 }
 
 } // namespace kb::runner::detail

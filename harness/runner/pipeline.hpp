@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "recorder.hpp"
 #include "runner.hpp"
 #include "store.hpp"
 
@@ -37,14 +38,14 @@ struct PipelineStats {
 // (the second time freshly opened) reaches the promise as the exception and sets `stop`.
 class EvalPipeline {
 public:
-  // `record_plain` records a job without evaluation (on the caller's connection) and returns
-  // its candidate id; `on_verdict` sees every evaluated job (baseline timings, counters).
+  // Writes a job's row and returns its candidate id: with its verdict (`r` set) or without one
+  // (`r` null: recorded unevaluated). A job with existing_id is that row already.
+  using Record = std::function<int64_t(EvalJob& job, const EvalResult* r)>;
+  // The pipeline returns verdicts and knows no database: every row goes through `record`.
   // Each GPU's evaluator gets its entry of `ceilings` (an empty GpuCeilings when it has none).
   EvalPipeline(EvalBackend& backend, const std::vector<int>& gpus,
-               std::map<int, GpuCeilings> ceilings, int jobs, std::string db, std::string protocol,
-               std::atomic<bool>& stop, std::function<int64_t(EvalJob&)> record_plain,
-               std::function<void(store::Store&, const EvalJob&, const EvalResult&)> on_verdict,
-               PipelineStats& stats);
+               std::map<int, GpuCeilings> ceilings, int jobs, std::string protocol,
+               std::atomic<bool>& stop, Record record, PipelineStats& stats);
   ~EvalPipeline(); // finishes queued jobs (recording unevaluated ones when stopping), joins
   std::future<search::Verdict> submit(EvalJob job);
   // Finishes queued jobs and joins the threads (once; the destructor calls it too).
@@ -62,10 +63,9 @@ private:
 
   EvalBackend& m_backend;
   std::map<int, GpuCeilings> m_ceilings;
-  std::string m_db, m_protocol;
+  std::string m_protocol;
   std::atomic<bool>& m_stop;
-  std::function<int64_t(EvalJob&)> m_record_plain;
-  std::function<void(store::Store&, const EvalJob&, const EvalResult&)> m_on_verdict;
+  Record m_record;
   PipelineStats& m_stats;
   mutable std::mutex m_mutex;
   std::condition_variable m_compile_cv, m_gpu_cv;
@@ -77,11 +77,10 @@ private:
   std::vector<std::thread> m_compile_threads, m_gpu_threads;
 };
 
-// The call journal of one run over the store (one connection, serialised by `mutex`).
+// The call journal of one run, written through the run's recorder.
 class StoreJournal final : public search::CallJournal {
 public:
-  StoreJournal(store::Store& s, std::mutex& mutex, int64_t run_id,
-               std::map<std::string, int64_t> model_rows,
+  StoreJournal(RunRecorder& recorder, int64_t run_id, std::map<std::string, int64_t> model_rows,
                std::map<std::string, const llm::Client*> clients, bool use_cache);
   // Loads this run's recorded calls (resume) and returns the usage per (problem, model row).
   std::map<std::pair<std::string, int64_t>, search::Usage> load_run_calls();
@@ -92,8 +91,8 @@ public:
 
 private:
   std::string redact(const std::string& model, const std::string& text) const;
-  store::Store& m_store;
-  std::mutex& m_mutex;
+  RunRecorder& m_recorder;
+  mutable std::mutex m_mutex; // the journal's own state
   int64_t m_run_id;
   std::map<std::string, int64_t> m_model_rows;
   std::map<std::string, const llm::Client*> m_clients;
@@ -119,6 +118,17 @@ CeilingsPlan plan_ceilings(const std::vector<int>& gpus, const DoctorReport& doc
                            const std::string& calibration_file, const std::string& db,
                            EvalBackend& backend, bool allow_calibrate,
                            const std::function<void(const std::string&)>& log);
+
+// The run's calibrations row (one per run: the first GPU's ceilings). A run that has one already
+// (resume, a second `kbench evaluate`) keeps it; a different figure now is logged.
+void record_ceilings(store::Store& s, int64_t run_id, const CeilingsPlan& plan,
+                     const std::function<void(const std::string&)>& log);
+// The GPUs of `kbench run` and `kbench evaluate`: those asked for, else every GPU the doctor
+// sees; throws kb::Error (with `hint` appended) when there is none.
+std::vector<int> gpus_to_use(const std::vector<int>& asked, const DoctorReport& doctor,
+                             const std::string& hint);
+// Parallel compiles: `jobs` when positive, else the hardware threads.
+int default_jobs(int jobs);
 
 // The EvalResult of a candidate that never reached a GPU.
 EvalResult no_code_result(const std::string& reason, const std::string& protocol);

@@ -28,11 +28,6 @@ std::string host_name() {
   return buf;
 }
 
-std::string random_token() {
-  std::random_device rd;
-  return fmt::format("{:08x}{:08x}{:08x}{:08x}", rd(), rd(), rd(), rd());
-}
-
 std::string stem_of(const std::string& id) {
   const auto slash = id.find('/');
   return slash == std::string::npos ? id : id.substr(slash + 1);
@@ -124,30 +119,6 @@ json ceilings_record(const detail::CeilingsPlan& plan) {
   return out;
 }
 
-bool same_figures(const GpuCeilings& a, const GpuCeilings& b) {
-  return a.gpu_name == b.gpu_name && a.bandwidth_gbs == b.bandwidth_gbs &&
-         a.fp32_tflops == b.fp32_tflops && a.tf32_tflops == b.tf32_tflops &&
-         a.fp16_tflops == b.fp16_tflops && a.bf16_tflops == b.bf16_tflops &&
-         a.measured == b.measured;
-}
-
-// The run's calibrations row (one per run: the first GPU's ceilings, measured or not). A run
-// that has one already (resume, a second `kbench evaluate`) keeps it; a different figure now is
-// logged.
-void record_ceilings(store::Store& s, int64_t run_id, const detail::CeilingsPlan& plan,
-                     const std::function<void(const std::string&)>& log) {
-  const GpuCeilings& now = plan.groups.front().choice.ceilings;
-  if (auto before = s.calibration(run_id)) {
-    if (!same_figures(*before, now) && log)
-      log(fmt::format("warning: run {} was recorded with the ceilings of {} ({}); this session's "
-                      "evaluations use {} ({})",
-                      run_id, before->gpu_name, ceilings_figures(*before), now.gpu_name,
-                      ceilings_figures(now)));
-    return;
-  }
-  s.record_calibration(run_id, now);
-}
-
 // Resume matching key of a candidate: what the strategy deterministically reproduces.
 using ResumeKey =
     std::tuple<std::string, int64_t, std::string, int, int64_t, std::string, std::string>;
@@ -174,12 +145,7 @@ private:
   }
   Progress progress() const;
   void acquire_lease();
-  void renew_lease();
-
-public:
-  ~Suite();
-
-private:
+  int64_t record_job(detail::EvalJob& job, const EvalResult* r);
   std::future<search::Verdict> submit(const Problem& p, int64_t model_row,
                                       search::CandidateDraft d);
   store::Candidate candidate_of(const search::CandidateDraft& d, int64_t model_row) const;
@@ -204,15 +170,11 @@ private:
   std::string m_abi;
   fs::path m_examples;
 
-  std::mutex m_store_mutex;
-  std::unique_ptr<store::Store> m_store;
+  // The one writer of the run's rows (and holder of its lease).
+  std::unique_ptr<detail::RunRecorder> m_recorder;
   int64_t m_run_id = 0;
   std::vector<llm::ModelConfig> m_recorded_models; // resume: the run's own models
   std::string m_recorded_prompts_hash;
-  // The run lease: this process is the run's only writer while it holds it.
-  std::string m_lease_token = random_token();
-  bool m_lease_held = false;
-  std::atomic<bool> m_lease_lost{false};
 
   std::vector<std::unique_ptr<llm::Client>> m_clients;
   std::unique_ptr<detail::StoreJournal> m_journal;
@@ -231,42 +193,28 @@ private:
 };
 
 void Suite::acquire_lease() {
-  std::lock_guard lock(m_store_mutex);
-  if (auto holder = m_store->acquire_run_lease(m_run_id, m_lease_token))
-    throw Error(fmt::format("run {} of {} is being written by process {} on {} (last sign of life "
-                            "{:.0f} s ago); a run has one writer at a time: wait for it to end, or "
-                            "resume once it has stopped",
-                            m_run_id, m_o.db, holder->pid,
-                            holder->host.empty() ? "an unknown host" : holder->host,
-                            holder->heartbeat_age_s));
-  m_lease_held = true;
+  m_recorder->acquire_lease(m_run_id);
 }
 
-void Suite::renew_lease() {
-  if (!m_lease_held || m_lease_lost)
-    return;
-  bool ours = true;
-  try {
-    std::lock_guard lock(m_store_mutex);
-    ours = m_store->renew_run_lease(m_run_id, m_lease_token);
-  } catch (const std::exception& e) {
-    log(fmt::format("warning: cannot renew the lease of run {}: {}", m_run_id, e.what()));
-  }
-  if (!ours) {
-    m_lease_lost = true;
-    m_stop = true;
-    log(fmt::format("run {}: another process took the run over; stopping", m_run_id));
-  }
-}
-
-Suite::~Suite() {
-  if (!m_lease_held || !m_store)
-    return;
-  try {
-    std::lock_guard lock(m_store_mutex);
-    m_store->release_run_lease(m_run_id, m_lease_token);
-  } catch (...) {
-  }
+int64_t Suite::record_job(detail::EvalJob& job, const EvalResult* r) {
+  return m_recorder->with([&](store::Store& s) {
+    int64_t id = 0;
+    if (job.existing_id && r) {
+      s.record_evaluation(*job.existing_id, *r);
+      id = *job.existing_id;
+    } else if (job.existing_id) {
+      id = *job.existing_id;
+    } else {
+      std::optional<EvalResult> e;
+      if (r)
+        e = *r;
+      id = s.record_attempt(store::Attempt{std::nullopt, job.candidate, e}).candidate_id;
+    }
+    // kbench's own baseline, once per problem of the run.
+    if (r && r->baseline_time && m_baselines_recorded.insert(job.problem->id).second)
+      s.record_baseline_timing(m_run_id, job.problem->id, *r->baseline_time);
+    return id;
+  });
 }
 
 Progress Suite::progress() const {
@@ -336,8 +284,9 @@ std::future<search::Verdict> Suite::submit(const Problem& p, int64_t model_row,
     std::optional<EvalResult> r;
     if (d.source.empty())
       r = detail::no_code_result(d.no_code_reason, m_o.protocol);
-    std::lock_guard lock(m_store_mutex);
-    const int64_t id = m_store->record_attempt(store::Attempt{std::nullopt, c, r}).candidate_id;
+    const int64_t id = m_recorder->with([&](store::Store& s) {
+      return s.record_attempt(store::Attempt{std::nullopt, c, r}).candidate_id;
+    });
     std::promise<search::Verdict> pr;
     pr.set_value(search::Verdict{id, r});
     return pr.get_future();
@@ -359,8 +308,7 @@ void Suite::record_stop(const Problem& p, std::size_t mi, const std::string& cod
   c.status = "budget";
   c.error_class = code;
   c.response_text = message;
-  std::lock_guard lock(m_store_mutex);
-  m_store->record_llm_call(c);
+  m_recorder->with([&](store::Store& s) { s.record_llm_call(c); });
 }
 
 TaskSummary Suite::run_task(const Problem& p, std::size_t mi) {
@@ -509,14 +457,10 @@ RunSummary Suite::run() {
   DoctorReport doctor;
   if (m_backend)
     doctor = m_backend->doctor();
-  if (m_o.mode == Mode::run && m_o.gpus.empty()) {
-    for (const auto& g : doctor.gpus)
-      m_o.gpus.push_back(g.index);
-    if (m_o.gpus.empty())
-      throw Error(fmt::format("no GPU to evaluate on{}; `kbench generate` stores candidates "
-                              "without a GPU, `kbench evaluate` judges them later",
-                              doctor.error.empty() ? "" : ": " + doctor.error));
-  }
+  if (m_o.mode == Mode::run)
+    m_o.gpus = detail::gpus_to_use(m_o.gpus, doctor,
+                                   "; `kbench generate` stores candidates without a GPU, `kbench "
+                                   "evaluate` judges them later");
   // Roofline ceilings of every GPU used (one resolution per GPU model), and the target GPU of
   // the prompts: the first GPU used. Generate mode has no GPU: the prompts say "unknown".
   detail::CeilingsPlan ceilings;
@@ -542,17 +486,22 @@ RunSummary Suite::run() {
     if (!dir.empty())
       fs::create_directories(dir, ec);
   }
-  m_store = std::make_unique<store::Store>(m_o.db);
-  for (const Problem* p : m_problems)
-    m_store->upsert_problem(*p);
-  for (const auto& m : m_models)
-    m_model_rows.push_back(m_store->upsert_model(llm::provider_kind_name(m.provider),
-                                                 m.model_id.empty() ? m.name : m.model_id,
-                                                 model_settings(m, m_o.strategy).dump()));
+  m_recorder = std::make_unique<detail::RunRecorder>(m_o.db);
+  // Setup runs on this thread alone (the heartbeat starts after it): the connection directly.
+  store::Store& setup = m_recorder->with([](store::Store& s) -> store::Store& { return s; });
   if (m_o.resume) {
+    // The lease first: a second process resuming this run writes nothing at all.
     m_run_id = *m_o.resume;
     acquire_lease();
-    m_store->resume_run(m_run_id);
+  }
+  for (const Problem* p : m_problems)
+    setup.upsert_problem(*p);
+  for (const auto& m : m_models)
+    m_model_rows.push_back(setup.upsert_model(llm::provider_kind_name(m.provider),
+                                              m.model_id.empty() ? m.name : m.model_id,
+                                              model_settings(m, m_o.strategy).dump()));
+  if (m_o.resume) {
+    setup.resume_run(m_run_id);
   } else {
     store::RunInfo info;
     info.command = llm::redact_patterns(m_o.command);
@@ -588,11 +537,11 @@ RunSummary Suite::run() {
     info.nvcc_version = doctor.nvcc_release;
     info.host = host_name();
     info.protocol = m_o.protocol;
-    m_run_id = m_store->begin_run(info);
+    m_run_id = setup.begin_run(info);
     acquire_lease();
   }
   if (!ceilings.groups.empty())
-    record_ceilings(*m_store, m_run_id, ceilings, [this](const std::string& l) { log(l); });
+    detail::record_ceilings(setup, m_run_id, ceilings, [this](const std::string& l) { log(l); });
   summary.run_id = m_run_id;
   if (m_hooks.started)
     m_hooks.started(m_run_id);
@@ -606,8 +555,8 @@ RunSummary Suite::run() {
     clients[m_models[i].name] = m_clients[i].get();
     name_of_row[m_model_rows[i]] = m_models[i].name;
   }
-  m_journal = std::make_unique<detail::StoreJournal>(*m_store, m_store_mutex, m_run_id, rows,
-                                                     clients, m_o.use_cache);
+  m_journal =
+      std::make_unique<detail::StoreJournal>(*m_recorder, m_run_id, rows, clients, m_o.use_cache);
   m_ledger = std::make_unique<search::BudgetLedger>(m_o.run_budget, m_o.problem_budget);
   if (m_o.resume) {
     for (const auto& [key, usage] : m_journal->load_run_calls()) {
@@ -615,39 +564,26 @@ RunSummary Suite::run() {
       const std::string model = it == name_of_row.end() ? "?" : it->second;
       m_ledger->add_spent(key.first + "|" + model, usage);
     }
-    for (auto& a : m_store->attempts(store::AttemptFilter{.run_ids = {m_run_id}}))
+    for (auto& a : setup.attempts(store::AttemptFilter{.run_ids = {m_run_id}}))
       m_resume.emplace(resume_key(a.problem_id, a.model_id, a.strategy, a.round, a.parent_id,
                                   a.idea, a.source_hash),
                        a);
     log(fmt::format("resuming run {}: {} candidates and {} calls recorded before", m_run_id,
                     m_resume.size(), m_ledger->spent_run().calls));
   }
+  m_recorder->start_heartbeat([this] {
+    m_stop = true;
+    log(fmt::format("run {}: another process took the run over; stopping", m_run_id));
+  });
   for (auto& c : m_clients)
     m_gateways.push_back(
         std::make_unique<search::ModelGateway>(*c, *m_ledger, m_journal.get(), &m_stop));
 
   if (m_o.mode == Mode::run) {
-    const int jobs = m_o.jobs > 0
-                         ? m_o.jobs
-                         : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    const int jobs = detail::default_jobs(m_o.jobs);
     m_pipeline = std::make_unique<detail::EvalPipeline>(
-        *m_backend, m_o.gpus, ceilings.by_gpu, jobs, m_o.db, m_o.protocol, m_stop,
-        [this](detail::EvalJob& job) {
-          std::lock_guard lock(m_store_mutex);
-          return m_store->record_attempt(store::Attempt{std::nullopt, job.candidate, std::nullopt})
-              .candidate_id;
-        },
-        [this](store::Store& s, const detail::EvalJob& job, const EvalResult& r) {
-          if (!r.baseline_time)
-            return;
-          {
-            std::lock_guard lock(m_state_mutex);
-            if (!m_baselines_recorded.insert(job.problem->id).second)
-              return;
-          }
-          s.record_baseline_timing(m_run_id, job.problem->id, *r.baseline_time);
-        },
-        m_pstats);
+        *m_backend, m_o.gpus, ceilings.by_gpu, jobs, m_o.protocol, m_stop,
+        [this](detail::EvalJob& job, const EvalResult* r) { return record_job(job, r); }, m_pstats);
   }
 
   // Tasks: every (problem, model), a pool of searches at once.
@@ -675,12 +611,7 @@ RunSummary Suite::run() {
   std::string fatal;
   std::atomic<bool> done{false};
   std::thread ticker([&] {
-    auto last_renewal = std::chrono::steady_clock::now();
     while (!done) {
-      if (std::chrono::steady_clock::now() - last_renewal > std::chrono::seconds(2)) {
-        renew_lease();
-        last_renewal = std::chrono::steady_clock::now();
-      }
       if (m_cancel && m_cancel->load())
         m_stop = true;
       if (m_hooks.progress)
@@ -738,7 +669,7 @@ RunSummary Suite::run() {
   m_clients.clear();
   if (m_hooks.progress)
     m_hooks.progress(summary.progress);
-  if (m_lease_lost && fatal.empty())
+  if (m_recorder->lease_lost() && fatal.empty())
     fatal = "another process took the run over (the lease was lost)";
   if (!fatal.empty()) {
     summary.status = "failed";
@@ -760,12 +691,11 @@ RunSummary Suite::run() {
         "{}{} candidates recorded without evaluation after a harness error (first: {}); `kbench "
         "evaluate --run {}` finishes them",
         summary.message.empty() ? "" : "; ", plumbing.size(), plumbing.front(), m_run_id);
-  {
-    std::lock_guard lock(m_store_mutex);
-    summary.calls = m_store->call_tally(m_run_id);
-    if (!m_lease_lost)
-      m_store->end_run(m_run_id, summary.status);
-  }
+  m_recorder->with([&](store::Store& s) {
+    summary.calls = s.call_tally(m_run_id);
+    if (!m_recorder->lease_lost())
+      s.end_run(m_run_id, summary.status);
+  });
   if (summary.calls.provider_failures > 0 && summary.status != "failed") {
     std::string classes;
     for (const auto& [cls, n] : summary.calls.failures_by_class)
@@ -788,121 +718,51 @@ RunSummary run_suite(const RunOptions& opts, EvalBackend* backend, const std::at
   return s.run();
 }
 
-EvaluateSummary evaluate_stored(const EvaluateOptions& opts, EvalBackend& backend,
-                                const std::atomic<bool>* cancel, const RunHooks& hooks) {
-  EvaluateSummary out;
-  store::Store s(opts.db, store::OpenOptions{.create = false});
-  auto run = s.run(opts.run_id);
-  if (!run)
-    throw Error(fmt::format("{}: no run {}", opts.db, opts.run_id));
-  const Catalog catalog =
-      load_catalog(opts.levels_dir.empty() ? default_levels_dir() : opts.levels_dir);
-  std::map<std::string, std::string> stored_hash;
-  for (const auto& p : s.problems())
-    stored_hash[p.id] = p.content_hash;
-  std::vector<int> gpus = opts.gpus;
-  const DoctorReport doctor = backend.doctor();
-  if (gpus.empty()) {
-    for (const auto& g : doctor.gpus)
-      gpus.push_back(g.index);
-    if (gpus.empty())
-      throw Error(
-          fmt::format("no GPU to evaluate on{}", doctor.error.empty() ? "" : ": " + doctor.error));
+namespace detail {
+
+namespace {
+bool same_figures(const GpuCeilings& a, const GpuCeilings& b) {
+  return a.gpu_name == b.gpu_name && a.bandwidth_gbs == b.bandwidth_gbs &&
+         a.fp32_tflops == b.fp32_tflops && a.tf32_tflops == b.tf32_tflops &&
+         a.fp16_tflops == b.fp16_tflops && a.bf16_tflops == b.bf16_tflops &&
+         a.measured == b.measured;
+}
+} // namespace
+
+// The run's calibrations row (one per run: the first GPU's ceilings, measured or not). A run
+// that has one already (resume, a second `kbench evaluate`) keeps it; a different figure now is
+// logged.
+void record_ceilings(store::Store& s, int64_t run_id, const detail::CeilingsPlan& plan,
+                     const std::function<void(const std::string&)>& log) {
+  const GpuCeilings& now = plan.groups.front().choice.ceilings;
+  if (auto before = s.calibration(run_id)) {
+    if (!same_figures(*before, now) && log)
+      log(fmt::format("warning: run {} was recorded with the ceilings of {} ({}); this session's "
+                      "evaluations use {} ({})",
+                      run_id, before->gpu_name, ceilings_figures(*before), now.gpu_name,
+                      ceilings_figures(now)));
+    return;
   }
-  std::vector<store::AttemptRow> todo;
-  std::map<std::string, int64_t> skipped;
-  for (auto& a : s.attempts(store::AttemptFilter{.run_ids = {opts.run_id}, .with_source = true})) {
-    if (a.evaluated || a.source.empty())
-      continue;
-    const Problem* p = catalog.find(a.problem_id);
-    if (!p) {
-      ++skipped[fmt::format("problem {} is not in the catalog", a.problem_id)];
-      continue;
-    }
-    if (stored_hash.count(p->id) && !stored_hash[p->id].empty() &&
-        stored_hash[p->id] != p->content_hash) {
-      ++skipped[fmt::format("problem {} changed since the candidates were generated",
-                            a.problem_id)];
-      continue;
-    }
-    todo.push_back(std::move(a));
-  }
-  // Roofline ceilings per GPU model (only when there is something to evaluate: resolving may
-  // calibrate).
-  detail::CeilingsPlan ceilings;
-  if (!todo.empty()) {
-    ceilings = detail::plan_ceilings(gpus, doctor, opts.calibration_file, opts.db, backend,
-                                     opts.calibrate, hooks.log);
-    for (const auto& line : ceilings.lines)
-      if (hooks.log)
-        hooks.log(line);
-    out.ceilings = ceilings.lines;
-    record_ceilings(s, opts.run_id, ceilings, hooks.log);
-  }
-  const std::string previous_status = run->status;
-  s.resume_run(opts.run_id);
-  std::atomic<bool> stop{false};
-  detail::PipelineStats stats;
-  std::vector<std::future<search::Verdict>> futures;
-  std::string failure;
-  {
-    const std::string protocol = run->info.protocol.empty() ? "kbench" : run->info.protocol;
-    detail::EvalPipeline pipeline(
-        backend, gpus, ceilings.by_gpu,
-        opts.jobs > 0 ? opts.jobs
-                      : std::max(1, static_cast<int>(std::thread::hardware_concurrency())),
-        opts.db, protocol, stop, [](detail::EvalJob& job) { return *job.existing_id; },
-        [](store::Store&, const detail::EvalJob&, const EvalResult&) {}, stats);
-    for (const auto& a : todo) {
-      detail::EvalJob job;
-      job.problem = catalog.find(a.problem_id);
-      job.candidate.source = a.source;
-      job.existing_id = a.candidate_id;
-      futures.push_back(pipeline.submit(std::move(job)));
-    }
-    std::thread watcher([&] {
-      while (stats.queued > 0) {
-        if (cancel && cancel->load())
-          stop = true;
-        if (hooks.progress) {
-          Progress p;
-          p.candidates = static_cast<int64_t>(todo.size());
-          p.evaluated = stats.evaluated;
-          p.correct = stats.correct;
-          p.evals_queued = stats.queued;
-          hooks.progress(p);
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(250));
-      }
-    });
-    for (std::size_t i = 0; i < futures.size(); ++i) {
-      try {
-        const search::Verdict v = futures[i].get();
-        if (v.eval) {
-          ++out.candidates;
-          ++out.outcomes[std::string(outcome_name(v.eval->outcome))];
-          if (hooks.log)
-            hooks.log(fmt::format("{} candidate {}: {}", todo[i].problem_id, v.candidate_id,
-                                  outcome_name(v.eval->outcome)));
-        } else {
-          ++out.skipped;
-        }
-      } catch (const std::exception& e) {
-        ++out.skipped;
-        if (failure.empty())
-          failure = e.what();
-      }
-    }
-    watcher.join();
-  }
-  for (const auto& [msg, n] : skipped) {
-    out.skipped += n;
-    out.messages.push_back(fmt::format("{} ({} candidates skipped)", msg, n));
-  }
-  s.end_run(opts.run_id, previous_status == "running" ? "interrupted" : previous_status);
-  if (!failure.empty())
-    throw Error(fmt::format("evaluating run {} of {} failed: {}", opts.run_id, opts.db, failure));
+  s.record_calibration(run_id, now);
+}
+
+std::vector<int> gpus_to_use(const std::vector<int>& asked, const DoctorReport& doctor,
+                             const std::string& hint) {
+  if (!asked.empty())
+    return asked;
+  std::vector<int> out;
+  for (const auto& g : doctor.gpus)
+    out.push_back(g.index);
+  if (out.empty())
+    throw Error(fmt::format("no GPU to evaluate on{}{}",
+                            doctor.error.empty() ? "" : ": " + doctor.error, hint));
   return out;
 }
+
+int default_jobs(int jobs) {
+  return jobs > 0 ? jobs : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+} // namespace detail
 
 } // namespace kb::runner

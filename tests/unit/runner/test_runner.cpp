@@ -242,6 +242,51 @@ TEST_F(RunnerTest, UsdBudgetWithUnpricedModelNamesTheModel) {
   EXPECT_FALSE(fs::exists(opts.db));
 }
 
+// The second step: stored candidates of a generate run are evaluated on the fake back end, each
+// once, under the run's lease; the run keeps its status.
+TEST_F(RunnerTest, EvaluateStoredJudgesEachGeneratedCandidateOnce) {
+  opts.mode = Mode::generate;
+  const RunSummary g = run_suite(opts, nullptr, nullptr, {});
+  ASSERT_EQ(g.status, "completed");
+  FakeBackend backend;
+  EvaluateOptions e;
+  e.db = opts.db;
+  e.run_id = g.run_id;
+  e.levels_dir = opts.levels_dir;
+  e.jobs = 2;
+  std::vector<Progress> progress;
+  RunHooks hooks;
+  hooks.progress = [&](const Progress& p) { progress.push_back(p); };
+  const EvaluateSummary s = evaluate_stored(e, backend, nullptr, hooks);
+  EXPECT_EQ(s.candidates, 2);
+  EXPECT_EQ(s.outcomes.at("correct"), 2);
+  EXPECT_EQ(backend.evaluations.load(), 2);
+  EXPECT_EQ(backend.compiles.load(), 2);
+  ASSERT_EQ(s.ceilings.size(), 1u);
+  store::Store st(opts.db);
+  EXPECT_EQ(st.run(g.run_id)->status, "completed");
+  int evaluated = 0;
+  for (const auto& a : st.attempts({.run_ids = {g.run_id}}))
+    evaluated += a.evaluated;
+  EXPECT_EQ(evaluated, 3); // two kernels and the no_code attempt
+  EXPECT_EQ(st.baseline_timings({g.run_id}).size(), 2u);
+
+  // Nothing left: a second pass evaluates nothing; a live writer of the run refuses it.
+  EXPECT_EQ(evaluate_stored(e, backend, nullptr, {}).candidates, 0);
+  ASSERT_FALSE(st.acquire_run_lease(g.run_id, "a-live-process"));
+  EXPECT_THROW(evaluate_stored(e, backend, nullptr, {}), Error);
+  EXPECT_EQ(backend.evaluations.load(), 2);
+}
+
+TEST_F(RunnerTest, ReplayReadsTheExamplesOfTheLevelsDirGiven) {
+  const fs::path levels = dir / "levels";
+  fs::create_directories(levels / "examples");
+  const auto m = resolve_models({"replay"}, std::string(KB_SOURCE_DIR) + "/config/models.yaml",
+                                levels.string());
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(fs::path(m[0].replay_dir), levels / "examples");
+}
+
 TEST_F(RunnerTest, CancelBeforeStartEndsInterrupted) {
   FakeBackend backend;
   std::atomic<bool> cancel{true};
