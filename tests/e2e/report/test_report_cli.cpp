@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -211,4 +212,188 @@ TEST_F(ReportCli, HtmlReportInHeadlessChromium) {
   if (fs::exists(file("report.png"))) {
     EXPECT_GT(fs::file_size(file("report.png")), 10000u);
   }
+}
+
+namespace {
+
+// Two models over level 1 whose names, problem ids and ideas carry script, handler and
+// javascript: payloads; every payload would mark <body> with data-pwned if it ever ran.
+void hostile_two_model_db(const std::string& path) {
+  kb::store::Store s(path);
+  kb::store::RunInfo info;
+  info.gpu_name = "NVIDIA H100 80GB HBM3";
+  info.kbench_version = "0.1.0 (commit abc)";
+  info.git_commit = "abc";
+  info.protocol = "kbench";
+  int64_t run = s.begin_run(info);
+  const std::vector<std::string> problems{
+      "l1/<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">",
+      "l1/javascript:document.body.setAttribute('data-pwned','js')", "l1/matmul", "l1/softmax",
+      "l1/relu"};
+  for (const auto& id : problems) {
+    kb::Problem p;
+    p.id = id;
+    p.level = 1;
+    p.name = id;
+    p.content_hash = "h" + id;
+    s.upsert_problem(p);
+  }
+  int64_t a =
+      s.upsert_model("openai", "<script>document.body.setAttribute('data-pwned','model')</script>",
+                     R"j({"base_url":"javascript:alert(1)"})j");
+  int64_t b = s.upsert_model("anthropic",
+                             "<svg onload=\"document.body.setAttribute('data-pwned',"
+                             "'svg')\"></svg>",
+                             "{}");
+  int call = 0;
+  for (int64_t m : {a, b})
+    for (std::size_t i = 0; i < problems.size(); ++i) {
+      kb::store::Attempt at;
+      at.llm_call =
+          kb::store::LlmCall{run, m,    problems[i], "r" + std::to_string(++call), 1000,    400,
+                             1.0, "ok", "",          m == a ? 0.02 : 0.05,         "answer"};
+      at.candidate = kb::store::Candidate{
+          run,
+          problems[i],
+          m,
+          "oneshot",
+          0,
+          std::nullopt,
+          "<a href=\"javascript:document.body.setAttribute('data-pwned','a')\">idea</a>",
+          "// k" + std::to_string(call)};
+      kb::EvalResult r;
+      r.protocol = "kbench";
+      if ((i + static_cast<std::size_t>(m)) % 4 == 3) {
+        r.outcome = kb::Outcome::mismatch;
+      } else {
+        double kernel = 0.5 + 0.4 * static_cast<double>(i) + (m == a ? 0.0 : 0.3);
+        r.outcome = kb::Outcome::correct;
+        r.candidate_time = kb::test::fixture_timing(kernel);
+        r.baseline_time = kb::test::fixture_timing(1.0);
+        r.speedup = 1.0 / kernel;
+        r.roofline_pct = 40.0;
+      }
+      at.evaluation = r;
+      s.record_attempt(at);
+    }
+  s.end_run(run, "completed");
+}
+
+// Appended to a copy of the report: records the page width and the charts found on <body>.
+const char* k_measure =
+    "<script>document.body.setAttribute('data-kb-width',Math.max("
+    "document.documentElement.scrollWidth,document.body.scrollWidth));"
+    "document.body.setAttribute('data-kb-charts',document.querySelectorAll("
+    "'svg#fastp-chart polyline,svg#cost-chart circle,svg#speedup-chart rect.bar').length);"
+    "</script>";
+
+int body_attr(const std::string& dom, const std::string& name) {
+  std::smatch m;
+  if (!std::regex_search(dom, m, std::regex(name + "=\"([0-9]+)\"")))
+    return -1;
+  return std::stoi(m[1]);
+}
+
+} // namespace
+
+// The HTML report of two models over level 1 in a 1366-pixel-wide headless chromium: the fast_p,
+// cost and per-problem speedup charts are drawn, nothing overflows the window, and no script or
+// handler from the data runs, even with the page's Content-Security-Policy removed (escaping
+// alone must keep the data inert).
+TEST_F(ReportCli, HtmlReportFitsALaptopAndDataStaysInert) {
+  std::string chromium;
+  for (const char* c : {"chromium", "chromium-browser"})
+    if (sh(std::string("command -v ") + c).code == 0) {
+      chromium = c;
+      break;
+    }
+  if (chromium.empty())
+    GTEST_SKIP() << "chromium not installed (tools/setup.sh installs it): browser test skipped";
+  std::string db = file("hostile.db");
+  hostile_two_model_db(db);
+  auto r = sh(kbench() + " report --db " + db + " --format html -o " + file("hostile.html"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::string html = kb::read_file(file("hostile.html"));
+  for (const char* id : {"fastp-chart", "cost-chart", "speedup-chart"})
+    EXPECT_NE(html.find(std::string("id=\"") + id + "\""), std::string::npos) << id;
+
+  // The measured copy: CSP removed, the measuring script appended.
+  auto csp = html.find("<meta http-equiv=\"Content-Security-Policy\"");
+  ASSERT_NE(csp, std::string::npos);
+  std::string open_copy = html;
+  open_copy.erase(csp, html.find('>', csp) + 1 - csp);
+  open_copy.insert(open_copy.rfind("</body>"), k_measure);
+  std::ofstream(file("measured.html")) << open_copy;
+  std::ofstream(file("wide.html")) << "<!DOCTYPE html><html><body><div style=\"width:2000px\">"
+                                      "wide</div>"
+                                   << k_measure << "</body></html>";
+  std::string flags = " --headless --no-sandbox --disable-gpu --disable-background-networking "
+                      "--disable-component-update --disable-sync --no-first-run "
+                      "--window-size=1366,900 --user-data-dir=" +
+                      file("profile") + " --dump-dom file://";
+
+  // Control: the measurement sees a page wider than the window.
+  auto wide = sh("timeout 90 " + chromium + flags + file("wide.html"));
+  ASSERT_GT(body_attr(wide.output, "data-kb-width"), 1366)
+      << "the width measurement does not work in this browser:\n"
+      << wide.output;
+
+  auto dom = sh("timeout 90 " + chromium + flags + file("measured.html"));
+  ASSERT_NE(dom.output.find("<h1>kbench report</h1>"), std::string::npos) << dom.output;
+  int width = body_attr(dom.output, "data-kb-width");
+  EXPECT_GT(width, 0) << dom.output;
+  EXPECT_LE(width, 1366) << "the report overflows a 1366-pixel window";
+  // Two fast_p curves, two cost points, and one bar per correct problem × model.
+  EXPECT_GE(body_attr(dom.output, "data-kb-charts"), 2 + 2 + 2) << dom.output;
+  // No payload ran (it would have set the attribute), and none became an element.
+  EXPECT_EQ(dom.output.find("data-pwned=\""), std::string::npos) << dom.output;
+  EXPECT_EQ(dom.output.find("<img"), std::string::npos);
+  EXPECT_EQ(dom.output.find("<svg onload"), std::string::npos);
+  EXPECT_EQ(dom.output.find("<a href"), std::string::npos);
+  EXPECT_EQ(dom.output.find("<script>document.body.setAttribute('data-pwned'"), std::string::npos);
+  EXPECT_NE(dom.output.find("&lt;a href=\"javascript:"), std::string::npos);
+  EXPECT_NE(dom.output.find("&lt;script&gt;document.body.setAttribute"), std::string::npos);
+  EXPECT_NE(dom.output.find("&lt;img src=x onerror="), std::string::npos);
+
+  // The report as written, with its policy, renders to a screenshot at laptop size.
+  auto shot = sh("timeout 90 " + chromium + flags.substr(0, flags.find(" --dump-dom")) +
+                 " --screenshot=" + file("hostile.png") + " file://" + file("hostile.html"));
+  EXPECT_TRUE(fs::exists(file("hostile.png"))) << shot.output;
+}
+
+TEST_F(ReportCli, CsvIsOneTablePerFile) {
+  auto all = sh(kbench() + " report --db " + m_db + " --format csv --table all -o " + file("csv"));
+  ASSERT_EQ(all.code, 0) << all.output;
+  for (const char* name : {"leaderboard", "paper", "trajectories", "review"}) {
+    std::string csv = kb::read_file(file(std::string("csv/") + name + ".csv"));
+    EXPECT_EQ(csv.find("\n\n"), std::string::npos) << name;
+    EXPECT_FALSE(csv.empty()) << name;
+  }
+  auto paper = sh(kbench() + " report --db " + m_db + " --format csv --table paper");
+  ASSERT_EQ(paper.code, 0) << paper.output;
+  EXPECT_EQ(paper.output.rfind("level,problem,model,outcome,", 0), 0u) << paper.output;
+  EXPECT_EQ(sh(kbench() + " report --db " + m_db + " --format csv --table all").code, 2);
+  EXPECT_EQ(sh(kbench() + " report --db " + m_db + " --format markdown --table paper").code, 2);
+}
+
+TEST_F(ReportCli, ReviewSpeedupZeroSaysWhatIsWrong) {
+  auto r = sh(kbench() + " report --db " + m_db + " --review-speedup 0");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("must be a positive number"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::regex_search(r.output, std::regex("[0-9]{30}"))) << r.output;
+  EXPECT_LT(r.output.size(), 400u) << r.output;
+}
+
+TEST_F(ReportCli, ImportBaselinesNamesEntriesMatchingNoProblem) {
+  std::ofstream(file("level1_eager.json"))
+      << R"({"level1": {"1_Square_matrix_multiplication_.py": {"mean": 2.6, "std": 0.01,)"
+         R"( "min": 2.5, "max": 2.7, "num_trials": 100, "hardware": "NVIDIA H100 80GB HBM3"},)"
+         R"( "999_No_such_problem.py": {"mean": 1.0, "std": 0.01, "min": 0.9, "max": 1.1,)"
+         R"( "num_trials": 100, "hardware": "NVIDIA H100 80GB HBM3"}}})";
+  auto r = sh(kbench() + " import-baselines " + file("level1_eager.json") + " --db " + m_db);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("1 'pytorch-eager' entries match no problem"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("l1/999_no_such_problem"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("1_square_matrix"), std::string::npos) << r.output;
 }
