@@ -76,7 +76,7 @@ std::string describe_failure(const ChildProcess& c, const ExitStatus& st) {
                         : fmt::format("the worker died without a result ({})", st.describe());
   const std::string err = c.err().text;
   if (!err.empty())
-    msg += "; stderr: " + tail_of(err, 1500);
+    msg += "; stderr: " + sanitize_utf8(tail_of(err, 1500));
   return msg;
 }
 
@@ -119,7 +119,7 @@ public:
     auto env = eval::decode(line, &why);
     if (!env) {
       r.kind = Reply::violation;
-      r.why = fmt::format("{}: {}", why, tail_of(line, 200));
+      r.why = fmt::format("{}: {}", why, sanitize_utf8(tail_of(line, 200)));
       return r;
     }
     const uint64_t want_seq = startup ? 0 : m_seq;
@@ -506,10 +506,10 @@ bool Evaluator::Impl::preflight(const CompileResult& cr, EvalResult& r) const {
   r.protocol = opts.protocol;
   r.compile_s = cr.seconds;
   r.compile_cached = cr.cached;
-  r.compile_log = cr.log;
+  r.compile_log = sanitize_utf8(cr.log);
   if (!cr.ok) {
     r.outcome = Outcome::compile_error;
-    r.message = cr.message;
+    r.message = sanitize_utf8(cr.message);
     return false;
   }
   const ScreenReport rep = screen_object(cr.so_path, {opts.compile.allow_library_calls});
@@ -558,11 +558,26 @@ public:
     m_last_wall_ms = r.wall_ms;
     switch (r.kind) {
     case Reply::ok:
-      return r.env.body.get<R>();
+      try {
+        return r.env.body.get<R>();
+      } catch (const nlohmann::json::exception& e) {
+        malformed(fmt::format("a '{}' reply whose body is not one: {}", r.env.type, e.what()));
+      }
     case Reply::failure: {
-      const auto f = r.env.body.get<eval::Failure>();
+      eval::Failure f;
+      try {
+        f = r.env.body.get<eval::Failure>();
+      } catch (const nlohmann::json::exception& e) {
+        malformed(fmt::format("a failure reply whose body is not one: {}", e.what()));
+      }
       m_proc.kill_group();
-      throw Stop{parse_outcome(f.outcome).value_or(Outcome::runtime_error), f.message};
+      // Whatever the worker says is text from the candidate's process: never trusted to be
+      // UTF-8, never an outcome it may choose beyond the failing ones.
+      Outcome o = parse_outcome(f.outcome).value_or(Outcome::runtime_error);
+      if (o == Outcome::correct || o == Outcome::no_code || o == Outcome::compile_error ||
+          o == Outcome::rejected)
+        o = Outcome::runtime_error;
+      throw Stop{o, sanitize_utf8(f.message)};
     }
     case Reply::timeout:
       m_proc.kill_group();
@@ -873,7 +888,7 @@ void Evaluator::Impl::Run::finish() {
     throw Stop{Outcome::runtime_error,
                fmt::format("the result channel carried a message after the last reply: {}; "
                            "nothing this worker reported is used",
-                           tail_of(*stray, 200))};
+                           sanitize_utf8(tail_of(*stray, 200)))};
   m_cand->proc->wait(after(5.0));
 }
 

@@ -199,6 +199,17 @@ int candidate() {
         ++g_seq;
       if (b == "wrong_token")
         g_token = "0123456789abcdef0123456789abcdef";
+      if (b == "bad_body") {
+        raw(eval::encode_json("check_done", g_seq, g_token, {{"index", "zero"}}));
+        continue;
+      }
+      if (b == "failure_claims_correct") {
+        eval::Failure f;
+        f.outcome = "correct";
+        f.message = "all good \xff\xfe";
+        reply(f);
+        return 1;
+      }
       if (b == "skip_to_timing") {
         reply(round(10, 0.0, 1.0, false)); // timing results where a check was asked for
         continue;

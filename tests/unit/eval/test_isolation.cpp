@@ -175,6 +175,19 @@ TEST_F(IsolationTest, TimingResultsWhereACheckWasAskedForAreNotBelieved) {
   EXPECT_NE(r.message.find("'round_done' where 'check_done'"), std::string::npos) << r.message;
 }
 
+TEST_F(IsolationTest, AReplyWhoseBodyIsMalformedIsNotBelieved) {
+  const auto r = run("bad_body");
+  EXPECT_EQ(r.outcome, kb::Outcome::runtime_error) << why(r);
+  EXPECT_NE(r.message.find("does not add up"), std::string::npos) << r.message;
+}
+
+TEST_F(IsolationTest, AFailureReplyCannotChooseAPassingOutcomeOrBreakTheText) {
+  const auto r = run("failure_claims_correct");
+  EXPECT_EQ(r.outcome, kb::Outcome::runtime_error) << why(r);
+  EXPECT_FALSE(kb::invalid_utf8_at(r.message).has_value()) << r.message;
+  EXPECT_NE(r.message.find("all good"), std::string::npos) << r.message;
+}
+
 TEST_F(IsolationTest, ALineAfterTheLastReplyVoidsTheResult) {
   const auto r = run("extra_line");
   EXPECT_EQ(r.outcome, kb::Outcome::runtime_error) << why(r);
