@@ -4,6 +4,8 @@
 #include <exception>
 
 #include <algorithm>
+#include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -44,6 +46,100 @@ CommandRegistrar::CommandRegistrar(int order, Registration reg) {
 
 } // namespace kb::cli
 
+namespace {
+
+// Levenshtein distance, for "did you mean" hints.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The closest of `names` to `word` when it is close enough to be a typo.
+std::string closest(std::string_view word, const std::vector<std::string>& names) {
+  std::string best;
+  std::size_t best_d = std::max<std::size_t>(2, word.size() / 4) + 1;
+  for (const auto& n : names) {
+    const std::size_t d = edit_distance(word, n);
+    if (d < best_d) {
+      best_d = d;
+      best = n;
+    }
+  }
+  return best;
+}
+
+std::vector<std::string> subcommand_names(const CLI::App& app) {
+  std::vector<std::string> out;
+  for (const auto* sub :
+       app.get_subcommands([](const CLI::App* a) { return !a->get_group().empty(); }))
+    out.push_back(sub->get_name());
+  return out;
+}
+
+std::vector<std::string> long_flags(const CLI::App& app) {
+  std::vector<std::string> out;
+  for (const auto* o : app.get_options())
+    for (const auto& l : o->get_lnames())
+      out.push_back("--" + l);
+  return out;
+}
+
+// A CLI parse error as one message with a hint, for exit status 2.
+std::string describe_parse_error(const CLI::App& app, const CLI::ParseError& e, int argc,
+                                 char** argv) {
+  // The subcommand the user named, if any.
+  const CLI::App* sub = nullptr;
+  std::string first;
+  for (int i = 1; i < argc; ++i)
+    if (argv[i][0] != '-') {
+      first = argv[i];
+      break;
+    }
+  const auto names = subcommand_names(app);
+  if (!first.empty()) {
+    try {
+      sub = app.get_subcommand(first);
+    } catch (const CLI::OptionNotFound&) {
+      sub = nullptr;
+    }
+  }
+  if (!first.empty() && !sub) {
+    std::string msg = fmt::format("unknown command '{}'", first);
+    if (auto c = closest(first, names); !c.empty())
+      msg += fmt::format(" (did you mean '{}'?)", c);
+    return msg + fmt::format("; commands: {} (kbench --help)", fmt::join(names, ", "));
+  }
+  if (!sub)
+    return fmt::format("a command is required: {} (kbench --help)", fmt::join(names, ", "));
+  std::string msg = fmt::format("{}: {}", sub->get_name(), e.what());
+  // Unknown flags: suggest the closest flag of that command.
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--", 0) != 0)
+      continue;
+    a = a.substr(0, a.find('='));
+    const auto flags = long_flags(*sub);
+    if (std::find(flags.begin(), flags.end(), a) != flags.end())
+      continue;
+    if (auto c = closest(a, flags); !c.empty())
+      msg += fmt::format(" (did you mean {}?)", c);
+  }
+  return msg + fmt::format(" (kbench {} --help)", sub->get_name());
+}
+
+} // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"kbench: which model writes the fastest correct CUDA kernels, measured so the "
                "number can be trusted"};
@@ -59,8 +155,16 @@ int main(int argc, char** argv) {
     reg(app, set_exit);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One contract for every command: bad input is exit status 2 (docs/cli.md).
+    fmt::print(stderr, "kbench: error: {}\n", describe_parse_error(app, e, argc, argv));
+    return 2;
   } catch (const kb::Error& e) {
     fmt::print(stderr, "kbench: error: {}\n", e.what());
     return 2;

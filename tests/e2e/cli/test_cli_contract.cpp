@@ -1,0 +1,90 @@
+// The exit-code contract of the real kbench binary (0 ok, 2 bad input, 3 internal) for CLI
+// misuse, with messages that say what was wrong and what was meant, and docs/cli.md equal to
+// what the CLI definitions generate.
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+Result kbench(const std::string& args) {
+  Result r;
+  const std::string err_file = ::testing::TempDir() + "kbench-cli-stderr.txt";
+  const std::string cmd = std::string(KB_BIN_DIR) + "/kbench " + args + " 2>" + err_file;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p)
+    return r;
+  std::array<char, 4096> buf{};
+  std::size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
+    r.out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream e(err_file);
+  std::stringstream ss;
+  ss << e.rdbuf();
+  r.err = ss.str();
+  return r;
+}
+
+TEST(CliContract, UnknownCommandIsBadInputAndSuggestsTheNearestOne) {
+  const auto r = kbench("rnu --level 1");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown command 'rnu'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("did you mean 'run'"), std::string::npos) << r.err;
+  const auto b = kbench("bogus");
+  EXPECT_EQ(b.code, 2);
+  EXPECT_NE(b.err.find("unknown command 'bogus'"), std::string::npos) << b.err;
+  EXPECT_EQ(b.err.find("A subcommand is required"), std::string::npos) << b.err;
+}
+
+TEST(CliContract, MisspelledFlagIsBadInputAndSuggestsTheFlag) {
+  const auto r = kbench("run --levle 1");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("did you mean --level?"), std::string::npos) << r.err;
+  const auto c = kbench("compare --treshold 1 a.db b.db");
+  EXPECT_EQ(c.code, 2);
+  EXPECT_NE(c.err.find("--threshold"), std::string::npos) << c.err;
+}
+
+TEST(CliContract, MalformedValuesAndMissingCommandsAreExitTwoNotCli11Codes) {
+  for (const char* args : {"run --jobs abc", "", "eval", "list --level", "report --format"}) {
+    const auto r = kbench(args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.err;
+    EXPECT_NE(r.err.find("kbench: error:"), std::string::npos) << args << ": " << r.err;
+  }
+}
+
+TEST(CliContract, HelpAndVersionSucceed) {
+  EXPECT_EQ(kbench("--help").code, 0);
+  EXPECT_EQ(kbench("run --help").code, 0);
+  const auto v = kbench("--version");
+  EXPECT_EQ(v.code, 0);
+  EXPECT_NE(v.out.find("commit"), std::string::npos) << v.out;
+}
+
+TEST(CliContract, DocsCliMdIsWhatTheDefinitionsGenerate) {
+  const auto r = kbench("cli-reference");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream f(std::string(KB_SOURCE_DIR) + "/docs/cli.md");
+  ASSERT_TRUE(f) << "docs/cli.md is missing";
+  std::stringstream ss;
+  ss << f.rdbuf();
+  EXPECT_EQ(ss.str(), r.out) << "docs/cli.md is out of date: regenerate it with "
+                                "`build/bin/kbench cli-reference > docs/cli.md`";
+  for (const char* cmd : {"## kbench run", "## kbench eval", "## kbench report",
+                          "## kbench compare", "## Exit codes"})
+    EXPECT_NE(r.out.find(cmd), std::string::npos) << cmd;
+}
+
+} // namespace
