@@ -25,8 +25,7 @@ done
 . "$root/tools/gpu_env.sh"
 bin=$build/bin
 kbench=$bin/kbench
-kb_times=$root/../shared/data/kernelbench-h100/baseline_time_torch.json
-[ -f "$kb_times" ] || kb_times=$root/.carry/data/baseline_time_torch.json
+kb_times=$root/data/kernelbench-timings/H100_Modal/baseline_time_torch.json
 note "kbench baseline check, $(date -u +%FT%TZ), build $build"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$summary" 2>&1
 

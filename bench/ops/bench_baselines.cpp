@@ -142,7 +142,8 @@ int main(int argc, char** argv) {
   const std::string levels = take_flag(argc, argv, "levels").value_or(kb::default_levels_dir());
   const std::string torch_path =
       take_flag(argc, argv, "torch_times")
-          .value_or("/work/shared/data/kernelbench-h100/baseline_time_torch.json");
+          .value_or(std::string(KB_SOURCE_DIR) +
+                    "/data/kernelbench-timings/H100_Modal/baseline_time_torch.json");
   // --f64=1 times the float64 reference instead of the baseline.
   const bool as_f64 = take_flag(argc, argv, "f64").value_or("0") == "1";
   // --per_op=1 also prints each op's mean time (stderr lines starting "per-op").
