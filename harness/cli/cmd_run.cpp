@@ -355,7 +355,7 @@ int print_summary(const kb::runner::RunSummary& s, const std::string& db) {
           ? fmt::format(" with {} provider failure{}", calls.provider_failures,
                         calls.provider_failures == 1 ? "" : "s")
           : "";
-  fmt::print("run {}: {}{}{}\n", s.run_id, s.status, failures,
+  fmt::print("run {}: {}{}{}\n", s.run_id, kb::runner::run_status_name(s.status), failures,
              s.message.empty() ? "" : " (" + s.message + ")");
   for (const auto& line : s.ceilings)
     fmt::print("  {}\n", line);
@@ -367,14 +367,14 @@ int print_summary(const kb::runner::RunSummary& s, const std::string& db) {
     fmt::print("  {} requests failed at the provider: {}\n", n, cls);
   std::map<std::string, int> stops;
   for (const auto& t : s.tasks)
-    if (t.stop_code != "done")
+    if (t.stop != kb::runner::StopKind::done)
       ++stops[t.stop_code];
   for (const auto& [code, n] : stops)
     fmt::print("  {} searches stopped: {}\n", n, code);
   for (std::size_t i = 0; i < p.best.size() && i < 10; ++i)
     fmt::print("  best {:<40} {:.3g}x\n", p.best[i].first, p.best[i].second);
   fmt::print("  results in {} (kbench report --db {})\n", db, db);
-  if (s.status == "interrupted")
+  if (s.status == kb::runner::RunStatus::interrupted)
     return 130;
   // Nothing answered at all (no network, a wrong endpoint): the run measured nothing.
   if (calls.answered == 0 && calls.provider_failures > 0) {

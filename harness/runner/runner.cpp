@@ -317,10 +317,12 @@ TaskSummary Suite::run_task(const Problem& p, std::size_t mi) {
   t.model = m_models[mi].name;
   const std::string scope = p.id + "|" + m_models[mi].name;
   if (m_stop) {
+    t.stop = StopKind::interrupted;
     t.stop_code = "interrupted";
     return t;
   }
   if (auto r = m_ledger->exhausted(scope)) {
+    t.stop = classify_stop(r->code);
     t.stop_code = r->code;
     t.stop_message = r->message;
     record_stop(p, mi, r->code, r->message);
@@ -358,13 +360,14 @@ TaskSummary Suite::run_task(const Problem& p, std::size_t mi) {
   };
   auto strategy = search::make_strategy(m_o.strategy);
   const search::SearchResult r = strategy->run(ctx);
+  t.stop = classify_stop(r.stop_code);
   t.stop_code = r.stop_code;
   t.stop_message = r.stop_message;
   t.candidates = static_cast<int>(r.steps.size());
   t.provider_failures = r.provider_failures;
   t.best_id = r.best_id;
   t.best_speedup = r.best_speedup;
-  if (r.stop_code != "done" && r.stop_code != "interrupted")
+  if (t.stop == StopKind::run_budget || t.stop == StopKind::problem_budget)
     record_stop(p, mi, r.stop_code, r.stop_message);
   return t;
 }
@@ -379,9 +382,10 @@ RunSummary Suite::run() {
       throw Error(fmt::format("{}: no run {} to resume", m_o.db, *m_o.resume));
     // Completed with every request answered: nothing is left to do. Requests that failed at
     // the provider are what a resume of a completed run still asks.
-    if (row->status == "completed" && s.call_tally(row->id).provider_failures == 0) {
+    if (parse_run_status(row->status) == RunStatus::completed &&
+        s.call_tally(row->id).provider_failures == 0) {
       summary.run_id = *m_o.resume;
-      summary.status = "completed";
+      summary.status = RunStatus::completed;
       summary.already_completed = true;
       summary.message = fmt::format("run {} is already completed; nothing to resume", row->id);
       summary.calls = s.call_tally(row->id);
@@ -635,6 +639,7 @@ RunSummary Suite::run() {
         } catch (const std::exception& e) {
           results[i].problem_id = tasks[i].p->id;
           results[i].model = m_models[tasks[i].model].name;
+          results[i].stop = StopKind::failed;
           results[i].stop_code = "failed";
           results[i].stop_message = e.what();
           std::lock_guard lock(fatal_mutex);
@@ -648,7 +653,8 @@ RunSummary Suite::run() {
         log(fmt::format("{} {}: {} candidates, {}{}", t.problem_id, t.model, t.candidates,
                         t.best_id ? fmt::format("best {:.3g}x", t.best_speedup)
                                   : std::string("no correct candidate"),
-                        t.stop_code == "done" ? "" : fmt::format(" (stopped: {})", t.stop_code)));
+                        t.stop == StopKind::done ? ""
+                                                 : fmt::format(" (stopped: {})", t.stop_code)));
       }
     });
   for (auto& w : workers)
@@ -672,21 +678,21 @@ RunSummary Suite::run() {
   if (m_recorder->lease_lost() && fatal.empty())
     fatal = "another process took the run over (the lease was lost)";
   if (!fatal.empty()) {
-    summary.status = "failed";
+    summary.status = RunStatus::failed;
     summary.message = fatal;
   } else if (m_cancel && m_cancel->load()) {
-    summary.status = "interrupted";
+    summary.status = RunStatus::interrupted;
     summary.message = "interrupted; continue with --resume " + std::to_string(m_run_id);
   } else {
-    summary.status = "completed";
+    summary.status = RunStatus::completed;
     for (const auto& t : summary.tasks)
-      if (t.stop_code.starts_with("run_")) {
-        summary.status = "budget_exhausted";
+      if (t.stop == StopKind::run_budget) {
+        summary.status = RunStatus::budget_exhausted;
         summary.message = t.stop_message;
         break;
       }
   }
-  if (!plumbing.empty() && summary.status != "failed")
+  if (!plumbing.empty() && summary.status != RunStatus::failed)
     summary.message += fmt::format(
         "{}{} candidates recorded without evaluation after a harness error (first: {}); `kbench "
         "evaluate --run {}` finishes them",
@@ -694,9 +700,9 @@ RunSummary Suite::run() {
   m_recorder->with([&](store::Store& s) {
     summary.calls = s.call_tally(m_run_id);
     if (!m_recorder->lease_lost())
-      s.end_run(m_run_id, summary.status);
+      s.end_run(m_run_id, run_status_name(summary.status));
   });
-  if (summary.calls.provider_failures > 0 && summary.status != "failed") {
+  if (summary.calls.provider_failures > 0 && summary.status != RunStatus::failed) {
     std::string classes;
     for (const auto& [cls, n] : summary.calls.failures_by_class)
       classes += fmt::format("{}{} {}", classes.empty() ? "" : ", ", n, cls);
@@ -705,12 +711,64 @@ RunSummary Suite::run() {
         "score, and `--resume {}` asks them again",
         summary.message.empty() ? "" : "; ", summary.calls.provider_failures, classes, m_run_id);
   }
-  if (summary.status == "failed")
+  if (summary.status == RunStatus::failed)
     throw Error(fmt::format("run {} failed: {}", m_run_id, fatal));
   return summary;
 }
 
 } // namespace
+
+std::string_view run_status_name(RunStatus s) {
+  switch (s) {
+  case RunStatus::running:
+    return "running";
+  case RunStatus::completed:
+    return "completed";
+  case RunStatus::budget_exhausted:
+    return "budget_exhausted";
+  case RunStatus::interrupted:
+    return "interrupted";
+  case RunStatus::failed:
+    return "failed";
+  }
+  return "?";
+}
+
+std::optional<RunStatus> parse_run_status(std::string_view name) {
+  for (RunStatus s : {RunStatus::running, RunStatus::completed, RunStatus::budget_exhausted,
+                      RunStatus::interrupted, RunStatus::failed})
+    if (run_status_name(s) == name)
+      return s;
+  return std::nullopt;
+}
+
+std::string_view stop_kind_name(StopKind k) {
+  switch (k) {
+  case StopKind::done:
+    return "done";
+  case StopKind::run_budget:
+    return "run_budget";
+  case StopKind::problem_budget:
+    return "problem_budget";
+  case StopKind::interrupted:
+    return "interrupted";
+  case StopKind::failed:
+    return "failed";
+  }
+  return "?";
+}
+
+StopKind classify_stop(std::string_view code) {
+  if (code == "done")
+    return StopKind::done;
+  if (code == "interrupted")
+    return StopKind::interrupted;
+  if (code == "failed")
+    return StopKind::failed;
+  if (code.starts_with("problem_"))
+    return StopKind::problem_budget;
+  return StopKind::run_budget;
+}
 
 RunSummary run_suite(const RunOptions& opts, EvalBackend* backend, const std::atomic<bool>* cancel,
                      const RunHooks& hooks) {

@@ -202,10 +202,30 @@ struct RunHooks {
   std::function<void(int64_t run_id)> started;   // once the run row exists; may be null
 };
 
+// How a run ended (the store's runs.status names them).
+enum class RunStatus { running, completed, budget_exhausted, interrupted, failed };
+// "running", "completed", "budget_exhausted", "interrupted", "failed".
+std::string_view run_status_name(RunStatus s);
+std::optional<RunStatus> parse_run_status(std::string_view name);
+
+// Why one (problem, model) search stopped.
+enum class StopKind {
+  done,           // the strategy ran to its end
+  run_budget,     // a run-wide limit ("run_tokens", "run_usd", "run_minutes", ...)
+  problem_budget, // a per-problem limit ("problem_tokens_out", ...)
+  interrupted,
+  failed, // a harness error
+};
+std::string_view stop_kind_name(StopKind k);
+// The kind of a stop code: "done", "interrupted", "failed", "problem_*"; any other code is a
+// run-wide limit's ("run_tokens", "run_usd", ...).
+StopKind classify_stop(std::string_view code);
+
 struct TaskSummary {
   std::string problem_id;
   std::string model;
-  std::string stop_code; // "done", a budget code, "interrupted", "skipped", "failed"
+  StopKind stop = StopKind::done;
+  std::string stop_code; // the precise code: "done", a budget code, "interrupted", "failed"
   std::string stop_message;
   int candidates = 0;
   int provider_failures = 0; // requests that failed at the provider after retries
@@ -215,7 +235,7 @@ struct TaskSummary {
 
 struct RunSummary {
   int64_t run_id = 0;
-  std::string status;             // "completed", "budget_exhausted", "interrupted", "failed"
+  RunStatus status = RunStatus::running;
   std::string message;            // why, when not completed; provider failures and harness errors
   bool already_completed = false; // a resume of a completed run: nothing was done
   // What the run's record holds (every session of it): answers, unanswered provider failures

@@ -1,5 +1,7 @@
 // Budget ledger: run-wide and per-scope limits on tokens, money and wall time, with in-flight
 // reservations so concurrent requests cannot overrun a limit by more than they can use.
+#include <string_view>
+
 #include <fmt/format.h>
 
 #include "search.hpp"
@@ -77,8 +79,13 @@ BudgetLedger::Check BudgetLedger::check(const Account& a, const BudgetLimits& l,
       continue;
     if (d.spent >= d.limit) {
       why->code = fmt::format("{}_{}", prefix, d.name);
-      why->message =
-          fmt::format("{} budget of {:g} {} reached ({:g} used)", prefix, d.limit, d.unit, d.spent);
+      // Whole tokens and cents as they are recorded (never "1e+06"); the requests still in
+      // flight when the limit is reached are recorded too and show in the run's summary.
+      const bool money = std::string_view(d.name) == "usd";
+      why->message = money ? fmt::format("{} budget of ${:.4f} reached (${:.4f} used)", prefix,
+                                         d.limit, d.spent)
+                           : fmt::format("{} budget of {:.0f} {} reached ({:.0f} used)", prefix,
+                                         d.limit, d.unit, d.spent);
       return Check::refuse;
     }
     // Alone in flight, a request may always go while something is left: that is what bounds

@@ -102,7 +102,7 @@ TEST_F(RunnerTest, ReplayRunEvaluatesExamplesAndRecordsNoCodeForTheRest) {
   RunHooks hooks;
   hooks.log = [&](const std::string& l) { lines.push_back(l); };
   const RunSummary s = run_suite(opts, &backend, nullptr, hooks);
-  EXPECT_EQ(s.status, "completed");
+  EXPECT_EQ(s.status, RunStatus::completed);
   EXPECT_EQ(s.tasks.size(), 3u);
   EXPECT_EQ(backend.evaluations.load(), 2); // relu and softmax have example kernels
   store::Store st(opts.db, {.read_only = true});
@@ -145,7 +145,7 @@ TEST_F(RunnerTest, RefineRunChainsParentsAndResumeAddsNothing) {
   const int evals_before = backend.evaluations.load();
   const RunSummary again = run_suite(r, &backend, nullptr, {});
   EXPECT_EQ(again.run_id, s.run_id);
-  EXPECT_EQ(again.status, "completed");
+  EXPECT_EQ(again.status, RunStatus::completed);
   EXPECT_EQ(st.attempts({.run_ids = {s.run_id}}).size(), 2u);
   EXPECT_EQ(st.llm_calls(s.run_id).size(), calls);
   EXPECT_EQ(backend.evaluations.load(), evals_before);
@@ -174,7 +174,7 @@ TEST_F(RunnerTest, PlumbingFailureOfOneCandidateNeverStopsTheOthers) {
   opts.strategy.kind = search::StrategyKind::best_of_n;
   opts.strategy.samples = 3;
   const RunSummary s = run_suite(opts, &backend, nullptr, {});
-  EXPECT_EQ(s.status, "completed");
+  EXPECT_EQ(s.status, RunStatus::completed);
   EXPECT_NE(s.message.find("without evaluation"), std::string::npos) << s.message;
   store::Store st(opts.db, {.read_only = true});
   int relu_unevaluated = 0, softmax_correct = 0;
@@ -193,7 +193,7 @@ TEST_F(RunnerTest, PlumbingFailureOfOneCandidateNeverStopsTheOthers) {
 TEST_F(RunnerTest, ResumeOfCompletedRunDoesNothingAndLiveHolderIsRefused) {
   FakeBackend backend;
   const RunSummary s = run_suite(opts, &backend, nullptr, {});
-  ASSERT_EQ(s.status, "completed");
+  ASSERT_EQ(s.status, RunStatus::completed);
   RunOptions r;
   r.db = opts.db;
   r.resume = s.run_id;
@@ -218,7 +218,7 @@ TEST_F(RunnerTest, ResumeOfCompletedRunDoesNothingAndLiveHolderIsRefused) {
   EXPECT_EQ(std::to_string(st.llm_calls(s.run_id).size()), calls_before);
   st.release_run_lease(s.run_id, "a-live-process");
   const RunSummary resumed = run_suite(r, &backend, nullptr, {});
-  EXPECT_EQ(resumed.status, "completed");
+  EXPECT_EQ(resumed.status, RunStatus::completed);
   EXPECT_EQ(backend.evaluations.load(), evals);
   EXPECT_EQ(std::to_string(st.llm_calls(s.run_id).size()), calls_before);
 }
@@ -247,7 +247,7 @@ TEST_F(RunnerTest, UsdBudgetWithUnpricedModelNamesTheModel) {
 TEST_F(RunnerTest, EvaluateStoredJudgesEachGeneratedCandidateOnce) {
   opts.mode = Mode::generate;
   const RunSummary g = run_suite(opts, nullptr, nullptr, {});
-  ASSERT_EQ(g.status, "completed");
+  ASSERT_EQ(g.status, RunStatus::completed);
   FakeBackend backend;
   EvaluateOptions e;
   e.db = opts.db;
@@ -291,7 +291,7 @@ TEST_F(RunnerTest, CancelBeforeStartEndsInterrupted) {
   FakeBackend backend;
   std::atomic<bool> cancel{true};
   const RunSummary s = run_suite(opts, &backend, &cancel, {});
-  EXPECT_EQ(s.status, "interrupted");
+  EXPECT_EQ(s.status, RunStatus::interrupted);
   store::Store st(opts.db, {.read_only = true});
   EXPECT_EQ(st.run(s.run_id)->status, "interrupted");
 }
