@@ -1,4 +1,4 @@
-// The model client: cache, budgets, rate limits, retries with backoff, and a worker pool.
+// The model client: rate limits, retries with backoff, the answer cap, and a worker pool.
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
@@ -35,7 +35,6 @@ struct Client::Impl {
 
   struct Job {
     ChatRequest request;
-    TokenBudget* budget;
     std::promise<ChatResponse> promise;
   };
   std::mutex queue_mutex;
@@ -80,7 +79,7 @@ struct Client::Impl {
         job = std::move(queue.front());
         queue.pop_front();
       }
-      job.promise.set_value(run(job.request, job.budget));
+      job.promise.set_value(run(job.request));
     }
   }
 
@@ -101,32 +100,10 @@ struct Client::Impl {
     return in + r.max_tokens.value_or(cfg.max_output_tokens);
   }
 
-  ChatResponse run(const ChatRequest& req, TokenBudget* budget) {
+  ChatResponse run(const ChatRequest& req) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::string key = cache_key(cfg, req);
-    if (opts.cache) {
-      if (auto hit = opts.cache->get(key)) {
-        hit->cached = true;
-        hit->request_hash = key;
-        std::lock_guard lock(stats_mutex);
-        ++stats.calls;
-        ++stats.cache_hits;
-        return *std::move(hit);
-      }
-    }
     const int64_t estimate = request_estimate(req);
-    if (budget && !budget->try_reserve(estimate)) {
-      ChatResponse out;
-      out.model = cfg.name;
-      out.request_hash = key;
-      out.status = ChatStatus::budget;
-      out.error_class = "token_budget";
-      out.error_message =
-          fmt::format("token budget spent ({} of {} tokens used)", budget->used(), budget->limit());
-      record(out, 0);
-      return out;
-    }
-
     ChatResponse out;
     std::vector<AttemptRecord> attempts;
     double wait_s = 0.0;
@@ -173,13 +150,6 @@ struct Client::Impl {
     // A 429 that was retried away is rate_limited only when it is also the final answer.
     if (!out.ok() && out.http_status == 429)
       out.status = ChatStatus::rate_limited;
-    if (budget)
-      budget->commit(estimate, out.ok() ? out.tokens_in + out.tokens_out : 0);
-    if (out.ok() && opts.cache) {
-      ChatResponse stored = out;
-      stored.cached = false;
-      opts.cache->put(key, stored);
-    }
     record(out, attempts_made);
     return out;
   }
@@ -204,26 +174,26 @@ Client::Client(ModelConfig cfg, ClientOptions options)
 
 Client::~Client() = default;
 
-std::future<ChatResponse> Client::submit(ChatRequest request, TokenBudget* budget) {
+std::future<ChatResponse> Client::submit(ChatRequest request) {
   std::promise<ChatResponse> p;
   auto f = p.get_future();
   {
     std::lock_guard lock(m_impl->queue_mutex);
-    m_impl->queue.push_back({std::move(request), budget, std::move(p)});
+    m_impl->queue.push_back({std::move(request), std::move(p)});
   }
   m_impl->queue_cv.notify_one();
   return f;
 }
 
-ChatResponse Client::chat(ChatRequest request, TokenBudget* budget) {
-  return submit(std::move(request), budget).get();
+ChatResponse Client::chat(ChatRequest request) {
+  return submit(std::move(request)).get();
 }
 
-std::vector<ChatResponse> Client::chat_all(std::vector<ChatRequest> requests, TokenBudget* budget) {
+std::vector<ChatResponse> Client::chat_all(std::vector<ChatRequest> requests) {
   std::vector<std::future<ChatResponse>> futures;
   futures.reserve(requests.size());
   for (auto& r : requests)
-    futures.push_back(submit(std::move(r), budget));
+    futures.push_back(submit(std::move(r)));
   std::vector<ChatResponse> out;
   out.reserve(futures.size());
   for (auto& f : futures)

@@ -1,5 +1,5 @@
 // kbench llm module: model configuration, chat providers over libcurl (OpenAI-compatible,
-// Anthropic, replay), retries and rate limits, token accounting, response cache, prompt
+// Anthropic, replay), retries and rate limits, token accounting, cache keys, prompt
 // templates, code extraction and secret redaction. The only public header of kb_llm.
 #pragma once
 
@@ -190,27 +190,6 @@ int64_t estimate_tokens(std::string_view text);
 // when set. Equal requests give equal keys on every host.
 std::string cache_key(const ModelConfig& m, const ChatRequest& r);
 
-// Storage of successful responses, keyed by cache_key(). Implementations must be thread-safe.
-// The runner backs it with the SQLite store.
-class ResponseCache {
-public:
-  virtual ~ResponseCache() = default;
-  virtual std::optional<ChatResponse> get(const std::string& key) = 0;
-  virtual void put(const std::string& key, const ChatResponse& response) = 0;
-};
-
-// In-process cache (tests, single runs).
-class MemoryResponseCache final : public ResponseCache {
-public:
-  std::optional<ChatResponse> get(const std::string& key) override;
-  void put(const std::string& key, const ChatResponse& response) override;
-  std::size_t size() const;
-
-private:
-  mutable std::mutex m_mutex;
-  std::map<std::string, ChatResponse, std::less<>> m_entries;
-};
-
 // ---------------------------------------------------------------------------------------------
 // Retries, rate limits and budgets
 // ---------------------------------------------------------------------------------------------
@@ -263,28 +242,6 @@ private:
   bool m_started = false;
 };
 
-// Token budget shared by the calls of a problem or a run; thread-safe. A request is admitted
-// when its estimate fits in what is left, or when nothing else is in flight and something is
-// left, so the budget is overrun by at most one in-flight request.
-class TokenBudget {
-public:
-  explicit TokenBudget(int64_t limit_tokens);
-  // Admits a request expected to use up to `estimate_tokens`; false = refused (budget status).
-  bool try_reserve(int64_t estimate_tokens);
-  // Settles an admitted request with its real usage (0 for a failure that used nothing).
-  void commit(int64_t estimate_tokens, int64_t used_tokens);
-  int64_t used() const;
-  int64_t limit() const { return m_limit; }
-  int64_t remaining() const; // limit - used - reserved, may be negative
-
-private:
-  mutable std::mutex m_mutex;
-  int64_t m_limit;
-  int64_t m_used = 0;
-  int64_t m_reserved = 0;
-  int m_in_flight = 0;
-};
-
 // ---------------------------------------------------------------------------------------------
 // Secret redaction
 // ---------------------------------------------------------------------------------------------
@@ -329,19 +286,17 @@ std::unique_ptr<Provider> make_provider(const ModelConfig& cfg);
 
 // Counters of a client since construction.
 struct ClientStats {
-  int64_t calls = 0;    // chat() calls answered (cache hits included)
+  int64_t calls = 0;    // chat() calls answered
   int64_t attempts = 0; // HTTP attempts made
   int64_t retries = 0;
-  int64_t cache_hits = 0;
-  int64_t tokens_in = 0; // fresh calls only (not cache hits)
+  int64_t tokens_in = 0;
   int64_t tokens_out = 0;
   double cost_usd = 0.0;
   std::map<std::string, int64_t> failures; // by ChatStatus name, final results only
 };
 
 struct ClientOptions {
-  ResponseCache* cache = nullptr; // not owned; ok responses are stored, hits are marked cached
-  int max_in_flight = 0;          // 0 = the model's concurrency; capped at 64
+  int max_in_flight = 0;                    // 0 = the model's concurrency; capped at 64
   uint64_t jitter_seed = 0x6b62656e6368ull; // seeds the backoff jitter
   // Receives one line per attempt failure and retry, already redacted. Called from worker
   // threads; must be thread-safe. Null = silent.
@@ -350,7 +305,7 @@ struct ClientOptions {
   std::unique_ptr<Provider> provider;
 };
 
-// A model's client: cache, budget check, rate limits, retries with backoff, and a pool of worker
+// A model's client: rate limits, retries with backoff, the answer cap, and a pool of worker
 // threads (one connection each) running up to max_in_flight calls concurrently. Thread-safe.
 class Client {
 public:
@@ -360,13 +315,12 @@ public:
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Queues a call. With a budget, the call is refused (status budget, nothing sent) unless
-  // try_reserve(estimate of input + max tokens) admits it; its real usage is committed after.
-  std::future<ChatResponse> submit(ChatRequest request, TokenBudget* budget = nullptr);
+  // Queues a call. Budgets, the response cache and resume are one layer above the client
+  // (search::ModelGateway over the run's call journal): the client only sends.
+  std::future<ChatResponse> submit(ChatRequest request);
   // Blocking forms.
-  ChatResponse chat(ChatRequest request, TokenBudget* budget = nullptr);
-  std::vector<ChatResponse> chat_all(std::vector<ChatRequest> requests,
-                                     TokenBudget* budget = nullptr);
+  ChatResponse chat(ChatRequest request);
+  std::vector<ChatResponse> chat_all(std::vector<ChatRequest> requests);
 
   const ModelConfig& config() const;
   ClientStats stats() const;

@@ -120,35 +120,4 @@ void RateLimiter::acquire(double tokens) {
     std::this_thread::sleep_for(std::chrono::duration<double>(wait));
 }
 
-TokenBudget::TokenBudget(int64_t limit_tokens) : m_limit(limit_tokens) {}
-
-bool TokenBudget::try_reserve(int64_t estimate_tokens) {
-  std::lock_guard lock(m_mutex);
-  const int64_t left = m_limit - m_used - m_reserved;
-  const bool fits = estimate_tokens <= left;
-  const bool last_one = m_in_flight == 0 && m_used < m_limit;
-  if (!fits && !last_one)
-    return false;
-  m_reserved += estimate_tokens;
-  ++m_in_flight;
-  return true;
-}
-
-void TokenBudget::commit(int64_t estimate_tokens, int64_t used_tokens) {
-  std::lock_guard lock(m_mutex);
-  m_reserved -= estimate_tokens;
-  m_used += used_tokens;
-  --m_in_flight;
-}
-
-int64_t TokenBudget::used() const {
-  std::lock_guard lock(m_mutex);
-  return m_used;
-}
-
-int64_t TokenBudget::remaining() const {
-  std::lock_guard lock(m_mutex);
-  return m_limit - m_used - m_reserved;
-}
-
 } // namespace kb::llm

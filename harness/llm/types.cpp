@@ -125,22 +125,4 @@ std::string cache_key(const ModelConfig& m, const ChatRequest& r) {
   return content_hash(j.dump());
 }
 
-std::optional<ChatResponse> MemoryResponseCache::get(const std::string& key) {
-  std::lock_guard lock(m_mutex);
-  auto it = m_entries.find(key);
-  if (it == m_entries.end())
-    return std::nullopt;
-  return it->second;
-}
-
-void MemoryResponseCache::put(const std::string& key, const ChatResponse& response) {
-  std::lock_guard lock(m_mutex);
-  m_entries[key] = response;
-}
-
-std::size_t MemoryResponseCache::size() const {
-  std::lock_guard lock(m_mutex);
-  return m_entries.size();
-}
-
 } // namespace kb::llm

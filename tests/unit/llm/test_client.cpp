@@ -1,5 +1,5 @@
 // Unit tests of the client's policy with a scripted in-process provider (no network): retries,
-// no retry on 4xx, cache, budgets, statistics; and the replay provider on a temporary directory.
+// no retry on 4xx, the answer cap, statistics; and the replay provider on a temporary directory.
 #include <atomic>
 #include <deque>
 #include <filesystem>
@@ -75,10 +75,9 @@ ModelConfig fast_model() {
 }
 
 Client make_client(std::deque<ScriptedProvider::Step> steps, std::atomic<int>* calls,
-                   ResponseCache* cache = nullptr, std::vector<std::string>* log = nullptr) {
+                   std::vector<std::string>* log = nullptr) {
   ClientOptions o;
   o.provider = std::make_unique<ScriptedProvider>(fast_model(), std::move(steps), calls);
-  o.cache = cache;
   if (log) {
     auto mtx = std::make_shared<std::mutex>();
     o.log = [log, mtx](const std::string& line) {
@@ -99,7 +98,7 @@ TEST(Client, RetriesServerErrorsThenSucceeds) {
   std::atomic<int> calls{0};
   std::vector<std::string> log;
   auto c = make_client({{ChatStatus::http_error, 500, {}}, {ChatStatus::rate_limited, 429, 0.002}},
-                       &calls, nullptr, &log);
+                       &calls, &log);
   auto r = c.chat(ask("q"));
   EXPECT_TRUE(r.ok());
   EXPECT_EQ(r.retries, 2);
@@ -151,47 +150,21 @@ TEST(Client, RetryAfterBeyondLimitStopsRetrying) {
   EXPECT_EQ(calls.load(), 1);
 }
 
-TEST(Client, CacheServesRepeatsWithoutCalling) {
+// Answers longer than max_answer_bytes are cut to it, keeping the size as received.
+TEST(Client, LongAnswersAreCappedAndTheirSizeKept) {
   std::atomic<int> calls{0};
-  MemoryResponseCache cache;
-  auto c = make_client({}, &calls, &cache);
-  auto a = c.chat(ask("q"));
-  auto b = c.chat(ask("q"));
-  auto other = ask("q");
-  other.sample_index = 1;
-  auto d = c.chat(other);
-  EXPECT_FALSE(a.cached);
-  EXPECT_TRUE(b.cached);
-  EXPECT_FALSE(d.cached);
-  EXPECT_EQ(a.text, b.text);
-  EXPECT_EQ(a.request_hash, b.request_hash);
-  EXPECT_EQ(calls.load(), 2);
-  EXPECT_EQ(c.stats().cache_hits, 1);
-  EXPECT_EQ(cache.size(), 2u);
-}
-
-TEST(Client, FailuresAreNotCached) {
-  std::atomic<int> calls{0};
-  MemoryResponseCache cache;
-  auto c = make_client({{ChatStatus::http_error, 400, {}}}, &calls, &cache);
-  EXPECT_FALSE(c.chat(ask("q")).ok());
-  EXPECT_TRUE(c.chat(ask("q")).ok());
-  EXPECT_EQ(calls.load(), 2);
-}
-
-TEST(Client, BudgetRefusesWithoutSending) {
-  std::atomic<int> calls{0};
-  auto c = make_client({}, &calls);
-  TokenBudget budget(200); // each call uses 150
-  auto q = ask("q");
-  q.max_tokens = 100;
-  EXPECT_TRUE(c.chat(q, &budget).ok());
-  EXPECT_EQ(budget.used(), 150);
-  EXPECT_TRUE(c.chat(q, &budget).ok()); // 50 left, nothing in flight: admitted
-  auto r = c.chat(q, &budget);
-  EXPECT_EQ(r.status, ChatStatus::budget);
-  EXPECT_EQ(calls.load(), 2);
-  EXPECT_EQ(budget.used(), 300);
+  ModelConfig m = fast_model();
+  m.max_answer_bytes = 1024;
+  ClientOptions o;
+  o.provider = std::make_unique<ScriptedProvider>(m, std::deque<ScriptedProvider::Step>{}, &calls);
+  Client c(m, std::move(o));
+  const auto r = c.chat(ask(std::string(5000, 'q')));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.text.size(), 1024u);
+  EXPECT_EQ(r.answer_bytes, 5000 + 10); // "answer to " + the question
+  const auto small = c.chat(ask("q"));
+  EXPECT_EQ(small.answer_bytes, 0);
+  EXPECT_EQ(small.text, "answer to q");
 }
 
 TEST(Client, CostAndTokenTotals) {

@@ -111,23 +111,5 @@ TEST(RateLimit, UnlimitedNeverWaits) {
     EXPECT_EQ(rl.reserve(0.0, 1e6), 0.0);
 }
 
-TEST(Budget, AdmitsUntilSpentAndOverrunsByAtMostOne) {
-  TokenBudget b(1000);
-  EXPECT_TRUE(b.try_reserve(600));
-  EXPECT_FALSE(b.try_reserve(600)); // does not fit and another call is in flight
-  EXPECT_TRUE(b.try_reserve(400));
-  EXPECT_EQ(b.remaining(), 0);
-  b.commit(600, 500);
-  b.commit(400, 300);
-  EXPECT_EQ(b.used(), 800);
-  // 200 left: a 600-token call is still admitted because nothing else is in flight...
-  EXPECT_TRUE(b.try_reserve(600));
-  EXPECT_FALSE(b.try_reserve(10)); // ...but nothing beside it.
-  b.commit(600, 550);
-  EXPECT_EQ(b.used(), 1350);
-  EXPECT_FALSE(b.try_reserve(1)); // spent
-  EXPECT_LT(b.remaining(), 0);
-}
-
 } // namespace
 } // namespace kb::llm
