@@ -1,4 +1,5 @@
-// The results store over SQLite: opening and migrating, transactional writes, queries, merge.
+// The results store over SQLite: opening and migrating, transactional writes, row mappers and
+// queries, run leases. Merge is in merge.cpp, the KernelBench timing import in import.cpp.
 #include "store.hpp"
 
 #include <algorithm>
@@ -18,13 +19,12 @@
 
 #include "schema.hpp"
 #include "sqlite_util.hpp"
+#include "store_impl.hpp"
 
 namespace kb::store {
 
 using detail::Stmt;
 using nlohmann::json;
-
-namespace {
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -35,8 +35,6 @@ std::string lower(std::string s) {
 std::string json_or_empty_object(std::string_view text) {
   return text.empty() ? std::string("{}") : std::string(text);
 }
-
-} // namespace
 
 std::string encode_samples(const std::vector<double>& samples_ms) {
   std::string out(samples_ms.size() * sizeof(double), '\0');
@@ -78,76 +76,6 @@ std::vector<std::string> ProblemRow::baseline_keys() const {
 // ---------------------------------------------------------------------------------------------
 // Impl
 // ---------------------------------------------------------------------------------------------
-
-struct Store::Impl {
-  std::string path;
-  sqlite3* db = nullptr;
-  bool read_only = false;
-  int version = 0;
-  int tx_depth = 0; // 1 while a Transaction is open
-  std::unordered_map<std::string, Stmt> cache;
-
-  ~Impl() {
-    cache.clear();
-    if (db)
-      sqlite3_close_v2(db);
-  }
-
-  // A cached prepared statement, reset and ready to bind.
-  Stmt& stmt(std::string_view sql) {
-    auto it = cache.find(std::string(sql));
-    if (it == cache.end())
-      it = cache.emplace(std::string(sql), Stmt(db, path, sql, true)).first;
-    it->second.reset();
-    return it->second;
-  }
-  void exec(std::string_view sql) { detail::exec(db, path, sql); }
-
-  void require_writable() const {
-    if (read_only)
-      throw Error(fmt::format("{}: database opened read-only", path));
-  }
-
-  // Runs f inside a write transaction unless the caller already holds one.
-  template <class F> auto write(F&& f) -> decltype(f()) {
-    require_writable();
-    if (tx_depth > 0)
-      return f();
-    exec("BEGIN IMMEDIATE");
-    tx_depth = 1;
-    try {
-      if constexpr (std::is_void_v<decltype(f())>) {
-        f();
-        tx_depth = 0;
-        exec("COMMIT");
-      } else {
-        auto r = f();
-        tx_depth = 0;
-        exec("COMMIT");
-        return r;
-      }
-    } catch (...) {
-      tx_depth = 0;
-      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
-    }
-  }
-
-  int64_t last_id() const { return sqlite3_last_insert_rowid(db); }
-
-  int pragma_int(std::string_view name) {
-    Stmt s(db, path, fmt::format("PRAGMA {}", name));
-    if (!s.step())
-      return 0;
-    return static_cast<int>(s.int64(0));
-  }
-
-  void open(const OpenOptions& o);
-  void migrate(int target);
-  int64_t insert_candidate(const Candidate& c);
-  int64_t insert_llm_call(const LlmCall& c);
-  int64_t insert_evaluation(int64_t candidate_id, const EvalResult& r);
-};
 
 void Store::Impl::open(const OpenOptions& o) {
   namespace fs = std::filesystem;
@@ -486,6 +414,77 @@ std::optional<RunRow> Store::run(int64_t run_id) {
   return out;
 }
 
+// --- row mappers: one per table, over the column order of its SELECT ---
+
+namespace {
+
+// id, level, name, content_hash, provenance_source, provenance_version, provenance_ref, flops,
+// min_bytes
+ProblemRow read_problem(const Stmt& s) {
+  ProblemRow p;
+  p.id = s.text(0);
+  p.level = static_cast<int>(s.int64(1));
+  p.name = s.text(2);
+  p.content_hash = s.text(3);
+  p.provenance_source = s.text(4);
+  p.provenance_version = s.text(5);
+  p.provenance_ref = s.text(6);
+  p.flops = s.real(7);
+  p.min_bytes = s.real(8);
+  return p;
+}
+
+// id, provider, model_id, settings_json, rows sharing provider and model id
+ModelRow read_model(const Stmt& s) {
+  ModelRow m;
+  m.id = s.int64(0);
+  m.info = {s.text(1), s.text(2), s.text(3)};
+  m.label = m.info.provider + "/" + m.info.model_id;
+  if (s.int64(4) > 1)
+    m.label += fmt::format("#{}", m.id);
+  return m;
+}
+
+// id, run_id, model_id, problem_id, request_hash, tokens_in, tokens_out, latency_s, status,
+// error_class, cost_usd, seed, response_bytes (response_text is left out of listings)
+LlmCallRow read_llm_call(const Stmt& s) {
+  LlmCallRow r;
+  r.id = s.int64(0);
+  r.call.run_id = s.int64(1);
+  r.call.model_id = s.int64(2);
+  r.call.problem_id = s.text(3);
+  r.call.request_hash = s.text(4);
+  r.call.tokens_in = s.int64(5);
+  r.call.tokens_out = s.int64(6);
+  r.call.latency_s = s.real(7);
+  r.call.status = s.text(8);
+  r.call.error_class = s.text(9);
+  r.call.cost_usd = s.real(10);
+  r.call.seed = s.opt_int64(11);
+  r.call.response_bytes = s.int64(12);
+  return r;
+}
+
+// id, problem_key, source, hardware, time_ms, std_ms, min_ms, max_ms, num_trials, file,
+// imported_at
+ExternalBaselineRow read_external_baseline(const Stmt& s) {
+  ExternalBaselineRow r;
+  r.id = s.int64(0);
+  r.baseline.problem_key = s.text(1);
+  r.baseline.source = s.text(2);
+  r.baseline.hardware = s.text(3);
+  r.baseline.time_ms = s.real(4);
+  r.baseline.std_ms = s.real(5);
+  r.baseline.min_ms = s.real(6);
+  r.baseline.max_ms = s.real(7);
+  r.baseline.num_trials = static_cast<int>(s.int64(8));
+  r.baseline.file = s.text(9);
+  r.imported_at = s.text(10);
+  return r;
+}
+
+} // namespace
+
 // --- problems and models ---
 
 void Store::upsert_problem(const Problem& p) {
@@ -516,19 +515,8 @@ std::vector<ProblemRow> Store::problems() {
                          "provenance_version, provenance_ref, flops, min_bytes FROM problems "
                          "ORDER BY level, id");
   std::vector<ProblemRow> out;
-  while (s.step()) {
-    ProblemRow p;
-    p.id = s.text(0);
-    p.level = static_cast<int>(s.int64(1));
-    p.name = s.text(2);
-    p.content_hash = s.text(3);
-    p.provenance_source = s.text(4);
-    p.provenance_version = s.text(5);
-    p.provenance_ref = s.text(6);
-    p.flops = s.real(7);
-    p.min_bytes = s.real(8);
-    out.push_back(std::move(p));
-  }
+  while (s.step())
+    out.push_back(read_problem(s));
   s.reset();
   return out;
 }
@@ -541,18 +529,13 @@ int64_t Store::upsert_model(std::string_view provider, std::string_view model_id
                             std::string_view settings_json) {
   std::string settings = json_or_empty_object(settings_json);
   return m_impl->write([&] {
+    // The no-op update makes RETURNING give the existing row's id too.
     auto& ins = m_impl->stmt(
-        "INSERT OR IGNORE INTO models(provider, model_id, settings_json) VALUES (?,?,?)");
+        "INSERT INTO models(provider, model_id, settings_json) VALUES (?,?,?) ON "
+        "CONFLICT(provider, model_id, settings_json) DO UPDATE SET provider = excluded.provider "
+        "RETURNING id");
     ins.bind(1, provider).bind(2, model_id).bind(3, settings);
-    ins.run();
-    auto& sel = m_impl->stmt(
-        "SELECT id FROM models WHERE provider = ? AND model_id = ? AND settings_json = ?");
-    sel.bind(1, provider).bind(2, model_id).bind(3, settings);
-    if (!sel.step())
-      throw Error(fmt::format("{}: model row vanished", m_impl->path));
-    int64_t id = sel.int64(0);
-    sel.reset();
-    return id;
+    return m_impl->returning_id(ins);
   });
 }
 
@@ -561,15 +544,8 @@ std::vector<ModelRow> Store::models() {
                          "models m2 WHERE m2.provider = m.provider AND m2.model_id = m.model_id) "
                          "FROM models m ORDER BY id");
   std::vector<ModelRow> out;
-  while (s.step()) {
-    ModelRow m;
-    m.id = s.int64(0);
-    m.info = {s.text(1), s.text(2), s.text(3)};
-    m.label = m.info.provider + "/" + m.info.model_id;
-    if (s.int64(4) > 1)
-      m.label += fmt::format("#{}", m.id);
-    out.push_back(std::move(m));
-  }
+  while (s.step())
+    out.push_back(read_model(s));
   s.reset();
   return out;
 }
@@ -598,23 +574,8 @@ std::vector<LlmCallRow> Store::llm_calls(int64_t run_id) {
                          "response_bytes FROM llm_calls WHERE run_id = ? ORDER BY id");
   s.bind(1, run_id);
   std::vector<LlmCallRow> out;
-  while (s.step()) {
-    LlmCallRow r;
-    r.id = s.int64(0);
-    r.call.run_id = s.int64(1);
-    r.call.model_id = s.int64(2);
-    r.call.problem_id = s.text(3);
-    r.call.request_hash = s.text(4);
-    r.call.tokens_in = s.int64(5);
-    r.call.tokens_out = s.int64(6);
-    r.call.latency_s = s.real(7);
-    r.call.status = s.text(8);
-    r.call.error_class = s.text(9);
-    r.call.cost_usd = s.real(10);
-    r.call.seed = s.opt_int64(11);
-    r.call.response_bytes = s.int64(12);
-    out.push_back(std::move(r));
-  }
+  while (s.step())
+    out.push_back(read_llm_call(s));
   s.reset();
   return out;
 }
@@ -793,7 +754,7 @@ int64_t Store::record_external_baseline(const ExternalBaseline& b) {
         "max_ms, num_trials, file) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(problem_key, source, "
         "hardware) DO UPDATE SET time_ms = excluded.time_ms, std_ms = excluded.std_ms, min_ms = "
         "excluded.min_ms, max_ms = excluded.max_ms, num_trials = excluded.num_trials, file = "
-        "excluded.file, imported_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')");
+        "excluded.file, imported_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') RETURNING id");
     s.bind(1, lower(b.problem_key))
         .bind(2, b.source)
         .bind(3, b.hardware)
@@ -803,14 +764,7 @@ int64_t Store::record_external_baseline(const ExternalBaseline& b) {
         .bind(7, b.max_ms)
         .bind(8, b.num_trials)
         .bind(9, b.file);
-    s.run();
-    auto& sel = m_impl->stmt(
-        "SELECT id FROM external_baselines WHERE problem_key = ? AND source = ? AND hardware = ?");
-    sel.bind(1, lower(b.problem_key)).bind(2, b.source).bind(3, b.hardware);
-    sel.step();
-    int64_t id = sel.int64(0);
-    sel.reset();
-    return id;
+    return m_impl->returning_id(s);
   });
 }
 
@@ -819,84 +773,10 @@ std::vector<ExternalBaselineRow> Store::external_baselines() {
                          "max_ms, num_trials, file, imported_at FROM external_baselines "
                          "ORDER BY problem_key, source, hardware");
   std::vector<ExternalBaselineRow> out;
-  while (s.step()) {
-    ExternalBaselineRow r;
-    r.id = s.int64(0);
-    r.baseline.problem_key = s.text(1);
-    r.baseline.source = s.text(2);
-    r.baseline.hardware = s.text(3);
-    r.baseline.time_ms = s.real(4);
-    r.baseline.std_ms = s.real(5);
-    r.baseline.min_ms = s.real(6);
-    r.baseline.max_ms = s.real(7);
-    r.baseline.num_trials = static_cast<int>(s.int64(8));
-    r.baseline.file = s.text(9);
-    r.imported_at = s.text(10);
-    out.push_back(std::move(r));
-  }
+  while (s.step())
+    out.push_back(read_external_baseline(s));
   s.reset();
   return out;
-}
-
-ImportSummary Store::import_kernelbench_timings(const std::string& json_path,
-                                                std::string_view source) {
-  std::string text = read_file(json_path);
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw InputError(json_path, 0, "", fmt::format("not valid JSON: {}", e.what()));
-  }
-  if (!doc.is_object() || doc.empty())
-    throw InputError(json_path, 0, "",
-                     "expected KernelBench's timing format: an object of \"levelN\" objects");
-  ImportSummary sum;
-  sum.source = std::string(source);
-  std::vector<ExternalBaseline> rows;
-  for (const auto& [level_key, entries] : doc.items()) {
-    int level = 0;
-    if (!level_key.starts_with("level") || std::sscanf(level_key.c_str() + 5, "%d", &level) != 1 ||
-        level <= 0)
-      throw InputError(json_path, 0, level_key, "expected a key of the form \"levelN\"");
-    if (!entries.is_object())
-      throw InputError(json_path, 0, level_key, "expected an object of problem entries");
-    for (const auto& [file, e] : entries.items()) {
-      std::string field = level_key + "." + file;
-      if (!e.is_object() || !e.contains("mean") || !e["mean"].is_number())
-        throw InputError(json_path, 0, field, "entry without a numeric \"mean\" (ms)");
-      auto num = [&](const char* k) {
-        if (!e.contains(k))
-          return 0.0;
-        if (!e[k].is_number())
-          throw InputError(json_path, 0, field + "." + k, "expected a number");
-        return e[k].get<double>();
-      };
-      ExternalBaseline b;
-      std::string stem = file.ends_with(".py") ? file.substr(0, file.size() - 3) : file;
-      b.problem_key = fmt::format("l{}/{}", level, lower(stem));
-      b.source = std::string(source);
-      b.hardware = e.contains("hardware") && e["hardware"].is_string()
-                       ? e["hardware"].get<std::string>()
-                       : std::string();
-      b.time_ms = num("mean");
-      if (!(b.time_ms > 0))
-        throw InputError(json_path, 0, field + ".mean", "time must be positive");
-      b.std_ms = num("std");
-      b.min_ms = num("min");
-      b.max_ms = num("max");
-      b.num_trials = static_cast<int>(num("num_trials"));
-      b.file = json_path;
-      if (sum.hardware.empty())
-        sum.hardware = b.hardware;
-      rows.push_back(std::move(b));
-    }
-  }
-  m_impl->write([&] {
-    for (const auto& b : rows)
-      record_external_baseline(b);
-  });
-  sum.imported = static_cast<int64_t>(rows.size());
-  return sum;
 }
 
 void Store::record_calibration(int64_t run_id, const GpuCeilings& c) {
@@ -1020,232 +900,6 @@ std::vector<AttemptRow> Store::attempts(const AttemptFilter& f) {
   }
   s.reset();
   return out;
-}
-
-// --- merge ---
-
-namespace {
-
-// Copies one row of src.<table> (by id) into main.<table> with some columns replaced; returns
-// the new row id.
-class RowCopier {
-public:
-  RowCopier(sqlite3* db, const std::string& path, const std::string& table,
-            const std::vector<std::string>& replaced)
-      : m_db(db) {
-    Stmt info(db, path, fmt::format("SELECT name FROM pragma_table_info('{}', 'main')", table));
-    std::vector<std::string> cols;
-    while (info.step()) {
-      std::string c = info.text(0);
-      if (c != "id")
-        cols.push_back(c);
-    }
-    std::string names, marks, select;
-    for (std::size_t i = 0; i < cols.size(); ++i) {
-      names += (i ? ", " : "") + cols[i];
-      marks += i ? ", ?" : "?";
-      select += (i ? ", " : "") + cols[i];
-      auto it = std::find(replaced.begin(), replaced.end(), cols[i]);
-      if (it != replaced.end())
-        m_replaced_index[cols[i]] = static_cast<int>(i);
-    }
-    m_columns = cols;
-    m_read = Stmt(db, path, fmt::format("SELECT {} FROM src.{} WHERE id = ?", select, table));
-    m_write =
-        Stmt(db, path, fmt::format("INSERT INTO main.{}({}) VALUES ({})", table, names, marks));
-  }
-
-  // Reads the source row, lets `patch(column, value)` rewrite replaced columns (returning a
-  // binding for them), and inserts.
-  template <class Patch> int64_t copy(int64_t src_id, Patch&& patch) {
-    m_read.reset();
-    m_read.bind(1, src_id);
-    if (!m_read.step())
-      return 0;
-    m_write.reset();
-    for (std::size_t i = 0; i < m_columns.size(); ++i) {
-      int bi = static_cast<int>(i) + 1;
-      if (m_replaced_index.count(m_columns[i]))
-        patch(m_columns[i], m_read, static_cast<int>(i), m_write, bi);
-      else
-        m_write.bind_value(bi, m_read.value(static_cast<int>(i)));
-    }
-    m_write.run();
-    m_read.reset();
-    return sqlite3_last_insert_rowid(m_db);
-  }
-
-private:
-  sqlite3* m_db;
-  std::vector<std::string> m_columns;
-  std::map<std::string, int> m_replaced_index;
-  Stmt m_read, m_write;
-};
-
-std::vector<int64_t> ids_of(sqlite3* db, const std::string& path, const std::string& sql) {
-  Stmt s(db, path, sql);
-  std::vector<int64_t> out;
-  while (s.step())
-    out.push_back(s.int64(0));
-  return out;
-}
-
-} // namespace
-
-MergeSummary Store::merge_from(const std::string& other_path) {
-  namespace fs = std::filesystem;
-  m_impl->require_writable();
-  if (fs::equivalent(other_path, m_impl->path))
-    throw Error(fmt::format("{}: cannot merge a database into itself", other_path));
-  // Opening validates the file and tells its schema version; an older one is migrated in a
-  // temporary copy so the source file is never modified.
-  std::string attach_path = other_path;
-  std::optional<fs::path> temp;
-  {
-    Store probe(other_path, OpenOptions{.read_only = true});
-    if (probe.schema_version() < k_schema_version) {
-      temp = fs::temp_directory_path() /
-             fmt::format("kbench-merge-{}-{}.db", ::getpid(), std::hash<std::string>{}(other_path));
-      fs::remove(*temp);
-      detail::exec(probe.m_impl->db, other_path, fmt::format("VACUUM INTO '{}'", temp->string()));
-      Store migrated(temp->string());
-      attach_path = temp->string();
-    }
-  }
-  struct TempGuard {
-    std::optional<fs::path>& p;
-    ~TempGuard() {
-      std::error_code ec;
-      if (p)
-        fs::remove(*p, ec);
-    }
-  } guard{temp};
-
-  auto& im = *m_impl;
-  {
-    Stmt att(im.db, im.path, "ATTACH DATABASE ? AS src");
-    att.bind(1, attach_path);
-    att.run();
-  }
-  struct Detach {
-    Impl& im;
-    ~Detach() {
-      im.cache.clear(); // cached statements would keep the schema of src alive
-      sqlite3_exec(im.db, "DETACH DATABASE src", nullptr, nullptr, nullptr);
-    }
-  } detach{im};
-
-  MergeSummary sum;
-  im.write([&] {
-    sqlite3* db = im.db;
-    const std::string& path = im.path;
-    // Problems: keep ours when both have the id.
-    detail::exec(db, path, "INSERT OR IGNORE INTO main.problems SELECT * FROM src.problems");
-    // Models by natural key.
-    std::map<int64_t, int64_t> model_map;
-    {
-      Stmt s(db, path, "SELECT id, provider, model_id, settings_json FROM src.models");
-      while (s.step())
-        model_map[s.int64(0)] = upsert_model(s.text(1), s.text(2), s.text(3));
-    }
-    // External baselines by natural key; keep ours on conflict.
-    detail::exec(db, path,
-                 "INSERT OR IGNORE INTO main.external_baselines(problem_key, source, hardware, "
-                 "time_ms, std_ms, min_ms, max_ms, num_trials, file, imported_at) SELECT "
-                 "problem_key, source, hardware, time_ms, std_ms, min_ms, max_ms, num_trials, "
-                 "file, imported_at FROM src.external_baselines");
-    sum.external_baselines = sqlite3_changes(db);
-
-    std::map<int64_t, int64_t> run_map, call_map, cand_map;
-    auto map_fk = [](const std::map<int64_t, int64_t>& m) {
-      return [&m](const std::string&, Stmt& r, int col, Stmt& w, int bi) {
-        if (r.is_null(col)) {
-          w.bind_null(bi);
-          return;
-        }
-        auto it = m.find(r.int64(col));
-        if (it == m.end())
-          w.bind_null(bi);
-        else
-          w.bind(bi, it->second);
-      };
-    };
-    RowCopier runs(db, path, "runs", {"origin"});
-    for (int64_t id : ids_of(db, path,
-                             "SELECT id FROM src.runs WHERE uuid NOT IN (SELECT uuid FROM "
-                             "main.runs) ORDER BY id")) {
-      run_map[id] = runs.copy(id, [&](const std::string&, Stmt& r, int col, Stmt& w, int bi) {
-        std::string origin = r.text(col);
-        w.bind(bi, origin.empty() ? fmt::format("{}#{}", other_path, id) : origin);
-      });
-      ++sum.runs_copied;
-    }
-    {
-      Stmt n(db, path, "SELECT count(*) FROM src.runs");
-      n.step();
-      sum.runs_skipped = n.int64(0) - sum.runs_copied;
-    }
-    if (run_map.empty())
-      return;
-    std::string run_list;
-    for (const auto& [old_id, new_id] : run_map)
-      run_list += (run_list.empty() ? "" : ",") + std::to_string(old_id);
-
-    auto by_run_and_model = [&](const std::string& col, Stmt& r, int c, Stmt& w, int bi) {
-      if (col == "run_id")
-        w.bind(bi, run_map.at(r.int64(c)));
-      else
-        map_fk(model_map)(col, r, c, w, bi);
-    };
-    RowCopier calls(db, path, "llm_calls", {"run_id", "model_id"});
-    for (int64_t id : ids_of(db, path,
-                             fmt::format("SELECT id FROM src.llm_calls WHERE run_id IN ({}) "
-                                         "ORDER BY id",
-                                         run_list))) {
-      call_map[id] = calls.copy(id, by_run_and_model);
-      ++sum.llm_calls;
-    }
-    RowCopier cands(db, path, "candidates", {"run_id", "model_id", "parent_id", "llm_call_id"});
-    for (int64_t id : ids_of(db, path,
-                             fmt::format("SELECT id FROM src.candidates WHERE run_id IN ({}) "
-                                         "ORDER BY id",
-                                         run_list))) {
-      cand_map[id] = cands.copy(id, [&](const std::string& col, Stmt& r, int c, Stmt& w, int bi) {
-        if (col == "parent_id")
-          map_fk(cand_map)(col, r, c, w, bi);
-        else if (col == "llm_call_id")
-          map_fk(call_map)(col, r, c, w, bi);
-        else
-          by_run_and_model(col, r, c, w, bi);
-      });
-      ++sum.candidates;
-    }
-    RowCopier evals(db, path, "evaluations", {"candidate_id"});
-    for (int64_t id : ids_of(db, path,
-                             fmt::format("SELECT e.id FROM src.evaluations e JOIN src.candidates "
-                                         "c ON c.id = e.candidate_id WHERE c.run_id IN ({}) "
-                                         "ORDER BY e.id",
-                                         run_list))) {
-      evals.copy(id, map_fk(cand_map));
-      ++sum.evaluations;
-    }
-    RowCopier bases(db, path, "baseline_timings", {"run_id"});
-    for (int64_t id : ids_of(db, path,
-                             fmt::format("SELECT id FROM src.baseline_timings WHERE run_id IN "
-                                         "({}) ORDER BY id",
-                                         run_list)))
-      bases.copy(id, map_fk(run_map));
-    Stmt cal(db, path,
-             fmt::format("SELECT run_id, gpu_name, bandwidth_gbs, fp32_tflops, tf32_tflops, "
-                         "fp16_tflops, bf16_tflops, measured FROM src.calibrations WHERE run_id "
-                         "IN ({})",
-                         run_list));
-    while (cal.step())
-      record_calibration(run_map.at(cal.int64(0)),
-                         GpuCeilings{cal.text(1), cal.real(2), cal.real(3), cal.real(4),
-                                     cal.real(5), cal.real(6), cal.int64(7) != 0});
-  });
-  return sum;
 }
 
 } // namespace kb::store
