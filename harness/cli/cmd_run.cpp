@@ -323,7 +323,11 @@ kb::runner::RunOptions to_options(const Cli& c, kb::runner::Mode mode, const std
   o.jobs = c.jobs;
   o.concurrency = c.concurrency;
   o.db = c.db;
-  o.protocol = c.protocol;
+  const auto protocol = kb::runner::parse_protocol(c.protocol);
+  if (!protocol)
+    throw kb::InputError("command line", 0, "--protocol",
+                         fmt::format("'{}' is not kbench or kernelbench", c.protocol));
+  o.protocol = *protocol;
   o.resume = c.resume;
   o.levels_dir = c.levels_dir;
   o.prompts_dir = c.prompts_dir;

@@ -51,6 +51,18 @@ std::string stem_of(const Problem& p) {
 
 } // namespace
 
+std::string_view protocol_name(Protocol p) {
+  return p == Protocol::kernelbench ? "kernelbench" : "kbench";
+}
+
+std::optional<Protocol> parse_protocol(std::string_view name) {
+  if (name == "kbench")
+    return Protocol::kbench;
+  if (name == "kernelbench")
+    return Protocol::kernelbench;
+  return std::nullopt;
+}
+
 std::optional<std::vector<int>> parse_gpus(std::string_view text) {
   if (text.empty() || text == "all")
     return std::nullopt;
@@ -285,7 +297,7 @@ json to_config_json(const RunOptions& o) {
               {"jobs", o.jobs},
               {"concurrency", o.concurrency},
               {"db", o.db},
-              {"protocol", o.protocol},
+              {"protocol", protocol_name(o.protocol)},
               {"levels_dir", o.levels_dir},
               {"prompts_dir", o.prompts_dir},
               {"use_cache", o.use_cache},
@@ -327,7 +339,11 @@ RunOptions from_config_json(const json& j) {
     o.jobs = j.value("jobs", 0);
     o.concurrency = j.value("concurrency", 0);
     o.db = j.value("db", o.db);
-    o.protocol = j.value("protocol", o.protocol);
+    const std::string protocol = j.value("protocol", "kbench");
+    auto p = parse_protocol(protocol);
+    if (!p)
+      throw Error(fmt::format("protocol: unknown protocol '{}'", protocol));
+    o.protocol = *p;
     o.levels_dir = j.value("levels_dir", "");
     o.prompts_dir = j.value("prompts_dir", "");
     o.use_cache = j.value("use_cache", true);

@@ -283,7 +283,7 @@ std::future<search::Verdict> Suite::submit(const Problem& p, int64_t model_row,
   if (d.source.empty() || m_o.mode == Mode::generate) {
     std::optional<EvalResult> r;
     if (d.source.empty())
-      r = detail::no_code_result(d.no_code_reason, m_o.protocol);
+      r = detail::no_code_result(d.no_code_reason, std::string(protocol_name(m_o.protocol)));
     const int64_t id = m_recorder->with([&](store::Store& s) {
       return s.record_attempt(store::Attempt{std::nullopt, c, r}).candidate_id;
     });
@@ -416,9 +416,6 @@ RunSummary Suite::run() {
     throw Error(fmt::format("strategy '{}' needs verdicts of earlier candidates; use `kbench "
                             "run` (or oneshot/best-of-n with `kbench generate`)",
                             search::strategy_name(m_o.strategy.kind)));
-  if (m_o.protocol != "kbench" && m_o.protocol != "kernelbench")
-    throw InputError("command line", 0, "--protocol",
-                     fmt::format("'{}' is not kbench or kernelbench", m_o.protocol));
   if (m_o.mode == Mode::run && !m_backend)
     throw Error("internal: run mode needs an evaluation back end");
   if (m_o.levels_dir.empty())
@@ -540,7 +537,7 @@ RunSummary Suite::run() {
                       doctor.cudnn_version % 100);
     info.nvcc_version = doctor.nvcc_release;
     info.host = host_name();
-    info.protocol = m_o.protocol;
+    info.protocol = protocol_name(m_o.protocol);
     m_run_id = setup.begin_run(info);
     acquire_lease();
   }
@@ -586,8 +583,9 @@ RunSummary Suite::run() {
   if (m_o.mode == Mode::run) {
     const int jobs = detail::default_jobs(m_o.jobs);
     m_pipeline = std::make_unique<detail::EvalPipeline>(
-        *m_backend, m_o.gpus, ceilings.by_gpu, jobs, m_o.protocol, m_stop,
-        [this](detail::EvalJob& job, const EvalResult* r) { return record_job(job, r); }, m_pstats);
+        *m_backend, m_o.gpus, ceilings.by_gpu, jobs, std::string(protocol_name(m_o.protocol)),
+        m_stop, [this](detail::EvalJob& job, const EvalResult* r) { return record_job(job, r); },
+        m_pstats);
   }
 
   // Tasks: every (problem, model), a pool of searches at once.

@@ -117,6 +117,11 @@ CeilingsChoice resolve_ceilings(const std::string& calibration_file, const std::
 // Options
 // ---------------------------------------------------------------------------------------------
 
+// The correctness and timing protocol of a run (docs/evaluation.md).
+enum class Protocol { kbench, kernelbench };
+std::string_view protocol_name(Protocol p); // "kbench", "kernelbench"
+std::optional<Protocol> parse_protocol(std::string_view name);
+
 enum class Mode {
   run,      // LLM calls, compiles and GPU evaluations
   generate, // LLM calls only: candidates stored without evaluation (no GPU needed)
@@ -135,16 +140,16 @@ struct RunOptions {
   int jobs = 0;                        // parallel nvcc processes; 0: hardware threads
   int concurrency = 0;                 // (problem, model) searches at once; 0: automatic
   std::string db = "results/kbench.db";
-  std::string protocol = "kbench"; // or "kernelbench"
-  std::optional<int64_t> resume;   // continue this run (its recorded configuration is used)
-  std::string levels_dir;          // empty: default_levels_dir()
-  std::string prompts_dir;         // empty: PromptLibrary::default_dir()
-  std::string calibration_file;    // roofline ceilings for every GPU; empty: resolve_ceilings
-                                   // per GPU model (cache beside the db, calibrate, datasheet)
-  bool calibrate = true;           // resolve_ceilings may calibrate a GPU without a cache
-  bool use_cache = true;           // answer identical requests from earlier runs' records
-  std::string command;             // the command line, for the run record
-  EvalOptions eval;                // protocol and gpu are set by the runner
+  Protocol protocol = Protocol::kbench;
+  std::optional<int64_t> resume; // continue this run (its recorded configuration is used)
+  std::string levels_dir;        // empty: default_levels_dir()
+  std::string prompts_dir;       // empty: PromptLibrary::default_dir()
+  std::string calibration_file;  // roofline ceilings for every GPU; empty: resolve_ceilings
+                                 // per GPU model (cache beside the db, calibrate, datasheet)
+  bool calibrate = true;         // resolve_ceilings may calibrate a GPU without a cache
+  bool use_cache = true;         // answer identical requests from earlier runs' records
+  std::string command;           // the command line, for the run record
+  EvalOptions eval;              // protocol and gpu are set by the runner
 };
 
 // The resolved options as JSON (no secrets: key variables are named, never read) and back.

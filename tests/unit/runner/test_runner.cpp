@@ -63,7 +63,36 @@ TEST(Options, ConfigRoundTripsThroughJson) {
   EXPECT_EQ(back.strategy.temperature, 0.3);
   EXPECT_EQ(back.run_budget.tokens, 123);
   EXPECT_DOUBLE_EQ(back.problem_budget.usd, 1.5);
+  EXPECT_EQ(back.protocol, Protocol::kbench);
+  o.protocol = Protocol::kernelbench;
+  EXPECT_EQ(from_config_json(to_config_json(o)).protocol, Protocol::kernelbench);
+  auto bad = to_config_json(o);
+  bad["protocol"] = "pytorch";
+  EXPECT_THROW(from_config_json(bad), Error);
   EXPECT_THROW(from_config_json(nlohmann::json::object()), Error);
+}
+
+// A model configuration recorded with a run comes back whole (a resume builds its clients from
+// it, never from a models file).
+TEST(Options, ModelConfigRoundTripsThroughJson) {
+  llm::ModelConfig m;
+  m.name = "mine";
+  m.provider = llm::ProviderKind::anthropic;
+  m.base_url = "http://127.0.0.1:1";
+  m.model_id = "claude-x";
+  m.api_key_env = "MY_KEY";
+  m.temperature = 0.4;
+  m.max_output_tokens = 1234;
+  m.extra_body = {{"top_p", 0.9}};
+  m.price_in_per_mtok = 3.0;
+  m.max_retries = 7;
+  m.max_answer_bytes = 4096;
+  m.replay_dir = "/x";
+  const llm::ModelConfig b = model_config_from_json(model_config_json(m));
+  EXPECT_EQ(model_config_json(b), model_config_json(m));
+  EXPECT_EQ(b.provider, llm::ProviderKind::anthropic);
+  EXPECT_EQ(b.max_answer_bytes, 4096);
+  EXPECT_THROW(model_config_from_json(nlohmann::json{{"name", "x"}, {"provider", "nope"}}), Error);
 }
 
 TEST(Options, SelectsByLevelAndGlobAndNamesUnmatchedPatterns) {
