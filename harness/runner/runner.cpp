@@ -137,6 +137,8 @@ public:
   RunSummary run();
 
 private:
+  bool prepare(RunSummary& summary);
+  void run_tasks(RunSummary& summary);
   void log(const std::string& line) {
     if (!m_hooks.log)
       return;
@@ -374,6 +376,15 @@ TaskSummary Suite::run_task(const Problem& p, std::size_t mi) {
 
 RunSummary Suite::run() {
   RunSummary summary;
+  if (prepare(summary))
+    run_tasks(summary);
+  return summary;
+}
+
+// Setup: the run's configuration (recorded one on resume), catalog, models, clients, GPUs and
+// ceilings, the run row and its lease, the journal, budgets, gateways and the evaluation
+// pipeline. False when there is nothing to do (a resume of a completed run).
+bool Suite::prepare(RunSummary& summary) {
   if (m_o.resume) {
     // A resumed run takes its recorded configuration; only where and how fast may change.
     store::Store s(m_o.db, store::OpenOptions{.create = false});
@@ -389,7 +400,7 @@ RunSummary Suite::run() {
       summary.already_completed = true;
       summary.message = fmt::format("run {} is already completed; nothing to resume", row->id);
       summary.calls = s.call_tally(row->id);
-      return summary;
+      return false;
     }
     const json cfg = json::parse(row->info.config_json);
     RunOptions rec = from_config_json(cfg);
@@ -588,6 +599,11 @@ RunSummary Suite::run() {
         m_pstats);
   }
 
+  return true;
+}
+
+// The suite loop: every (problem, model) search, a pool at once, then the run's end.
+void Suite::run_tasks(RunSummary& summary) {
   // Tasks: every (problem, model), a pool of searches at once.
   struct Task {
     const Problem* p;
@@ -711,7 +727,6 @@ RunSummary Suite::run() {
   }
   if (summary.status == RunStatus::failed)
     throw Error(fmt::format("run {} failed: {}", m_run_id, fatal));
-  return summary;
 }
 
 } // namespace
