@@ -23,9 +23,20 @@
 
 namespace kb {
 
+namespace {
+// "file:line: field: message", leaving out a line that is not known (0) and an empty field.
+std::string input_error_text(const std::string& file, int line, const std::string& field,
+                             const std::string& message) {
+  std::string where = line > 0 ? fmt::format("{}:{}", file, line) : file;
+  if (!field.empty())
+    where += ": " + field;
+  return where.empty() ? message : where + ": " + message;
+}
+} // namespace
+
 InputError::InputError(std::string file, int line, std::string field, const std::string& message)
-    : Error(fmt::format("{}:{}: {}: {}", file, line, field, message)), m_file(std::move(file)),
-      m_line(line), m_field(std::move(field)), m_message(message) {}
+    : Error(input_error_text(file, line, field, message)), m_file(std::move(file)), m_line(line),
+      m_field(std::move(field)), m_message(message) {}
 
 namespace {
 struct DTypeInfo {

@@ -91,6 +91,12 @@ TEST(Core, ContentHashIsStableAndSensitive) {
   EXPECT_EQ(content_hash("abc").size(), 16u);
 }
 
+TEST(Core, InputErrorWithoutALineOrFieldSaysNeither) {
+  EXPECT_STREQ(InputError("command line", 0, "--strategy", "unknown strategy 'x'").what(),
+               "command line: --strategy: unknown strategy 'x'");
+  EXPECT_STREQ(InputError("bad.json", 0, "", "not valid JSON").what(), "bad.json: not valid JSON");
+}
+
 TEST(Core, InputErrorNamesFileLineField) {
   InputError e("levels/level1/x.yaml", 12, "graph[0].op", "unknown op 'foo'");
   EXPECT_STREQ(e.what(), "levels/level1/x.yaml:12: graph[0].op: unknown op 'foo'");
