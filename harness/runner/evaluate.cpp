@@ -93,21 +93,20 @@ EvaluateSummary evaluate_stored(const EvaluateOptions& opts, EvalBackend& backen
       job.existing_id = a.candidate_id;
       futures.push_back(pipeline.submit(std::move(job)));
     }
-    std::thread watcher([&] {
-      while (stats.queued > 0) {
-        if (cancel && cancel->load())
-          stop = true;
-        if (hooks.progress) {
+    const auto t0 = std::chrono::steady_clock::now();
+    detail::ProgressTicker ticker(
+        cancel, stop,
+        [&] {
           Progress p;
           p.candidates = static_cast<int64_t>(todo.size());
           p.evaluated = stats.evaluated;
           p.correct = stats.correct;
           p.evals_queued = stats.queued;
-          hooks.progress(p);
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(250));
-      }
-    });
+          p.elapsed_s =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          return p;
+        },
+        hooks.progress);
     for (std::size_t i = 0; i < futures.size(); ++i) {
       try {
         const search::Verdict v = futures[i].get();
@@ -127,7 +126,7 @@ EvaluateSummary evaluate_stored(const EvaluateOptions& opts, EvalBackend& backen
       }
     }
     pipeline.drain();
-    watcher.join();
+    ticker.stop();
     for (const auto& e : pipeline.plumbing_errors())
       out.messages.push_back(
           fmt::format("recorded without evaluation after a harness error: {}", e));

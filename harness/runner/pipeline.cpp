@@ -5,6 +5,33 @@
 
 namespace kb::runner::detail {
 
+ProgressTicker::ProgressTicker(const std::atomic<bool>* cancel, std::atomic<bool>& stop,
+                               std::function<Progress()> snapshot,
+                               std::function<void(const Progress&)> progress) {
+  m_thread = std::thread(
+      [this, cancel, &stop, snapshot = std::move(snapshot), progress = std::move(progress)] {
+        while (!m_done) {
+          if (progress)
+            progress(snapshot());
+          for (int i = 0; i < 5 && !m_done; ++i) {
+            if (cancel && cancel->load())
+              stop = true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          }
+        }
+      });
+}
+
+ProgressTicker::~ProgressTicker() {
+  stop();
+}
+
+void ProgressTicker::stop() {
+  m_done = true;
+  if (m_thread.joinable())
+    m_thread.join();
+}
+
 EvalResult no_code_result(const std::string& reason, const std::string& protocol) {
   EvalResult r;
   r.outcome = Outcome::no_code;

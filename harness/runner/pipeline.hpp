@@ -130,6 +130,21 @@ std::vector<int> gpus_to_use(const std::vector<int>& asked, const DoctorReport& 
 // Parallel compiles: `jobs` when positive, else the hardware threads.
 int default_jobs(int jobs);
 
+// The progress thread of `kbench run` and `kbench evaluate`: every 50 ms a set `cancel` sets
+// `stop`; every 250 ms `progress` (may be null) gets a snapshot from `snapshot`. Stops (and
+// joins) on destruction or stop().
+class ProgressTicker {
+public:
+  ProgressTicker(const std::atomic<bool>* cancel, std::atomic<bool>& stop,
+                 std::function<Progress()> snapshot, std::function<void(const Progress&)> progress);
+  ~ProgressTicker();
+  void stop();
+
+private:
+  std::atomic<bool> m_done{false};
+  std::thread m_thread;
+};
+
 // The EvalResult of a candidate that never reached a GPU.
 EvalResult no_code_result(const std::string& reason, const std::string& protocol);
 EvalResult compile_failure_result(const CompileResult& c, const std::string& protocol);

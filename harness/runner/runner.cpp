@@ -627,20 +627,8 @@ void Suite::run_tasks(RunSummary& summary) {
   std::atomic<std::size_t> next{0};
   std::mutex fatal_mutex;
   std::string fatal;
-  std::atomic<bool> done{false};
-  std::thread ticker([&] {
-    while (!done) {
-      if (m_cancel && m_cancel->load())
-        m_stop = true;
-      if (m_hooks.progress)
-        m_hooks.progress(progress());
-      for (int i = 0; i < 5 && !done; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        if (m_cancel && m_cancel->load())
-          m_stop = true;
-      }
-    }
-  });
+  detail::ProgressTicker ticker(
+      m_cancel, m_stop, [this] { return progress(); }, m_hooks.progress);
   std::vector<std::thread> workers;
   for (int w = 0; w < conc; ++w)
     workers.emplace_back([&] {
@@ -681,8 +669,7 @@ void Suite::run_tasks(RunSummary& summary) {
   }
   for (const auto& e : plumbing)
     log(fmt::format("warning: a candidate was recorded without evaluation: {}", e));
-  done = true;
-  ticker.join();
+  ticker.stop();
   summary.tasks = std::move(results);
   summary.progress = progress();
   m_gateways.clear();
