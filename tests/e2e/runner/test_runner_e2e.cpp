@@ -503,6 +503,32 @@ TEST_F(RunnerE2E, ProviderFailuresAreExcludedAndRetriedOnResume) {
   expect_no_duplicate_answers(run_id);
 }
 
+// best-of-n samples at the documented temperature (0.8) with one seed per sample, sent on the
+// wire and recorded with each call.
+TEST_F(RunnerE2E, BestOfNSamplesAtTemperatureWithRecordedSeeds) {
+  const json script{{"fallback", json::object()}};
+  kb::test::MockLlmServer mock(std::string(KB_BIN_DIR) + "/kbench-mock-llm", script);
+  write_models(mock.url());
+  auto args = base_args("relu_4096x393216");
+  for (std::string a : {"--strategy", "best-of-n", "--samples", "4"})
+    args.push_back(a);
+  const Result r = run(args);
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::set<int64_t> sent;
+  for (const auto& q : mock.requests()) {
+    EXPECT_DOUBLE_EQ(q["body"]["temperature"].get<double>(), 0.8);
+    sent.insert(q["body"]["seed"].get<int64_t>());
+  }
+  EXPECT_EQ(sent, (std::set<int64_t>{0, 1, 2, 3}));
+  kb::store::Store s(db, {.read_only = true});
+  std::set<int64_t> recorded;
+  for (const auto& c : s.llm_calls(s.runs().at(0).id)) {
+    ASSERT_TRUE(c.call.seed);
+    recorded.insert(*c.call.seed);
+  }
+  EXPECT_EQ(recorded, sent);
+}
+
 // A 30 MB answer is cut to the model's max_answer_bytes; the size as received is recorded.
 TEST_F(RunnerE2E, HugeAnswerIsCappedAndItsSizeRecorded) {
   const std::string huge = "```cuda\n#include <kbench/kb_abi.h>\nextern \"C\" int kb_forward() "
