@@ -703,6 +703,12 @@ void Suite::run_tasks(RunSummary& summary) {
     if (!m_recorder->lease_lost())
       s.end_run(m_run_id, run_status_name(summary.status));
   });
+  if (summary.status == RunStatus::budget_exhausted)
+    // The refusal's figures are those when the limit was reached; the calls in flight then were
+    // recorded after it. The message ends with what the run's record holds.
+    summary.message +=
+        fmt::format("; the run recorded {} tokens in, {} tokens out, ${:.4f}",
+                    summary.calls.tokens_in, summary.calls.tokens_out, summary.calls.cost_usd);
   if (summary.calls.provider_failures > 0 && summary.status != RunStatus::failed) {
     std::string classes;
     for (const auto& [cls, n] : summary.calls.failures_by_class)

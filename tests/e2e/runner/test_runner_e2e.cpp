@@ -236,6 +236,9 @@ TEST_F(RunnerE2E, RunBudgetIsHitExactlyAndRecorded) {
                                       ok, tin, tout)),
             std::string::npos)
       << r.output;
+  EXPECT_NE(r.output.find(fmt::format("the run recorded {} tokens in, {} tokens out", tin, tout)),
+            std::string::npos)
+      << r.output;
   EXPECT_GE(stops, 1);
   EXPECT_EQ(mock.stats()["requests"].get<int>(), 5);
   EXPECT_EQ(s.attempts({.run_ids = {run_row.id}}).size(), 5u);
