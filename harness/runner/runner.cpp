@@ -758,6 +758,8 @@ std::string_view stop_kind_name(StopKind k) {
     return "problem_budget";
   case StopKind::interrupted:
     return "interrupted";
+  case StopKind::provider_failure:
+    return "provider_failure";
   case StopKind::failed:
     return "failed";
   }
@@ -771,6 +773,8 @@ StopKind classify_stop(std::string_view code) {
     return StopKind::interrupted;
   if (code == "failed")
     return StopKind::failed;
+  if (code == "provider_failure")
+    return StopKind::provider_failure;
   if (code.starts_with("problem_"))
     return StopKind::problem_budget;
   return StopKind::run_budget;

@@ -219,11 +219,12 @@ enum class StopKind {
   run_budget,     // a run-wide limit ("run_tokens", "run_usd", "run_minutes", ...)
   problem_budget, // a per-problem limit ("problem_tokens_out", ...)
   interrupted,
-  failed, // a harness error
+  provider_failure, // refine/ideas stopped at a request the provider did not answer
+  failed,           // a harness error
 };
 std::string_view stop_kind_name(StopKind k);
-// The kind of a stop code: "done", "interrupted", "failed", "problem_*"; any other code is a
-// run-wide limit's ("run_tokens", "run_usd", ...).
+// The kind of a stop code: "done", "interrupted", "provider_failure", "failed", "problem_*"; any
+// other code is a run-wide limit's ("run_tokens", "run_usd", ...).
 StopKind classify_stop(std::string_view code);
 
 struct TaskSummary {

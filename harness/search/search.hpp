@@ -303,7 +303,8 @@ struct SearchResult {
   // Requests that failed at the provider after retries: recorded as calls, never as candidates
   // (a resume asks them again).
   int provider_failures = 0;
-  // "done", "interrupted", or the budget refusal code ("run_tokens", "problem_usd", ...).
+  // "done", "interrupted", "provider_failure" (refine and ideas stop at an unanswered request
+  // their next step depends on), or the budget refusal code ("run_tokens", "problem_usd", ...).
   std::string stop_code = "done";
   std::string stop_message;
 };

@@ -115,6 +115,18 @@ protected:
     return true;
   }
 
+  // Stops a search whose next step depends on an answer the provider did not give (refine's
+  // next turn, ideas' next round): a resume asks that request again and continues exactly where
+  // the search stopped, so no step is taken on a different path than the record.
+  static void stop_provider_failure(SearchResult& res, const Answer& a) {
+    if (res.stop_code == "done") {
+      res.stop_code = "provider_failure";
+      res.stop_message = fmt::format("the provider failed ({}) after retries; resume the run to "
+                                     "ask again",
+                                     provider_failure_class(a.response));
+    }
+  }
+
   // True (and the result's stop reason set) when the answer is a budget refusal.
   static bool refused(const Answer& a, SearchResult& res) {
     if (a.response.status != llm::ChatStatus::budget)
@@ -244,8 +256,10 @@ public:
       Answer a = ask(ctx, res, request(ctx, conversation(head, turns), t)).get();
       if (refused(a, res))
         break;
-      if (provider_failed(a, res))
-        continue; // no answer to judge: the next turn asks again
+      if (provider_failed(a, res)) {
+        stop_provider_failure(res, a);
+        break;
+      }
       const bool answered = a.response.ok();
       const std::string text = a.response.text;
       CandidateDraft d = draft(ctx, std::move(a), t, parent, "");
@@ -345,8 +359,11 @@ public:
                       .get();
       if (refused(ia, res))
         break;
+      if (provider_failed(ia, res)) {
+        stop_provider_failure(res, ia);
+        break;
+      }
       if (!ia.response.ok()) {
-        provider_failed(ia, res);
         history.push_back(fmt::format("- Round {}: asking for ideas failed ({}).", r,
                                       llm::chat_status_name(ia.response.status)));
         continue;
@@ -382,8 +399,13 @@ public:
       std::vector<std::pair<CandidateDraft, std::future<Verdict>>> pending;
       for (auto& br : branches) {
         Answer a = br.answer.get();
-        if (refused(a, res) || provider_failed(a, res))
+        if (refused(a, res))
           continue;
+        if (provider_failed(a, res)) {
+          // The round's other branches are judged; the next round waits for a resume.
+          stop_provider_failure(res, a);
+          continue;
+        }
         CandidateDraft d = draft(ctx, std::move(a), r, br.parent, ideas[br.idea]);
         auto v = ctx.evaluate(d);
         pending.emplace_back(std::move(d), std::move(v));

@@ -246,6 +246,29 @@ TEST_F(SearchTest, RefineFeedsBackTheVerdictAndDropsReasoning) {
   EXPECT_EQ(r.best_id, 102);
 }
 
+// Refine's next turn needs the last answer: an unanswered request stops the search there, so a
+// resume (which asks it again) continues on the recorded path.
+TEST_F(SearchTest, RefineStopsAtAProviderFailure) {
+  port.answer = [](const llm::ChatRequest& r) {
+    if (r.sample_index == 1) {
+      llm::ChatResponse f;
+      f.status = llm::ChatStatus::timeout;
+      return f;
+    }
+    return ok(fenced(k_kernel));
+  };
+  eval.verdict = [](const CandidateDraft&) { return correct(1.0); };
+  StrategyOptions o;
+  o.kind = StrategyKind::refine;
+  o.turns = 4;
+  const SearchResult r = make_strategy(o)->run(ctx);
+  EXPECT_EQ(port.requests.size(), 2u);
+  EXPECT_EQ(eval.drafts.size(), 1u);
+  EXPECT_EQ(r.provider_failures, 1);
+  EXPECT_EQ(r.stop_code, "provider_failure");
+  EXPECT_NE(r.stop_message.find("timeout"), std::string::npos) << r.stop_message;
+}
+
 TEST_F(SearchTest, RefineKeepsTheConversationWithinTheContextBudget) {
   port.answer = [](const llm::ChatRequest&) {
     return ok(std::string(8000, 'x') + "\n```cuda\n" + k_kernel + std::string(8000, '/') +
