@@ -77,6 +77,29 @@ std::vector<std::string> ProblemRow::baseline_keys() const {
 // Impl
 // ---------------------------------------------------------------------------------------------
 
+namespace {
+// A file path as the path part of an SQLite URI: '%', '?' and '#' percent-encoded.
+std::string uri_path(const std::string& p) {
+  std::string out;
+  for (char c : p) {
+    if (c == '%' || c == '?' || c == '#')
+      out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    else
+      out += c;
+  }
+  return out;
+}
+} // namespace
+
+bool Store::Impl::readable() {
+  sqlite3_stmt* st = nullptr;
+  const bool ok =
+      sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, nullptr) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW;
+  sqlite3_finalize(st);
+  return ok;
+}
+
 void Store::Impl::open(const OpenOptions& o) {
   namespace fs = std::filesystem;
   read_only = o.read_only;
@@ -92,6 +115,19 @@ void Store::Impl::open(const OpenOptions& o) {
     detail::throw_sqlite(db, path, "cannot open database");
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, o.busy_timeout_ms);
+  if (read_only && !readable()) {
+    // A WAL database whose folder this process cannot write (a read-only mount, another
+    // user's 0444 file) cannot get its shared-memory file: read it as immutable instead. Nobody
+    // can be writing it then, and a cleanly closed database has its log checkpointed.
+    sqlite3_close_v2(db);
+    db = nullptr;
+    const std::string uri = "file:" + uri_path(fs::absolute(path, ec).string()) + "?immutable=1";
+    if (sqlite3_open_v2(uri.c_str(), &db,
+                        SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK)
+      detail::throw_sqlite(db, path, "cannot open database");
+    sqlite3_extended_result_codes(db, 1);
+  }
 
   // The first read tells a non-database file apart ("file is not a database").
   int app_id = 0, user_version = 0, objects = 0;

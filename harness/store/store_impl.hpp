@@ -93,6 +93,8 @@ struct Store::Impl {
   }
 
   void open(const OpenOptions& o);
+  // True when a first read of the schema succeeds on the open connection.
+  bool readable();
   void migrate(int target);
   int64_t insert_candidate(const Candidate& c);
   int64_t insert_llm_call(const LlmCall& c);

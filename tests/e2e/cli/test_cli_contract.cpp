@@ -3,10 +3,13 @@
 // what the CLI definitions generate.
 #include <array>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -17,10 +20,11 @@ struct Result {
   std::string out, err;
 };
 
-Result kbench(const std::string& args) {
+// Runs kbench with `args`, behind `prefix` (e.g. a command that changes the user).
+Result kbench_via(const std::string& prefix, const std::string& args) {
   Result r;
   const std::string err_file = ::testing::TempDir() + "kbench-cli-stderr.txt";
-  const std::string cmd = std::string(KB_BIN_DIR) + "/kbench " + args + " 2>" + err_file;
+  const std::string cmd = prefix + std::string(KB_BIN_DIR) + "/kbench " + args + " 2>" + err_file;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p)
     return r;
@@ -35,6 +39,10 @@ Result kbench(const std::string& args) {
   ss << e.rdbuf();
   r.err = ss.str();
   return r;
+}
+
+Result kbench(const std::string& args) {
+  return kbench_via("", args);
 }
 
 TEST(CliContract, UnknownCommandIsBadInputAndSuggestsTheNearestOne) {
@@ -71,6 +79,42 @@ TEST(CliContract, HelpAndVersionSucceed) {
   const auto v = kbench("--version");
   EXPECT_EQ(v.code, 0);
   EXPECT_NE(v.out.find("commit"), std::string::npos) << v.out;
+}
+
+TEST(CliContract, ReadOnlyCommandsWorkOnADatabaseNobodyMayWrite) {
+  // A database in a folder this process cannot write (a read-only mount, another user's files):
+  // SQLite cannot create the log's shared-memory file there.
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("kb-ro-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string db = (dir / "base.db").string();
+  const auto imp =
+      kbench("import-baselines " + std::string(KB_SOURCE_DIR) +
+             "/data/kernelbench-timings/H100_Modal/baseline_time_torch.json --db " + db);
+  ASSERT_EQ(imp.code, 0) << imp.err;
+  for (const char* extra : {"-shm", "-wal"})
+    fs::remove(db + extra);
+  fs::permissions(db, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  fs::permissions(dir, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                           fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
+  std::string as_other;
+  if (::geteuid() == 0) { // root ignores permissions: read as nobody
+    if (::system("command -v setpriv >/dev/null 2>&1") != 0)
+      GTEST_SKIP() << "running as root without setpriv: cannot drop to another user";
+    as_other = "--reuid=65534 --regid=65534 --clear-groups ";
+  }
+  auto run = [&](const std::string& args) {
+    return as_other.empty() ? kbench(args) : kbench_via("setpriv " + as_other, args);
+  };
+  for (const std::string args :
+       {"runs --db " + db, "report --db " + db, "compare " + db + " " + db}) {
+    const auto r = run(args);
+    EXPECT_EQ(r.code, 0) << args << ": " << r.err;
+    EXPECT_EQ(r.err.find("readonly"), std::string::npos) << args << ": " << r.err;
+  }
+  fs::permissions(dir, fs::perms::owner_all);
+  fs::remove_all(dir);
 }
 
 TEST(CliContract, DocsCliMdIsWhatTheDefinitionsGenerate) {
