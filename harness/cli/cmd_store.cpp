@@ -80,9 +80,12 @@ const kb::cli::CommandRegistrar k_store_commands(300, [](CLI::App& app,
       const auto& i = r->info;
       fmt::print("run {} ({})\n  status      {}\n  started     {}\n  ended       {}\n", r->id,
                  r->uuid, r->status, r->started_at, r->ended_at.empty() ? "-" : r->ended_at);
-      fmt::print("  command     {}\n  kbench      {} ({})\n  protocol    {}\n  shard       {}\n",
-                 i.command, i.kbench_version, i.git_commit, i.protocol,
-                 i.shard.empty() ? "-" : i.shard);
+      // The version string names its commit already; the commit alone is shown when it does not.
+      std::string version = i.kbench_version.empty() ? "unknown" : i.kbench_version;
+      if (!i.git_commit.empty() && version.find(i.git_commit) == std::string::npos)
+        version += fmt::format(" (commit {})", i.git_commit);
+      fmt::print("  command     {}\n  kbench      {}\n  protocol    {}\n  shard       {}\n",
+                 i.command, version, i.protocol, i.shard.empty() ? "-" : i.shard);
       fmt::print("  gpu         {} {}\n  driver      {}\n  cuda        {}\n  cublas      {}\n"
                  "  cudnn       {}\n  nvcc        {}\n  host        {}\n",
                  i.gpu_name, i.gpu_uuid, i.driver_version, i.cuda_version, i.cublas_version,

@@ -13,12 +13,8 @@ using nlohmann::json;
 ImportSummary Store::import_kernelbench_timings(const std::string& json_path,
                                                 std::string_view source) {
   std::string text = read_file(json_path);
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw InputError(json_path, 0, "", fmt::format("not valid JSON: {}", e.what()));
-  }
+  // A syntax error names its line and column.
+  json doc = parse_json(text, json_path);
   if (!doc.is_object() || doc.empty())
     throw InputError(json_path, 0, "",
                      "expected KernelBench's timing format: an object of \"levelN\" objects");

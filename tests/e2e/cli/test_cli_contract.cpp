@@ -117,6 +117,16 @@ TEST(CliContract, ReadOnlyCommandsWorkOnADatabaseNobodyMayWrite) {
   fs::remove_all(dir);
 }
 
+TEST(CliContract, MalformedJsonNamesItsLineAndColumn) {
+  const std::string bad = ::testing::TempDir() + "kbench-bad.json";
+  std::ofstream(bad) << "{\"level1\": {\n  \"a.py\": {\"mean\": 1.0,}\n}}\n";
+  const auto r = kbench("import-baselines " + bad + " --db " + ::testing::TempDir() + "kb-bad.db");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("kbench-bad.json:2:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("line 2, column"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(":0:"), std::string::npos) << r.err;
+}
+
 TEST(CliContract, DocsCliMdIsWhatTheDefinitionsGenerate) {
   const auto r = kbench("cli-reference");
   ASSERT_EQ(r.code, 0) << r.err;
