@@ -205,7 +205,7 @@ const kb::cli::CommandRegistrar k_eval(20, [](CLI::App& app, std::function<void(
       j["candidate"] = args->file;
       j["flag_names"] = kb::flag_names(r.flags);
       j["ceilings_source"] = ceilings.source;
-      fmt::print("{}\n", j.dump(2));
+      fmt::print("{}\n", kb::dump_json(j, 2));
     } else {
       print_result(problem, args->file, r, ceilings);
     }

@@ -128,7 +128,7 @@ std::string export_results(store::Store& s, ExportFormat f, const std::vector<in
                         family++);
     for (const auto& [problem, a] : baseline)
       add_gbench_family(benchmarks, problem + "/cublas_cudnn", *a->eval.baseline_time, family++);
-    return json{{"context", ctx}, {"benchmarks", benchmarks}}.dump(2) + "\n";
+    return dump_json(json{{"context", ctx}, {"benchmarks", benchmarks}}, 2) + "\n";
   }
 
   if (f == ExportFormat::json) {
@@ -160,7 +160,7 @@ std::string export_results(store::Store& s, ExportFormat f, const std::vector<in
       }
       out.push_back(std::move(j));
     }
-    return out.dump(2) + "\n";
+    return dump_json(out, 2) + "\n";
   }
 
   std::string csv = "run_id,candidate_id,problem_id,level,model,strategy,round,outcome,flags,"

@@ -99,7 +99,7 @@ std::string render_json(const Report& r) {
                            {"speedup", v.speedup},
                            {"roofline_pct", v.roofline_pct},
                            {"reasons", v.reasons}});
-  return j.dump(2) + "\n";
+  return dump_json(j, 2) + "\n";
 }
 
 class JsonRenderer final : public Renderer {
@@ -130,7 +130,7 @@ public:
            {"missing", r.missing},
            {"exit_code", compare_exit_code(r)},
            {"rows", rows}};
-    return j.dump(2) + "\n";
+    return dump_json(j, 2) + "\n";
   }
 };
 
