@@ -55,7 +55,7 @@ public:
           fmt::print(stderr, "kbench: abandoned in-flight work; run {} marked interrupted\n",
                      run_id.load());
           std::fflush(nullptr);
-          std::_Exit(130);
+          std::_Exit(1);
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
@@ -363,8 +363,14 @@ int print_summary(const kb::runner::RunSummary& s, const std::string& db) {
              s.message.empty() ? "" : " (" + s.message + ")");
   for (const auto& line : s.ceilings)
     fmt::print("  {}\n", line);
-  fmt::print("  {} of {} problem searches done, {} candidates ({} evaluated, {} correct)\n",
-             p.tasks_done, p.tasks_total, p.candidates, p.evaluated, p.correct);
+  // Searches that ended early (a budget, an interruption, a failure) are not "done".
+  int finished = 0;
+  for (const auto& t : s.tasks)
+    finished += t.stop == kb::runner::StopKind::done;
+  const int stopped = static_cast<int>(s.tasks.size()) - finished;
+  fmt::print("  {} of {} problem searches finished{}, {} candidates ({} evaluated, {} correct)\n",
+             finished, p.tasks_total, stopped > 0 ? fmt::format(", {} stopped", stopped) : "",
+             p.candidates, p.evaluated, p.correct);
   fmt::print("  recorded for the run: {} answered calls, {} tokens in, {} tokens out, ${:.4f}\n",
              calls.answered, calls.tokens_in, calls.tokens_out, calls.cost_usd);
   for (const auto& [cls, n] : calls.failures_by_class)
@@ -379,7 +385,7 @@ int print_summary(const kb::runner::RunSummary& s, const std::string& db) {
     fmt::print("  best {:<40} {:.3g}x\n", p.best[i].first, p.best[i].second);
   fmt::print("  results in {} (kbench report --db {})\n", db, db);
   if (s.status == kb::runner::RunStatus::interrupted)
-    return 130;
+    return 1; // docs/cli.md: an interrupted run is the command's documented failure
   // Nothing answered at all (no network, a wrong endpoint): the run measured nothing.
   if (calls.answered == 0 && calls.provider_failures > 0) {
     fmt::print(stderr, "kbench: error: no LLM call of run {} succeeded\n", s.run_id);
@@ -508,7 +514,7 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
       fmt::print("  {:<14} {}\n", outcome, n);
     for (const auto& m : s.messages)
       fmt::print("  {}\n", m);
-    set_exit(g_cancel ? 130 : 0);
+    set_exit(g_cancel ? 1 : 0);
 #else
     throw kb::Error("this kbench was built without the evaluator");
 #endif

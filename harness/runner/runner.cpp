@@ -652,9 +652,11 @@ void Suite::run_tasks(RunSummary& summary) {
         }
         ++m_tasks_done;
         const auto& t = results[i];
+        // Generated work was never judged: say so, not that nothing was correct.
         log(fmt::format("{} {}: {} candidates, {}{}", t.problem_id, t.model, t.candidates,
-                        t.best_id ? fmt::format("best {:.3g}x", t.best_speedup)
-                                  : std::string("no correct candidate"),
+                        t.best_id                    ? fmt::format("best {:.3g}x", t.best_speedup)
+                        : m_o.mode == Mode::generate ? std::string("not evaluated")
+                                                     : std::string("no correct candidate"),
                         t.stop == StopKind::done ? ""
                                                  : fmt::format(" (stopped: {})", t.stop_code)));
       }

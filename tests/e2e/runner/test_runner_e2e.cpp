@@ -249,6 +249,12 @@ TEST_F(RunnerE2E, RunBudgetIsHitExactlyAndRecorded) {
   EXPECT_GE(stops, 1);
   EXPECT_EQ(mock.stats()["requests"].get<int>(), 5);
   EXPECT_EQ(s.attempts({.run_ids = {run_row.id}}).size(), 5u);
+  // Searches the budget ended are counted as stopped, not as done; generated work was never
+  // judged, so no search says it found no correct candidate.
+  EXPECT_NE(r.output.find("problem searches finished"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" stopped, "), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("no correct candidate"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("not evaluated"), std::string::npos) << r.output;
 }
 
 TEST_F(RunnerE2E, ResumeAfterKillNineMakesNoDuplicateCallsOrRows) {
