@@ -127,6 +127,21 @@ TEST(CliContract, MalformedJsonNamesItsLineAndColumn) {
   EXPECT_EQ(r.err.find(":0:"), std::string::npos) << r.err;
 }
 
+TEST(CliContract, ShowNamesTheVersionOnce) {
+  const std::string db = ::testing::TempDir() + "kb-show-" + std::to_string(::getpid()) + ".db";
+  const auto g = kbench("generate --problems relu_4096x393216 --db " + db);
+  ASSERT_EQ(g.code, 0) << g.err;
+  const auto r = kbench("show 1 --db " + db);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto at = r.out.find("  kbench ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const std::string line = r.out.substr(at, r.out.find('\n', at) - at);
+  const auto commit = line.find("(commit ");
+  ASSERT_NE(commit, std::string::npos) << line;
+  EXPECT_EQ(line.find("(commit ", commit + 1), std::string::npos) << line;
+  EXPECT_EQ(line.find(") ("), std::string::npos) << line;
+}
+
 TEST(CliContract, DocsCliMdIsWhatTheDefinitionsGenerate) {
   const auto r = kbench("cli-reference");
   ASSERT_EQ(r.code, 0) << r.err;
