@@ -190,6 +190,10 @@ const kb::cli::CommandRegistrar k_store_commands(300, [](CLI::App& app,
         auto sum = s.import_kernelbench_timings(f, src);
         fmt::print("{}: {} baselines as '{}' ({})\n", f, sum.imported, sum.source,
                    sum.hardware.empty() ? "hardware not stated" : sum.hardware);
+        if (!sum.unmeasured.empty())
+          fmt::print("  {} entries have no measurement in the file (published as null) and were "
+                     "skipped: {}\n",
+                     sum.unmeasured.size(), fmt::join(sum.unmeasured, ", "));
         // Reports can only use entries that match a problem: say which do not.
         if (s.problems().empty()) {
           fmt::print("  {} records no problems yet: entries are matched to problems when a "

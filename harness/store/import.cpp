@@ -30,6 +30,11 @@ ImportSummary Store::import_kernelbench_timings(const std::string& json_path,
       throw InputError(json_path, 0, level_key, "expected an object of problem entries");
     for (const auto& [file, e] : entries.items()) {
       std::string field = level_key + "." + file;
+      if (e.is_null()) {
+        // KernelBench publishes null for a problem that did not run on that hardware.
+        sum.unmeasured.push_back(field);
+        continue;
+      }
       if (!e.is_object() || !e.contains("mean") || !e["mean"].is_number())
         throw InputError(json_path, 0, field, "entry without a numeric \"mean\" (ms)");
       auto num = [&](const char* k) {

@@ -232,6 +232,7 @@ struct ImportSummary {
   std::string source;
   std::string hardware; // the first entry's hardware ("" when absent)
   int64_t imported = 0; // rows inserted or updated
+  std::vector<std::string> unmeasured; // "levelN.file" entries published as null (not run there)
 };
 
 // Result of merging one database into another.
