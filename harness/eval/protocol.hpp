@@ -329,11 +329,12 @@ TimingJudgement judge_timing(const TimingRecord& rec);
 
 // The parent's clock against a claimed timing (docs/evaluation.md, "Corroboration"): the
 // per-sample overhead outside the host span is measured on the trusted baseline, the same loop
-// in the reference process; the candidate's host span per sample then follows from its rounds'
-// wall time. A claim shorter than that estimate beyond the allowed slack is not corroborated.
+// in the reference process; the candidate's host span per sample then follows from its fastest
+// round's wall time. A claim shorter than that estimate beyond the allowed slack is not
+// corroborated.
 struct ClockBound {
-  double loop_overhead_ms = 0.0; // baseline: wall per sample - host span per sample
-  double estimate_ms = 0.0;      // candidate: wall per sample - loop overhead
+  double loop_overhead_ms = 0.0; // baseline: fastest round's wall per sample - host span
+  double estimate_ms = 0.0;      // candidate: fastest round's wall per sample - loop overhead
   double claimed_ms = 0.0;       // candidate: median host span it reported
   double slack_ms = 0.0;
   bool corroborated = true;

@@ -82,6 +82,14 @@ TEST(ClockBound, HonestClaimIsCorroborated) {
   EXPECT_TRUE(b.corroborated);
 }
 
+TEST(ClockBound, ARoundDisturbedByOtherWorkOnTheHostDoesNotFlagAnHonestClaim) {
+  const auto base = rounds(record(0.04, 0.0, 0.05, 40), 0.15);
+  auto cand = rounds(record(0.02, 0.0, 0.03, 40), 0.131);
+  cand.round_wall_ms[1] = 10 * 0.9; // a compile job took the CPU during this round
+  cand.round_wall_ms[3] = 10 * 0.6;
+  EXPECT_TRUE(kb::eval::clock_bound(base, cand, 0.0).corroborated);
+}
+
 TEST(ClockBound, ForgedFastClaimIsNot) {
   const auto base = rounds(record(0.04, 0.0, 0.05, 40), 0.15);
   // It really spends 0.33 ms per sample in the timed span and claims 0.03.
