@@ -48,29 +48,12 @@ CommandRegistrar::CommandRegistrar(int order, Registration reg) {
 
 namespace {
 
-// Levenshtein distance, for "did you mean" hints.
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j)
-    row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diag = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 // The closest of `names` to `word` when it is close enough to be a typo.
 std::string closest(std::string_view word, const std::vector<std::string>& names) {
   std::string best;
   std::size_t best_d = std::max<std::size_t>(2, word.size() / 4) + 1;
   for (const auto& n : names) {
-    const std::size_t d = edit_distance(word, n);
+    const std::size_t d = kb::edit_distance(word, n);
     if (d < best_d) {
       best_d = d;
       best = n;

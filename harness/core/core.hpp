@@ -291,6 +291,9 @@ void from_json(const nlohmann::json& j, EvalResult& r);
 // Utilities
 // ---------------------------------------------------------------------------------------------
 
+// Levenshtein distance between two strings (for "did you mean" hints).
+std::size_t edit_distance(std::string_view a, std::string_view b);
+
 // xxh64 of bytes as 16 lowercase hex digits.
 std::string content_hash(std::string_view bytes);
 // Reads a whole file; throws kb::Error naming the path.
