@@ -406,10 +406,7 @@ eval::TimingRecord drive_timing(const eval::TimePrepare& prep, bool kernelbench,
 }
 
 double median_wall_per_sample(const eval::TimingRecord& r) {
-  std::vector<double> w;
-  for (std::size_t i = 0; i < r.round_wall_ms.size(); ++i)
-    w.push_back(r.round_wall_ms[i] / std::max(1, r.round_samples[i]));
-  return median_of(w);
+  return median_of(eval::wall_per_sample_by_round(r));
 }
 
 } // namespace

@@ -288,20 +288,21 @@ TimingJudgement judge_timing(const TimingRecord& rec) {
   return j;
 }
 
+std::vector<double> wall_per_sample_by_round(const TimingRecord& r) {
+  std::vector<double> w;
+  for (std::size_t i = 0; i < r.round_wall_ms.size() && i < r.round_samples.size(); ++i)
+    if (r.round_samples[i] > 0)
+      w.push_back(r.round_wall_ms[i] / r.round_samples[i]);
+  return w;
+}
+
 namespace {
 // The parent's wall time per sample in the fastest round: the round least disturbed by other
 // work on the host (compiles running beside the evaluation), for candidate and baseline alike.
 // Every round holds the candidate's real work, so hiding work cannot lower it.
 double wall_per_sample(const TimingRecord& r) {
-  double best = 0.0;
-  bool any = false;
-  for (std::size_t i = 0; i < r.round_wall_ms.size() && i < r.round_samples.size(); ++i)
-    if (r.round_samples[i] > 0) {
-      const double w = r.round_wall_ms[i] / r.round_samples[i];
-      best = any ? std::min(best, w) : w;
-      any = true;
-    }
-  return best;
+  const auto w = wall_per_sample_by_round(r);
+  return w.empty() ? 0.0 : *std::min_element(w.begin(), w.end());
 }
 } // namespace
 

@@ -339,6 +339,9 @@ struct ClockBound {
   double slack_ms = 0.0;
   bool corroborated = true;
 };
+// The parent's wall time per sample of each round (rounds with samples only).
+std::vector<double> wall_per_sample_by_round(const TimingRecord& rec);
+
 // `extra_overhead_ms`: per-sample work the candidate's loop does and the baseline's does not
 // (re-poisoning a workspace), credited to the candidate.
 ClockBound clock_bound(const TimingRecord& baseline, const TimingRecord& candidate,
