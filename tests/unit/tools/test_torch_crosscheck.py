@@ -177,8 +177,8 @@ class WorkdirTest(unittest.TestCase):
     MOUNTS = "\n".join([
         "overlay / overlay rw,relatime 0 0",
         "tmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0",
-        "/dev/nvme0n1 /work ext4 rw 0 0",
-        "tmpfs /work/scratch\\040space tmpfs rw 0 0",
+        "/dev/nvme0n1 /data ext4 rw 0 0",
+        "tmpfs /data/scratch\\040space tmpfs rw 0 0",
         "short line",
     ])
 
@@ -186,8 +186,8 @@ class WorkdirTest(unittest.TestCase):
         self.assertEqual(xc.mount_fstype("/dev/shm/x", self.MOUNTS), "tmpfs")
         self.assertEqual(xc.mount_fstype("/dev/shm", self.MOUNTS), "tmpfs")
         self.assertEqual(xc.mount_fstype("/dev/shmem", self.MOUNTS), "overlay")
-        self.assertEqual(xc.mount_fstype("/work/main/.xcheck-work", self.MOUNTS), "ext4")
-        self.assertEqual(xc.mount_fstype("/work/scratch space/a", self.MOUNTS), "tmpfs")
+        self.assertEqual(xc.mount_fstype("/data/kbench/.xcheck-work", self.MOUNTS), "ext4")
+        self.assertEqual(xc.mount_fstype("/data/scratch space/a", self.MOUNTS), "tmpfs")
         self.assertEqual(xc.mount_fstype("/home", self.MOUNTS), "overlay")
         self.assertIsNone(xc.mount_fstype("/x", ""))
 
