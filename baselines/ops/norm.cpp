@@ -1,4 +1,5 @@
-// Normalisation ops: layer_norm, rms_norm, batch_norm (inference), group_norm, instance_norm.
+// Normalisation ops: layer_norm, rms_norm, batch_norm (inference), batch_norm_train (batch
+// statistics), group_norm, instance_norm.
 #include <cmath>
 
 #include "ops_internal.hpp"
@@ -171,6 +172,57 @@ void batch_norm_cpu(const Attrs& at, std::span<const HostTensor> in, HostTensor&
   channel_affine(in, 3, out);
 }
 
+ValueSpec batch_norm_train_infer(const Attrs& at, std::span<const ValueSpec> in) {
+  static constexpr const char* k_names[] = {"x", "weight", "bias"};
+  require_rank(in[0], "x", 2, true);
+  require_floating(in[0], "x");
+  require_same_dtype(in, k_names);
+  eps_of(at);
+  // PyTorch refuses training-mode statistics of a single value per channel.
+  const int64_t per_channel = in[0].shape[0] * prod(in[0].shape, 2, in[0].shape.size());
+  if (per_channel < 2)
+    fail("x {} needs more than one value per channel for batch statistics", shape_str(in[0].shape));
+  require_channel_params(in, 1, in[0].shape[1], k_names);
+  return in[0];
+}
+
+// Statistics per channel over the batch and every spatial position (biased variance, two passes).
+void batch_norm_train_cpu(const Attrs& at, std::span<const HostTensor> in, HostTensor& out) {
+  const double eps = eps_of(at);
+  const int64_t n = out.shape[0], c = out.shape[1];
+  const int64_t rest = prod(out.shape, 2, out.shape.size());
+  const double count = static_cast<double>(n * rest);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double mean = 0.0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t r = 0; r < rest; ++r)
+        mean += in[0].data[(i * c + ch) * rest + r];
+    mean /= count;
+    double var = 0.0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t r = 0; r < rest; ++r) {
+        const double d = in[0].data[(i * c + ch) * rest + r] - mean;
+        var += d * d;
+      }
+    const double inv = 1.0 / std::sqrt(var / count + eps);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t r = 0; r < rest; ++r) {
+        const int64_t k = (i * c + ch) * rest + r;
+        out.data[k] = (in[0].data[k] - mean) * inv;
+      }
+  }
+  channel_affine(in, 1, out);
+}
+
+std::string batch_norm_train_torch(const Attrs& at, std::span<const std::string> n) {
+  std::string s = fmt::format("F.batch_norm({}, None, None", n[0]);
+  if (n.size() > 1)
+    s += ", weight=" + n[1];
+  if (n.size() > 2)
+    s += ", bias=" + n[2];
+  return s + ", training=True" + py_kwargs(at, {"eps"}) + ")";
+}
+
 ValueSpec group_norm_infer(const Attrs& at, std::span<const ValueSpec> in) {
   static constexpr const char* k_names[] = {"x", "weight", "bias"};
   require_rank(in[0], "x", 2, true);
@@ -248,6 +300,12 @@ void add_norm_ops(std::vector<OpDef>& ops) {
     return fmt::format("F.batch_norm({}, training=False{})", join_names(n), py_kwargs(at, {"eps"}));
   };
   ops.push_back(std::move(bn));
+
+  OpDef bnt = norm_def("batch_norm_train", 1, 3, {"eps"}, {});
+  bnt.infer = batch_norm_train_infer;
+  bnt.cpu = batch_norm_train_cpu;
+  bnt.torch = batch_norm_train_torch;
+  ops.push_back(std::move(bnt));
 
   OpDef gn = norm_def("group_norm", 1, 3, {"num_groups", "eps"}, {"num_groups"});
   gn.infer = group_norm_infer;

@@ -32,6 +32,7 @@ void add_elementwise_ops(std::vector<OpDef>& ops);
 void add_reduce_ops(std::vector<OpDef>& ops);
 void add_loss_ops(std::vector<OpDef>& ops);
 void add_layout_ops(std::vector<OpDef>& ops);
+void add_recurrent_ops(std::vector<OpDef>& ops);
 
 // ----- dims and shapes ------------------------------------------------------------------------
 

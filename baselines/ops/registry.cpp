@@ -35,6 +35,7 @@ std::vector<OpDef> build_registry() {
   ops::add_reduce_ops(ops);
   ops::add_loss_ops(ops);
   ops::add_layout_ops(ops);
+  ops::add_recurrent_ops(ops);
   for (auto& op : ops) {
     op.infer = prefixed(op.name, std::move(op.infer));
     op.cost = prefixed(op.name, std::move(op.cost));
