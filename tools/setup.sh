@@ -21,6 +21,8 @@ packages=(
   libcurl4-openssl-dev libsqlite3-dev sqlite3 libxxhash-dev libboost-math-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   chromium
+  python3-torch python3-yaml
+  slurm-wlm
 )
 
 if [ "$install" = 1 ]; then

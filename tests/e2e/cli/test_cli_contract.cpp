@@ -23,7 +23,9 @@ struct Result {
 // Runs kbench with `args`, behind `prefix` (e.g. a command that changes the user).
 Result kbench_via(const std::string& prefix, const std::string& args) {
   Result r;
-  const std::string err_file = ::testing::TempDir() + "kbench-cli-stderr.txt";
+  // One file per test process: ctest runs these tests in parallel processes.
+  const std::string err_file =
+      ::testing::TempDir() + "kbench-cli-stderr-" + std::to_string(::getpid()) + ".txt";
   const std::string cmd = prefix + std::string(KB_BIN_DIR) + "/kbench " + args + " 2>" + err_file;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p)
@@ -38,6 +40,7 @@ Result kbench_via(const std::string& prefix, const std::string& args) {
   std::stringstream ss;
   ss << e.rdbuf();
   r.err = ss.str();
+  std::filesystem::remove(err_file);
   return r;
 }
 
