@@ -109,7 +109,7 @@ void BM_Throughput(benchmark::State& state) {
 BENCHMARK(BM_Throughput)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
 // One >= 1 ms kernel timed in KB_BENCH_REPEATS fresh processes: CV of the reported statistic.
-void repeatability(benchmark::State& state, const std::string& protocol) {
+void repeatability(benchmark::State& state, kb::Protocol protocol) {
   const auto p = problem("matmul_2048");
   const std::string src = kb::read_file(k_data + "/ok/matmul_naive.cu");
   const int n = env_int("KB_BENCH_REPEATS", 10);
@@ -125,8 +125,8 @@ void repeatability(benchmark::State& state, const std::string& protocol) {
         state.SkipWithError(("not correct: " + r.message).c_str());
         return;
       }
-      v.push_back(protocol == "kernelbench" ? r.candidate_time->mean_ms
-                                            : r.candidate_time->median_ms);
+      v.push_back(kb::is_kernelbench(protocol) ? r.candidate_time->mean_ms
+                                               : r.candidate_time->median_ms);
     }
     double mean = 0, ss = 0;
     for (double x : v)
@@ -139,10 +139,10 @@ void repeatability(benchmark::State& state, const std::string& protocol) {
   }
 }
 void BM_RepeatabilityKbench(benchmark::State& s) {
-  repeatability(s, "kbench");
+  repeatability(s, kb::Protocol::kbench);
 }
 void BM_RepeatabilityKernelBench(benchmark::State& s) {
-  repeatability(s, "kernelbench");
+  repeatability(s, kb::Protocol::kernelbench);
 }
 BENCHMARK(BM_RepeatabilityKbench)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK(BM_RepeatabilityKernelBench)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();

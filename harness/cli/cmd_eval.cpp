@@ -89,10 +89,10 @@ std::string format_time(const kb::TimingStats& t, bool mean) {
 
 void print_result(const kb::Problem& p, const std::string& file, const kb::EvalResult& r,
                   const EvalCeilings& ceilings) {
-  const bool mean = r.protocol == "kernelbench";
+  const bool mean = kb::is_kernelbench(r.protocol);
   fmt::print("problem    {} ({})\n", p.id, p.name);
   fmt::print("candidate  {}\n", file);
-  fmt::print("protocol   {}\n", r.protocol);
+  fmt::print("protocol   {}\n", kb::protocol_name(r.protocol));
   fmt::print("outcome    {}\n", kb::outcome_name(r.outcome));
   if (!r.message.empty())
     fmt::print("message    {}\n", r.message);
@@ -148,7 +148,7 @@ const kb::cli::CommandRegistrar k_eval(20, [](CLI::App& app, std::function<void(
       ->check(CLI::ExistingFile);
   cmd->add_flag("--json", args->json, "Print the full result as JSON");
   cmd->add_option("--gpu", args->gpu, "GPU index (CUDA_VISIBLE_DEVICES of the workers)");
-  cmd->add_option("--protocol", args->protocol, "kbench (default) or kernelbench")
+  cmd->add_option("--protocol", args->protocol, "kbench (default), kernelbench-v0.1 or kernelbench")
       ->check(CLI::IsMember({"kbench", "kernelbench"}));
   cmd->add_option("--levels-dir", args->levels_dir, "Problem root (default: $KB_LEVELS_DIR)");
   cmd->add_option("--cache-dir", args->cache_dir, "Compile cache (default ~/.cache/kbench)");
@@ -182,7 +182,12 @@ const kb::cli::CommandRegistrar k_eval(20, [](CLI::App& app, std::function<void(
     const kb::Problem problem = find_problem(args->problem, levels);
     const std::string source = kb::read_file(args->file);
     kb::EvalOptions opts;
-    opts.protocol = args->protocol;
+    const auto protocol = kb::parse_protocol(args->protocol);
+    if (!protocol)
+      throw kb::InputError(
+          "command line", 0, "--protocol",
+          fmt::format("'{}' is not one of {}", args->protocol, kb::protocol_names()));
+    opts.protocol = *protocol;
     opts.gpu = args->gpu;
     opts.compile.arch = args->arch;
     opts.compile.cache_dir = args->cache_dir;

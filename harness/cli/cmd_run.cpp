@@ -30,13 +30,13 @@ extern "C" void on_signal(int) {
 // marked interrupted and the process leaves at once (abandoning in-flight work).
 class SignalGuard {
 public:
-  SignalGuard(std::string db, std::atomic<int64_t>& run_id) {
+  explicit SignalGuard(std::atomic<int64_t>& run_id) {
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &m_old_int);
     sigaction(SIGTERM, &sa, &m_old_term);
-    m_watch = std::thread([this, db = std::move(db), &run_id] {
+    m_watch = std::thread([this, &run_id] {
       bool told = false;
       while (!m_done) {
         if (g_signals >= 1 && !told) {
@@ -45,15 +45,22 @@ public:
                              "to abandon it)\n");
         }
         if (g_signals >= 2) {
+          // The run's own recorder marks it (one writer per run); before the run is set up
+          // there is nothing to mark.
+          bool marked = false;
           try {
-            if (run_id > 0) {
-              kb::store::Store s(db);
-              s.end_run(run_id, "interrupted");
+            std::lock_guard lock(m_mutex);
+            if (m_abandon) {
+              m_abandon();
+              marked = true;
             }
           } catch (...) {
           }
-          fmt::print(stderr, "kbench: abandoned in-flight work; run {} marked interrupted\n",
-                     run_id.load());
+          if (marked)
+            fmt::print(stderr, "kbench: abandoned in-flight work; run {} marked interrupted\n",
+                       run_id.load());
+          else
+            fmt::print(stderr, "kbench: abandoned before the run was set up\n");
           std::fflush(nullptr);
           std::_Exit(1);
         }
@@ -67,11 +74,20 @@ public:
     sigaction(SIGINT, &m_old_int, nullptr);
     sigaction(SIGTERM, &m_old_term, nullptr);
   }
+  // For RunHooks::abandon: the runner hands its abandon function over, and takes it back.
+  std::function<void(std::function<void()>)> hook() {
+    return [this](std::function<void()> f) {
+      std::lock_guard lock(m_mutex);
+      m_abandon = std::move(f);
+    };
+  }
 
 private:
   struct sigaction m_old_int {
   }, m_old_term{};
   std::atomic<bool> m_done{false};
+  std::mutex m_mutex;
+  std::function<void()> m_abandon;
   std::thread m_watch;
 };
 
@@ -147,6 +163,7 @@ struct Cli {
   int jobs = 0, concurrency = 0;
   bool no_bank = false, no_cache = false, no_calibrate = false;
   double timeout_s = 180.0, timeout_floor_s = 5.0, timeout_factor = 500.0;
+  std::string shard, suite; // docs/scale.md
 };
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -201,7 +218,7 @@ void add_suite_options(CLI::App* cmd, Cli& c, bool with_gpus) {
   cmd->add_option("--jobs", c.jobs, "Parallel nvcc processes (default: CPU threads)");
   cmd->add_option("--concurrency", c.concurrency, "Problems searched at once (default: auto)");
   cmd->add_option("--db", c.db, "SQLite database")->capture_default_str();
-  cmd->add_option("--protocol", c.protocol, "kbench | kernelbench")->capture_default_str();
+  cmd->add_option("--protocol", c.protocol, "kbench | kernelbench-v0.1 | kernelbench")->capture_default_str();
   cmd->add_option("--resume", c.resume, "Continue this interrupted run (its configuration)");
   cmd->add_option("--levels-dir", c.levels_dir, "Root holding level1/, level2/, examples/");
   cmd->add_option("--prompts-dir", c.prompts_dir, "Prompt templates directory");
@@ -222,6 +239,13 @@ void add_suite_options(CLI::App* cmd, Cli& c, bool with_gpus) {
         ->capture_default_str();
   }
   cmd->add_flag("--no-cache", c.no_cache, "Do not answer requests from earlier runs' records");
+  cmd->add_option("--shard", c.shard,
+                  "Run shard K/N of the suite: a fixed slice of its (problem, model) searches, "
+                  "the same on every machine; a --db holding this shard already resumes it "
+                  "(docs/scale.md)");
+  cmd->add_option("--suite", c.suite,
+                  "With --shard: the suite id every shard shares, so `kbench merge` joins them "
+                  "into one run (default: derived from the suite's configuration)");
 }
 
 // The options a resume may change: where the run is written and how fast it goes. Everything
@@ -253,6 +277,8 @@ void check_flags(const Cli& c) {
     refuse("--problems", "selects no problem; leave it out for every problem");
   if (split_list(c.models).empty())
     refuse("--models", "names no model");
+  if (given("--suite") && !given("--shard"))
+    refuse("--suite", "names the suite of a sharded run; give --shard K/N too");
   if (given("--gpus") && split_list(c.gpus).empty())
     refuse("--gpus", "selects no GPU; use 'all' or indices like 0,1");
   for (const auto& [flag, value] : {std::pair<const char*, const std::string*>{"--db", &c.db},
@@ -323,10 +349,10 @@ kb::runner::RunOptions to_options(const Cli& c, kb::runner::Mode mode, const std
   o.jobs = c.jobs;
   o.concurrency = c.concurrency;
   o.db = c.db;
-  const auto protocol = kb::runner::parse_protocol(c.protocol);
+  const auto protocol = kb::parse_protocol(c.protocol);
   if (!protocol)
     throw kb::InputError("command line", 0, "--protocol",
-                         fmt::format("'{}' is not kbench or kernelbench", c.protocol));
+                         fmt::format("'{}' is not one of {}", c.protocol, kb::protocol_names()));
   o.protocol = *protocol;
   o.resume = c.resume;
   o.levels_dir = c.levels_dir;
@@ -335,7 +361,7 @@ kb::runner::RunOptions to_options(const Cli& c, kb::runner::Mode mode, const std
   o.calibrate = !c.no_calibrate;
   o.use_cache = !c.no_cache;
   o.command = cmd;
-  o.eval.protocol = c.protocol;
+  o.eval.protocol = *protocol;
   for (const auto& [v, flag] : {std::pair{c.timeout_s, "--timeout"},
                                 {c.timeout_floor_s, "--timeout-floor"},
                                 {c.timeout_factor, "--timeout-factor"}})
@@ -344,6 +370,12 @@ kb::runner::RunOptions to_options(const Cli& c, kb::runner::Mode mode, const std
   o.eval.timeout_s = c.timeout_s;
   o.eval.timeout_floor_s = c.timeout_floor_s;
   o.eval.timeout_factor = c.timeout_factor;
+  if (c.given.count("--shard")) {
+    o.shard = kb::runner::parse_shard(c.shard);
+    if (c.given.count("--suite"))
+      kb::runner::check_suite_id(c.suite);
+    o.suite = c.suite;
+  }
   return o;
 }
 
@@ -407,7 +439,8 @@ int run_command(const Cli& c, kb::runner::Mode mode, const std::string& cmd) {
     throw kb::Error("this kbench was built without the evaluator; use `kbench generate`");
 #endif
   }
-  SignalGuard guard(o.db, run_id);
+  SignalGuard guard(run_id);
+  hooks.abandon = guard.hook();
   kb::runner::RunSummary s;
   try {
     s = kb::runner::run_suite(o, backend.get(), &g_cancel, hooks);
@@ -443,6 +476,7 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
     int64_t run = 0;
     int jobs = 0;
     std::string protocol;
+    std::string suite, shard, slice; // docs/scale.md
     bool no_calibrate = false;
     double timeout_s = 180.0, timeout_floor_s = 5.0, timeout_factor = 500.0;
   };
@@ -450,7 +484,12 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
   auto* ecmd =
       app.add_subcommand("evaluate", "Evaluate the stored, unevaluated candidates of a run");
   ecmd->add_option("--db", ev->db, "SQLite database")->capture_default_str();
-  ecmd->add_option("--run", ev->run, "Run id (kbench generate prints it)")->required();
+  ecmd->add_option("--run", ev->run, "Run id (kbench generate prints it), or --suite with --shard");
+  ecmd->add_option("--suite", ev->suite, "With --shard: the run of that shard of this suite");
+  ecmd->add_option("--shard", ev->shard, "With --suite: the shard K/N whose run to evaluate");
+  ecmd->add_option("--slice", ev->slice,
+                   "Evaluate only slice K/N of the run's (problem, model) pairs (copies of one "
+                   "database evaluated slice by slice merge back into one run)");
   ecmd->add_option("--gpus", ev->gpus, "GPUs to evaluate on: all or 0,1")->capture_default_str();
   ecmd->add_option("--jobs", ev->jobs, "Parallel nvcc processes (default: CPU threads)");
   ecmd->add_option("--levels-dir", ev->levels_dir, "Root holding level1/, level2/, ...");
@@ -475,10 +514,29 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
                            fmt::format("must be a positive count, not {}", ev->jobs));
     if (ecmd->count("--levels-dir") > 0 && ev->levels_dir.empty())
       throw kb::InputError("command line", 0, "--levels-dir", "is an empty path");
+    // The run: --run, or the run of one shard of a suite (what `kbench slurm` submits).
+    const bool by_run = ecmd->count("--run") > 0, by_suite = ecmd->count("--suite") > 0;
+    if (by_run == by_suite || by_suite != (ecmd->count("--shard") > 0))
+      throw kb::InputError("command line", 0, by_run ? "--suite" : "--run",
+                           "give either --run ID, or --suite ID with --shard K/N");
+    std::optional<kb::runner::Shard> slice;
+    if (ecmd->count("--slice") > 0)
+      slice = kb::runner::parse_shard(ev->slice, "--slice");
+    if (by_suite) {
+      kb::runner::check_suite_id(ev->suite);
+      const auto shard = kb::runner::parse_shard(ev->shard);
+      kb::store::Store s(ev->db, kb::store::OpenOptions{.create = false});
+      const auto id = kb::runner::find_shard_run(s, ev->suite, shard);
+      if (!id)
+        throw kb::Error(fmt::format("{}: no run is shard {} of suite {}", ev->db, shard.label(),
+                                    ev->suite));
+      ev->run = *id;
+    }
 #ifdef KB_RUNNER_HAS_EVALUATOR
     kb::runner::EvaluateOptions o;
     o.db = ev->db;
     o.run_id = ev->run;
+    o.slice = slice;
     if (auto g = kb::runner::parse_gpus(ev->gpus))
       o.gpus = *g;
     o.jobs = ev->jobs;
@@ -498,13 +556,14 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
       auto r = s.run(o.run_id);
       if (!r)
         throw kb::Error(fmt::format("{}: no run {}", o.db, o.run_id));
-      o.eval.protocol = r->info.protocol.empty() ? "kbench" : r->info.protocol;
+      o.eval.protocol = r->info.protocol;
     }
     auto backend = kb::runner::make_eval_backend(o.eval);
     std::atomic<int64_t> run_id{o.run_id};
     Printer printer;
     auto hooks = printer.hooks(run_id);
-    SignalGuard guard(o.db, run_id);
+    SignalGuard guard(run_id);
+    hooks.abandon = guard.hook();
     const auto s = kb::runner::evaluate_stored(o, *backend, &g_cancel, hooks);
     printer.end();
     fmt::print("run {}: {} candidates evaluated, {} skipped\n", o.run_id, s.candidates, s.skipped);
@@ -516,6 +575,7 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
       fmt::print("  {}\n", m);
     set_exit(g_cancel ? 1 : 0);
 #else
+    (void)slice;
     throw kb::Error("this kbench was built without the evaluator");
 #endif
   });

@@ -85,7 +85,8 @@ const kb::cli::CommandRegistrar k_store_commands(300, [](CLI::App& app,
       if (!i.git_commit.empty() && version.find(i.git_commit) == std::string::npos)
         version += fmt::format(" (commit {})", i.git_commit);
       fmt::print("  command     {}\n  kbench      {}\n  protocol    {}\n  shard       {}\n",
-                 i.command, version, i.protocol, i.shard.empty() ? "-" : i.shard);
+                 i.command, version, kb::protocol_name(i.protocol),
+                 i.shard.empty() ? "-" : i.shard);
       fmt::print("  gpu         {} {}\n  driver      {}\n  cuda        {}\n  cublas      {}\n"
                  "  cudnn       {}\n  nvcc        {}\n  host        {}\n",
                  i.gpu_name, i.gpu_uuid, i.driver_version, i.cuda_version, i.cublas_version,

@@ -143,6 +143,27 @@ std::optional<Outcome> parse_outcome(std::string_view name) {
   return parse_name(k_outcomes, name);
 }
 
+namespace {
+constexpr std::array<std::pair<Protocol, std::string_view>, 3> k_protocols{{
+    {Protocol::kbench, "kbench"},
+    {Protocol::kernelbench_v01, "kernelbench-v0.1"},
+    {Protocol::kernelbench, "kernelbench"},
+}};
+} // namespace
+
+std::string_view protocol_name(Protocol p) {
+  return name_of(k_protocols, p);
+}
+std::optional<Protocol> parse_protocol(std::string_view name) {
+  return parse_name(k_protocols, name);
+}
+std::string protocol_names() {
+  std::string out;
+  for (const auto& [p, name] : k_protocols)
+    out += (out.empty() ? "" : ", ") + std::string(name);
+  return out;
+}
+
 std::vector<std::string> flag_names(uint32_t flags) {
   static constexpr std::array<std::pair<uint32_t, std::string_view>, 7> k_flags{{
       {flag_above_roofline, "above_roofline"},

@@ -206,6 +206,18 @@ enum class Outcome {
 std::string_view outcome_name(Outcome o);
 std::optional<Outcome> parse_outcome(std::string_view name);
 
+// The evaluation protocol (docs/evaluation.md): kbench's own, or KernelBench's as one of its
+// versions published it (v0.1: tolerance 1e-2 everywhere; the current main: dtype defaults).
+enum class Protocol { kbench, kernelbench_v01, kernelbench };
+std::string_view protocol_name(Protocol p); // "kbench", "kernelbench-v0.1", "kernelbench"
+std::optional<Protocol> parse_protocol(std::string_view name);
+// Every name parse_protocol accepts, for messages: "kbench, kernelbench-v0.1, kernelbench".
+std::string protocol_names();
+// True for the KernelBench protocols (fixed inputs, mean of a fixed number of trials, ...).
+inline bool is_kernelbench(Protocol p) {
+  return p != Protocol::kbench;
+}
+
 // Review flags attached to an evaluation (bit set).
 enum Flag : uint32_t {
   flag_none = 0,
@@ -266,7 +278,7 @@ struct EvalResult {
   Outcome outcome = Outcome::runtime_error;
   std::string message; // human-readable reason for any non-correct outcome
   uint32_t flags = flag_none;
-  std::string protocol; // "kbench" or "kernelbench"
+  Protocol protocol = Protocol::kbench;
   std::optional<MismatchInfo> mismatch;
   std::optional<TimingStats> candidate_time;
   std::optional<TimingStats> baseline_time;
@@ -285,6 +297,9 @@ void from_json(const nlohmann::json& j, TimingStats& t);
 void to_json(nlohmann::json& j, const MismatchInfo& m);
 void from_json(const nlohmann::json& j, MismatchInfo& m);
 void to_json(nlohmann::json& j, const EvalResult& r);
+// A protocol travels as its name; an unknown name is an error naming it.
+void to_json(nlohmann::json& j, Protocol p);
+void from_json(const nlohmann::json& j, Protocol& p);
 void from_json(const nlohmann::json& j, EvalResult& r);
 
 // ---------------------------------------------------------------------------------------------

@@ -227,12 +227,27 @@ void from_json(const json& j, MismatchInfo& m) {
   m.inf_count = j.value("inf_count", int64_t{0});
   m.reason = j.value("reason", "");
 }
+void to_json(json& j, Protocol p) {
+  j = protocol_name(p);
+}
+void from_json(const json& j, Protocol& p) {
+  const auto name = j.get<std::string>();
+  // Results written before protocols had versions may carry an empty name: kbench's own.
+  if (name.empty()) {
+    p = Protocol::kbench;
+    return;
+  }
+  auto parsed = parse_protocol(name);
+  if (!parsed)
+    throw Error(fmt::format("unknown protocol '{}' ({})", name, protocol_names()));
+  p = *parsed;
+}
 void to_json(json& j, const EvalResult& r) {
   j = json{{"outcome", outcome_name(r.outcome)},
            {"message", r.message},
            {"flags", flag_names(r.flags)},
            {"flag_bits", r.flags},
-           {"protocol", r.protocol},
+           {"protocol", protocol_name(r.protocol)},
            {"speedup", r.speedup},
            {"roofline_pct", r.roofline_pct},
            {"compile_log", r.compile_log},
@@ -253,7 +268,7 @@ void from_json(const json& j, EvalResult& r) {
   r.outcome = *o;
   r.message = j.value("message", "");
   r.flags = j.value("flag_bits", 0u);
-  r.protocol = j.value("protocol", "");
+  r.protocol = j.contains("protocol") ? j.at("protocol").get<Protocol>() : Protocol::kbench;
   r.speedup = j.value("speedup", 0.0);
   r.roofline_pct = j.value("roofline_pct", 0.0);
   r.compile_log = j.value("compile_log", "");

@@ -21,9 +21,9 @@ namespace kb {
 // ---------------------------------------------------------------------------------------------
 
 struct EvalOptions {
-  std::string protocol = "kbench"; // "kbench" or "kernelbench" (docs/evaluation.md)
-  int gpu = 0;                     // becomes CUDA_VISIBLE_DEVICES of the workers
-  std::string worker_path;         // empty: see default_worker_path()
+  Protocol protocol = Protocol::kbench; // docs/evaluation.md
+  int gpu = 0;                          // becomes CUDA_VISIBLE_DEVICES of the workers
+  std::string worker_path;              // empty: see default_worker_path()
   CompileOptions compile;
   bool screen = true; // symbol screening; off only to exercise runtime defences
   int seeds = 5;      // seeds per distribution (kbench protocol)
@@ -53,6 +53,12 @@ bool gpu_driver_present(const std::string& dev_dir = "/dev");
 // The kbench-worker executable: $KB_WORKER, else kbench-worker beside the running executable,
 // else as built (build/bin). Throws kb::Error when none exists.
 std::string default_worker_path();
+
+// The CUDA_VISIBLE_DEVICES a worker gets to see GPU `gpu` as this process numbers it: entry `gpu`
+// of this process's CUDA_VISIBLE_DEVICES when that is set (Slurm, containers: with "2,3", GPU 0
+// is the machine's GPU 2; UUIDs pass as they are), else the index itself. Throws kb::Error
+// naming the variable when `gpu` is not one of the devices it lists.
+std::string worker_visible_device(int gpu);
 
 // Evaluates candidates on one GPU. Keeps one reference process alive across evaluations (it
 // caches baseline timings per problem). Not thread-safe: use one Evaluator per GPU.

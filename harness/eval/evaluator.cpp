@@ -201,6 +201,32 @@ std::string default_worker_path() {
               std::string(KB_WORKER_BUILD_PATH) + " (set KB_WORKER)");
 }
 
+std::string worker_visible_device(int gpu) {
+  const char* env = std::getenv("CUDA_VISIBLE_DEVICES");
+  if (!env)
+    return std::to_string(gpu);
+  // This process sees only the devices listed (Slurm's --gres, a container): a worker shown
+  // "gpu" itself would see the machine's device of that number, which may belong to another job.
+  std::vector<std::string> devices;
+  std::string_view list(env);
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    while (!item.empty() && item.front() == ' ')
+      item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ')
+      item.remove_suffix(1);
+    if (!item.empty())
+      devices.emplace_back(item);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+  }
+  if (gpu < 0 || static_cast<std::size_t>(gpu) >= devices.size())
+    throw Error(fmt::format("GPU {} is not one of the {} devices of CUDA_VISIBLE_DEVICES='{}' "
+                            "(GPUs count from 0 among them)",
+                            gpu, devices.size(), env));
+  return devices[static_cast<std::size_t>(gpu)];
+}
+
 // What the baseline's timing left for every candidate of a problem: its statistics and the
 // record the clock bound compares candidates against.
 struct BaselineRecord {
@@ -232,7 +258,7 @@ struct Evaluator::Impl {
   ProcessSpec worker_spec(const std::string& mode, const std::string& cwd, int result_fd) const {
     ProcessSpec s;
     s.argv = {worker, mode};
-    s.env = {{"CUDA_VISIBLE_DEVICES", std::to_string(opts.gpu)},
+    s.env = {{"CUDA_VISIBLE_DEVICES", worker_visible_device(opts.gpu)},
              {"KB_RESULT_FD", std::to_string(result_fd)}};
     s.cwd = cwd;
     s.result_channel = true;
@@ -412,10 +438,11 @@ double median_wall_per_sample(const eval::TimingRecord& r) {
 } // namespace
 
 const BaselineRecord& Evaluator::Impl::baseline(const Problem& problem, uint64_t timing_seed) {
-  const std::string key = problem.id + "#" + problem.content_hash + "#" + opts.protocol;
+  const std::string key =
+      problem.id + "#" + problem.content_hash + "#" + std::string(protocol_name(opts.protocol));
   if (auto it = baseline_cache.find(key); it != baseline_cache.end())
     return it->second;
-  const bool kernelbench = opts.protocol == "kernelbench";
+  const bool kernelbench = is_kernelbench(opts.protocol);
   const double limit_s = std::max(120.0, 10.0 * opts.timing.time_cap_s);
   struct RefAsk {
     Impl& self;
@@ -449,8 +476,6 @@ const BaselineRecord& Evaluator::Impl::baseline(const Problem& problem, uint64_t
 }
 
 Evaluator::Evaluator(EvalOptions opts) : m_opts(std::move(opts)), m_impl(std::make_unique<Impl>()) {
-  if (m_opts.protocol != "kbench" && m_opts.protocol != "kernelbench")
-    throw Error(fmt::format("unknown protocol '{}' (kbench or kernelbench)", m_opts.protocol));
   if (!(m_opts.timeout_floor_s > 0.0) || !(m_opts.timeout_s > 0.0) ||
       !(m_opts.timeout_factor > 0.0))
     throw Error("the watchdog's floor, ceiling and factor must be positive");
@@ -626,7 +651,7 @@ class Evaluator::Impl::Run {
 public:
   Run(Impl& impl, const Problem& problem, EvalResult& r)
       : m_impl(impl), m_opts(impl.opts), m_problem(problem), m_r(r),
-        m_kernelbench(impl.opts.protocol == "kernelbench"),
+        m_kernelbench(is_kernelbench(impl.opts.protocol)),
         m_tol(eval::protocol_tolerance(problem, impl.opts.protocol)),
         m_timing_seed(m_kernelbench ? 42 : eval::mix_seed(impl.secret, 1000 + impl.evaluations++)) {
     for (const auto* list : {&problem.inputs, &problem.params})
@@ -1106,8 +1131,8 @@ DoctorReport run_doctor(const std::string& worker_path, double timeout_s) {
 GpuCeilings run_calibrate(const std::string& worker_path, int gpu, double timeout_s) {
   std::string failure;
   const json j =
-      run_worker_mode(worker_path, "calibrate", {{"CUDA_VISIBLE_DEVICES", std::to_string(gpu)}},
-                      timeout_s, &failure);
+      run_worker_mode(worker_path, "calibrate",
+                      {{"CUDA_VISIBLE_DEVICES", worker_visible_device(gpu)}}, timeout_s, &failure);
   if (j.is_null())
     throw Error(failure);
   if (!j.value("ok", false))

@@ -24,8 +24,8 @@ std::string dist_label(const Distribution& d) {
   return fmt::format("{}({:g},{:g})", dist_kind_name(d.kind), d.a, d.b);
 }
 
-Tolerance protocol_tolerance(const Problem& p, const std::string& protocol) {
-  if (protocol != "kernelbench")
+Tolerance protocol_tolerance(const Problem& p, Protocol protocol) {
+  if (!is_kernelbench(protocol))
     return p.tolerance;
   // KernelBench v0/v0.1 used atol = rtol = 1e-2 everywhere; its newest version uses the dtype
   // defaults (1e-4 fp32, 1e-2 fp16/bf16).
@@ -41,7 +41,7 @@ Tolerance protocol_tolerance(const Problem& p, const std::string& protocol) {
   return t;
 }
 
-std::vector<CheckSpec> make_checks(const Problem& p, const std::string& protocol, int seeds,
+std::vector<CheckSpec> make_checks(const Problem& p, Protocol protocol, int seeds,
                                    uint64_t secret) {
   std::vector<const TensorSpec*> tensors;
   for (const auto& t : p.inputs)
@@ -49,7 +49,7 @@ std::vector<CheckSpec> make_checks(const Problem& p, const std::string& protocol
   for (const auto& t : p.params)
     tensors.push_back(&t);
   std::vector<CheckSpec> checks;
-  if (protocol == "kernelbench") {
+  if (is_kernelbench(protocol)) {
     for (int i = 0; i < 5; ++i) {
       CheckSpec c;
       c.index = i;

@@ -105,13 +105,12 @@ struct CheckSpec {
 };
 
 // Tolerances a protocol applies to a problem.
-Tolerance protocol_tolerance(const Problem& p, const std::string& protocol);
+Tolerance protocol_tolerance(const Problem& p, Protocol protocol);
 
 // The checks of an evaluation. kbench: `seeds` seeds for each distribution group (group 0 = every
 // tensor's own dist, group g = each tensor's check_dists[g-1] where it has one), seeds mixed with
 // `secret`. kernelbench: 5 checks with seeds 42..46 on the problems' own distributions.
-std::vector<CheckSpec> make_checks(const Problem& p, const std::string& protocol, int seeds,
-                                   uint64_t secret);
+std::vector<CheckSpec> make_checks(const Problem& p, Protocol protocol, int seeds, uint64_t secret);
 
 // splitmix64 of a and b: seeds nobody can predict without the secret.
 uint64_t mix_seed(uint64_t a, uint64_t b);
@@ -130,7 +129,7 @@ std::string dist_label(const Distribution& d);
 struct CandidateJob {
   Problem problem;
   std::string so_path;
-  std::string protocol;
+  Protocol protocol = Protocol::kbench;
   std::vector<std::string> mailboxes; // CUDA IPC handles (hex) of the reference's buffers
 };
 struct RunCheck {
@@ -139,7 +138,7 @@ struct RunCheck {
 };
 struct TimePrepare {
   TimingOptions timing;
-  std::string protocol;
+  Protocol protocol = Protocol::kbench;
   uint64_t seed_base = 0;
   int kept_slots = 0;       // outputs of this many timed samples are kept (reservoir sampling)
   uint64_t keep_secret = 0; // drives which samples are kept
@@ -158,7 +157,7 @@ struct Judge {
   CheckSpec check;
   std::vector<uint64_t> input_checksums; // what the candidate worker reported
   double atol = 0.0, rtol = 0.0, relative_k = 8.0;
-  std::string protocol;
+  Protocol protocol = Protocol::kbench;
 };
 
 // Replies.

@@ -33,9 +33,26 @@ EvaluateSummary evaluate_stored(const EvaluateOptions& opts, EvalBackend& backen
   const std::vector<int> gpus = detail::gpus_to_use(opts.gpus, doctor, "");
   std::vector<store::AttemptRow> todo;
   std::map<std::string, int64_t> skipped;
-  for (auto& a : s.attempts(store::AttemptFilter{.run_ids = {opts.run_id}, .with_source = true})) {
+  auto attempts = s.attempts(store::AttemptFilter{.run_ids = {opts.run_id}, .with_source = true});
+  // A slice: the shard's share of the run's (problem, model) pairs, over every candidate of the
+  // run (evaluated or not), so each copy of the database computes the same slices.
+  std::map<int64_t, std::string> label;
+  std::set<TaskKey> slice;
+  if (opts.slice) {
+    for (const auto& m : s.models())
+      label[m.id] = m.label;
+    std::set<TaskKey> pairs;
+    for (const auto& a : attempts)
+      pairs.insert({a.problem_id, label[a.model_id]});
+    const std::vector<TaskKey> keys(pairs.begin(), pairs.end());
+    for (std::size_t i : shard_tasks(keys, *opts.slice))
+      slice.insert(keys[i]);
+  }
+  for (auto& a : attempts) {
     if (a.evaluated || a.source.empty())
       continue;
+    if (opts.slice && !slice.count({a.problem_id, label[a.model_id]}))
+      continue; // another slice's
     const Problem* p = catalog.find(a.problem_id);
     if (!p) {
       ++skipped[fmt::format("problem {} is not in the catalog", a.problem_id)];
@@ -63,16 +80,20 @@ EvaluateSummary evaluate_stored(const EvaluateOptions& opts, EvalBackend& backen
   }
   const std::string previous_status = run->status;
   s.resume_run(opts.run_id);
-  std::atomic<bool> stop{false};
-  recorder.start_heartbeat([&stop] { stop = true; });
-  detail::PipelineStats stats;
   std::set<std::string> baselines; // problems whose baseline this session recorded
   for (const auto& b : s.baseline_timings({opts.run_id}))
     baselines.insert(b.problem_id);
+  // From here on other threads write too: every use of the connection goes through the
+  // recorder.
+  std::atomic<bool> stop{false};
+  recorder.start_heartbeat([&stop] { stop = true; });
+  AbandonHandle abandon;
+  abandon.set(hooks, [&recorder] { recorder.abandon("interrupted"); });
+  detail::PipelineStats stats;
   std::vector<std::future<search::Verdict>> futures;
   std::string failure;
   {
-    const std::string protocol = run->info.protocol.empty() ? "kbench" : run->info.protocol;
+    const Protocol protocol = run->info.protocol;
     detail::EvalPipeline pipeline(
         backend, gpus, ceilings.by_gpu, detail::default_jobs(opts.jobs), protocol, stop,
         [&](detail::EvalJob& job, const EvalResult* r) {
@@ -135,8 +156,11 @@ EvaluateSummary evaluate_stored(const EvaluateOptions& opts, EvalBackend& backen
     out.skipped += n;
     out.messages.push_back(fmt::format("{} ({} candidates skipped)", msg, n));
   }
+  abandon.reset();
   recorder.with([&](store::Store& st) {
-    st.end_run(opts.run_id, previous_status == "running" ? "interrupted" : previous_status);
+    st.end_run(opts.run_id, parse_run_status(previous_status) == RunStatus::running
+                                ? std::string(run_status_name(RunStatus::interrupted))
+                                : previous_status);
   });
   if (!failure.empty())
     throw Error(fmt::format("evaluating run {} of {} failed: {}", opts.run_id, opts.db, failure));

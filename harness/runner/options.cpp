@@ -51,18 +51,6 @@ std::string stem_of(const Problem& p) {
 
 } // namespace
 
-std::string_view protocol_name(Protocol p) {
-  return p == Protocol::kernelbench ? "kernelbench" : "kbench";
-}
-
-std::optional<Protocol> parse_protocol(std::string_view name) {
-  if (name == "kbench")
-    return Protocol::kbench;
-  if (name == "kernelbench")
-    return Protocol::kernelbench;
-  return std::nullopt;
-}
-
 std::optional<std::vector<int>> parse_gpus(std::string_view text) {
   if (text.empty() || text == "all")
     return std::nullopt;
@@ -285,7 +273,7 @@ json to_config_json(const RunOptions& o) {
           {"use_bank", s.use_bank}};
   st["temperature"] = s.temperature ? json(*s.temperature) : json(nullptr);
   st["seed"] = s.seed ? json(*s.seed) : json(nullptr);
-  return json{{"mode", o.mode == Mode::run ? "run" : "generate"},
+  json out{{"mode", o.mode == Mode::run ? "run" : "generate"},
               {"levels", o.levels},
               {"problems", o.problems},
               {"models", o.models},
@@ -305,6 +293,11 @@ json to_config_json(const RunOptions& o) {
                {{"ceiling_s", o.eval.timeout_s},
                 {"floor_s", o.eval.timeout_floor_s},
                 {"factor", o.eval.timeout_factor}}}};
+  if (o.shard) {
+    out["shard"] = json{{"index", o.shard->index}, {"count", o.shard->count}};
+    out["suite"] = json{{"id", o.suite}};
+  }
+  return out;
 }
 
 RunOptions from_config_json(const json& j) {
@@ -352,6 +345,13 @@ RunOptions from_config_json(const json& j) {
       o.eval.timeout_s = w.value("ceiling_s", o.eval.timeout_s);
       o.eval.timeout_floor_s = w.value("floor_s", o.eval.timeout_floor_s);
       o.eval.timeout_factor = w.value("factor", o.eval.timeout_factor);
+    }
+    if (j.contains("shard")) {
+      const json& sh = j.at("shard");
+      o.shard = Shard{sh.at("index").get<int>(), sh.at("count").get<int>()};
+      if (o.shard->count < 1 || o.shard->index < 1 || o.shard->index > o.shard->count)
+        throw Error(fmt::format("shard: {} is not shard K of N", sh.dump()));
+      o.suite = j.at("suite").at("id").get<std::string>();
     }
     return o;
   } catch (const json::exception& e) {

@@ -32,7 +32,7 @@ void ProgressTicker::stop() {
     m_thread.join();
 }
 
-EvalResult no_code_result(const std::string& reason, const std::string& protocol) {
+EvalResult no_code_result(const std::string& reason, Protocol protocol) {
   EvalResult r;
   r.outcome = Outcome::no_code;
   r.message = reason.empty() ? "the answer contained no code" : reason;
@@ -40,7 +40,7 @@ EvalResult no_code_result(const std::string& reason, const std::string& protocol
   return r;
 }
 
-EvalResult compile_failure_result(const CompileResult& c, const std::string& protocol) {
+EvalResult compile_failure_result(const CompileResult& c, Protocol protocol) {
   EvalResult r;
   r.outcome = Outcome::compile_error;
   r.message = c.message.empty() ? "compilation failed" : c.message;
@@ -52,10 +52,10 @@ EvalResult compile_failure_result(const CompileResult& c, const std::string& pro
 }
 
 EvalPipeline::EvalPipeline(EvalBackend& backend, const std::vector<int>& gpus,
-                           std::map<int, GpuCeilings> ceilings, int jobs, std::string protocol,
+                           std::map<int, GpuCeilings> ceilings, int jobs, Protocol protocol,
                            std::atomic<bool>& stop, Record record, PipelineStats& stats)
-    : m_backend(backend), m_ceilings(std::move(ceilings)), m_protocol(std::move(protocol)),
-      m_stop(stop), m_record(std::move(record)), m_stats(stats) {
+    : m_backend(backend), m_ceilings(std::move(ceilings)), m_protocol(protocol), m_stop(stop),
+      m_record(std::move(record)), m_stats(stats) {
   for (int i = 0; i < std::max(1, jobs); ++i)
     m_compile_threads.emplace_back([this] { compile_loop(); });
   for (int g : gpus)
@@ -234,8 +234,7 @@ void EvalPipeline::gpu_loop(int gpu) {
         open();
         r = ev->evaluate_compiled(*job.problem, job.compiled);
       }
-      if (r.protocol.empty())
-        r.protocol = m_protocol;
+      r.protocol = m_protocol; // the backend was opened with the run's protocol
       const int64_t id = m_record(job, &r);
       --m_stats.queued;
       ++m_stats.evaluated;

@@ -44,7 +44,7 @@ public:
   // The pipeline returns verdicts and knows no database: every row goes through `record`.
   // Each GPU's evaluator gets its entry of `ceilings` (an empty GpuCeilings when it has none).
   EvalPipeline(EvalBackend& backend, const std::vector<int>& gpus,
-               std::map<int, GpuCeilings> ceilings, int jobs, std::string protocol,
+               std::map<int, GpuCeilings> ceilings, int jobs, Protocol protocol,
                std::atomic<bool>& stop, Record record, PipelineStats& stats);
   ~EvalPipeline(); // finishes queued jobs (recording unevaluated ones when stopping), joins
   std::future<search::Verdict> submit(EvalJob job);
@@ -63,7 +63,7 @@ private:
 
   EvalBackend& m_backend;
   std::map<int, GpuCeilings> m_ceilings;
-  std::string m_protocol;
+  Protocol m_protocol = Protocol::kbench;
   std::atomic<bool>& m_stop;
   Record m_record;
   PipelineStats& m_stats;
@@ -146,7 +146,7 @@ private:
 };
 
 // The EvalResult of a candidate that never reached a GPU.
-EvalResult no_code_result(const std::string& reason, const std::string& protocol);
-EvalResult compile_failure_result(const CompileResult& c, const std::string& protocol);
+EvalResult no_code_result(const std::string& reason, Protocol protocol);
+EvalResult compile_failure_result(const CompileResult& c, Protocol protocol);
 
 } // namespace kb::runner::detail

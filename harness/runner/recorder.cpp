@@ -47,6 +47,16 @@ void RunRecorder::acquire_lease(int64_t run_id) {
   m_held = true;
 }
 
+void RunRecorder::abandon(std::string_view status) {
+  if (!m_held || m_lost)
+    return;
+  with([&](store::Store& s) {
+    s.end_run(m_run_id, std::string(status));
+    s.release_run_lease(m_run_id, m_token);
+  });
+  m_held = false;
+}
+
 void RunRecorder::start_heartbeat(std::function<void()> on_lost) {
   if (!m_held || m_beat.joinable())
     return;

@@ -35,6 +35,10 @@ public:
   // thread) when another process took the run over.
   void start_heartbeat(std::function<void()> on_lost);
   bool lease_lost() const { return m_lost; }
+  // For a process about to leave without unwinding (a second Ctrl-C): ends the run with
+  // `status` and gives the lease up, through this connection. Thread-safe; nothing when the
+  // lease is not held (any more).
+  void abandon(std::string_view status);
   const std::string& path() const { return m_path; }
 
 private:

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pipeline.hpp"
+#include "shard.hpp"
 
 namespace kb::runner {
 
@@ -174,8 +175,10 @@ private:
 
   // The one writer of the run's rows (and holder of its lease).
   std::unique_ptr<detail::RunRecorder> m_recorder;
+  AbandonHandle m_abandon; // destroyed before the recorder: the hook never sees it dangling
   int64_t m_run_id = 0;
   std::vector<llm::ModelConfig> m_recorded_models; // resume: the run's own models
+  json m_suite_record;                              // a new shard's suite: id, fingerprint
   std::string m_recorded_prompts_hash;
 
   std::vector<std::unique_ptr<llm::Client>> m_clients;
@@ -285,7 +288,7 @@ std::future<search::Verdict> Suite::submit(const Problem& p, int64_t model_row,
   if (d.source.empty() || m_o.mode == Mode::generate) {
     std::optional<EvalResult> r;
     if (d.source.empty())
-      r = detail::no_code_result(d.no_code_reason, std::string(protocol_name(m_o.protocol)));
+      r = detail::no_code_result(d.no_code_reason, m_o.protocol);
     const int64_t id = m_recorder->with([&](store::Store& s) {
       return s.record_attempt(store::Attempt{std::nullopt, c, r}).candidate_id;
     });
@@ -324,7 +327,7 @@ TaskSummary Suite::run_task(const Problem& p, std::size_t mi) {
     return t;
   }
   if (auto r = m_ledger->exhausted(scope)) {
-    t.stop = classify_stop(r->code);
+    t.stop = r->kind;
     t.stop_code = r->code;
     t.stop_message = r->message;
     record_stop(p, mi, r->code, r->message);
@@ -362,7 +365,7 @@ TaskSummary Suite::run_task(const Problem& p, std::size_t mi) {
   };
   auto strategy = search::make_strategy(m_o.strategy);
   const search::SearchResult r = strategy->run(ctx);
-  t.stop = classify_stop(r.stop_code);
+  t.stop = r.stop;
   t.stop_code = r.stop_code;
   t.stop_message = r.stop_message;
   t.candidates = static_cast<int>(r.steps.size());
@@ -448,6 +451,17 @@ bool Suite::prepare(RunSummary& summary) {
     throw Error(fmt::format("the prompt templates in {} changed since run {} was recorded; a "
                             "resume would send different requests (start a new run instead)",
                             m_o.prompts_dir, *m_o.resume));
+  // A new shard: its suite's id and fingerprint, and its share of the suite's run-wide limits
+  // (a resumed shard has them recorded).
+  if (m_o.shard && !m_o.resume) {
+    const std::string fp = detail::suite_fingerprint(m_o, m_problems, m_models, prompts_now);
+    if (m_o.suite.empty())
+      m_o.suite = "fp-" + fp;
+    m_suite_record = json{{"id", m_o.suite},
+                          {"fingerprint", fp},
+                          {"run_budget", to_config_json(m_o).at("run_budget")}};
+    m_o.run_budget = shard_budget(m_o.run_budget, m_o.shard->count);
+  }
   // A run asks within its budgets only what they can pay for: money limits need prices.
   if (m_o.run_budget.usd > 0.0 || m_o.problem_budget.usd > 0.0)
     for (const auto& m : m_models)
@@ -527,6 +541,11 @@ bool Suite::prepare(RunSummary& summary) {
     cfg["prompts_hash"] = prompts_now;
     if (!ceilings.groups.empty())
       cfg["ceilings"] = ceilings_record(ceilings);
+    if (m_o.shard)
+      cfg["suite"] = m_suite_record;
+    if (m_o.mode == Mode::run)
+      cfg["placement"] = detail::placement_record(m_o.gpus, doctor);
+    cfg["environment"] = detail::environment_record();
     info.config_json = cfg.dump();
     info.kbench_version = version_string();
     info.git_commit = git_commit();
@@ -548,7 +567,9 @@ bool Suite::prepare(RunSummary& summary) {
                       doctor.cudnn_version % 100);
     info.nvcc_version = doctor.nvcc_release;
     info.host = host_name();
-    info.protocol = protocol_name(m_o.protocol);
+    if (m_o.shard)
+      info.shard = m_o.shard->label();
+    info.protocol = m_o.protocol;
     m_run_id = setup.begin_run(info);
     acquire_lease();
   }
@@ -587,6 +608,7 @@ bool Suite::prepare(RunSummary& summary) {
     m_stop = true;
     log(fmt::format("run {}: another process took the run over; stopping", m_run_id));
   });
+  m_abandon.set(m_hooks, [rec = m_recorder.get()] { rec->abandon("interrupted"); });
   for (auto& c : m_clients)
     m_gateways.push_back(
         std::make_unique<search::ModelGateway>(*c, *m_ledger, m_journal.get(), &m_stop));
@@ -594,7 +616,7 @@ bool Suite::prepare(RunSummary& summary) {
   if (m_o.mode == Mode::run) {
     const int jobs = detail::default_jobs(m_o.jobs);
     m_pipeline = std::make_unique<detail::EvalPipeline>(
-        *m_backend, m_o.gpus, ceilings.by_gpu, jobs, std::string(protocol_name(m_o.protocol)),
+        *m_backend, m_o.gpus, ceilings.by_gpu, jobs, m_o.protocol,
         m_stop, [this](detail::EvalJob& job, const EvalResult* r) { return record_job(job, r); },
         m_pstats);
   }
@@ -613,6 +635,16 @@ void Suite::run_tasks(RunSummary& summary) {
   for (const Problem* p : m_problems)
     for (std::size_t mi = 0; mi < m_models.size(); ++mi)
       tasks.push_back({p, mi});
+  if (m_o.shard) {
+    // This shard's slice of the suite (the same on every machine: shard_assignment).
+    const std::size_t all = tasks.size();
+    std::vector<Task> mine;
+    for (std::size_t i : shard_tasks(detail::task_keys(m_problems, m_models), *m_o.shard))
+      mine.push_back(tasks[i]);
+    tasks = std::move(mine);
+    log(fmt::format("run {}: shard {} of suite {}: {} of the suite's {} (problem, model) searches",
+                    m_run_id, m_o.shard->label(), m_o.suite, tasks.size(), all));
+  }
   m_tasks_total = static_cast<int>(tasks.size());
   int conc = m_o.concurrency;
   if (conc <= 0)
@@ -700,6 +732,7 @@ void Suite::run_tasks(RunSummary& summary) {
         "{}{} candidates recorded without evaluation after a harness error (first: {}); `kbench "
         "evaluate --run {}` finishes them",
         summary.message.empty() ? "" : "; ", plumbing.size(), plumbing.front(), m_run_id);
+  m_abandon.reset(); // the run ends here with its own status
   m_recorder->with([&](store::Store& s) {
     summary.calls = s.call_tally(m_run_id);
     if (!m_recorder->lease_lost())
@@ -750,41 +783,32 @@ std::optional<RunStatus> parse_run_status(std::string_view name) {
   return std::nullopt;
 }
 
-std::string_view stop_kind_name(StopKind k) {
-  switch (k) {
-  case StopKind::done:
-    return "done";
-  case StopKind::run_budget:
-    return "run_budget";
-  case StopKind::problem_budget:
-    return "problem_budget";
-  case StopKind::interrupted:
-    return "interrupted";
-  case StopKind::provider_failure:
-    return "provider_failure";
-  case StopKind::failed:
-    return "failed";
-  }
-  return "?";
-}
-
-StopKind classify_stop(std::string_view code) {
-  if (code == "done")
-    return StopKind::done;
-  if (code == "interrupted")
-    return StopKind::interrupted;
-  if (code == "failed")
-    return StopKind::failed;
-  if (code == "provider_failure")
-    return StopKind::provider_failure;
-  if (code.starts_with("problem_"))
-    return StopKind::problem_budget;
-  return StopKind::run_budget;
-}
-
 RunSummary run_suite(const RunOptions& opts, EvalBackend* backend, const std::atomic<bool>* cancel,
                      const RunHooks& hooks) {
-  Suite s(opts, backend, cancel, hooks);
+  RunOptions o = opts;
+  if (o.shard && !o.resume && fs::exists(o.db)) {
+    // A database that holds this shard of this suite already (a resubmitted or requeued Slurm
+    // task, a second try on the same host) continues that run: nothing paid for is asked again.
+    const SuitePlan plan = plan_suite(o);
+    o.suite = plan.suite_id;
+    store::Store s(o.db, store::OpenOptions{.create = false});
+    if (auto id = find_shard_run(s, o.suite, *o.shard)) {
+      const auto row = s.run(*id);
+      const json cfg = json::parse(row->info.config_json);
+      const std::string recorded = cfg.at("suite").value("fingerprint", "");
+      if (recorded != plan.fingerprint)
+        throw Error(fmt::format("{}: run {} is shard {} of suite {} with another configuration "
+                                "(fingerprint {}, now {}): give the shard another --db, or the "
+                                "suite another --suite",
+                                o.db, *id, o.shard->label(), o.suite, recorded,
+                                plan.fingerprint));
+      if (hooks.log)
+        hooks.log(fmt::format("{} holds shard {} of suite {} as run {}: resuming it", o.db,
+                              o.shard->label(), o.suite, *id));
+      o.resume = *id;
+    }
+  }
+  Suite s(o, backend, cancel, hooks);
   return s.run();
 }
 
@@ -830,7 +854,7 @@ std::vector<int> gpus_to_use(const std::vector<int>& asked, const DoctorReport& 
 }
 
 int default_jobs(int jobs) {
-  return jobs > 0 ? jobs : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  return jobs > 0 ? jobs : available_cpus();
 }
 
 } // namespace detail

@@ -114,14 +114,50 @@ CeilingsChoice resolve_ceilings(const std::string& calibration_file, const std::
                                 bool allow_calibrate);
 
 // ---------------------------------------------------------------------------------------------
+// Shards: one suite split over processes, hosts or Slurm array tasks (docs/scale.md)
+// ---------------------------------------------------------------------------------------------
+
+// Shard `index` (1-based) of `count`.
+struct Shard {
+  int index = 1;
+  int count = 1;
+  std::string label() const; // "3/16"
+  bool operator==(const Shard&) const = default;
+};
+// Parses "K/N" with 1 <= K <= N <= 100000; throws kb::InputError naming `flag`.
+Shard parse_shard(std::string_view text, std::string_view flag = "--shard");
+
+// One unit of a suite's work: the search of one problem by one model (its configured name).
+struct TaskKey {
+  std::string problem_id;
+  std::string model;
+  auto operator<=>(const TaskKey&) const = default;
+};
+// The shard (1-based) of each task when a suite's tasks are split `count` ways: tasks are ordered
+// by the content hash of "problem\nmodel" (ties by problem, then model) and dealt round-robin, so
+// shards differ by at most one task and the answer depends only on the set of tasks, never on
+// their order, the catalog's order or the machine. Throws kb::Error for count < 1 or a task
+// given twice.
+std::vector<int> shard_assignment(const std::vector<TaskKey>& tasks, int count);
+// Indices into `tasks` of the tasks of shard `s`, in the order of `tasks`.
+std::vector<std::size_t> shard_tasks(const std::vector<TaskKey>& tasks, const Shard& s);
+
+// Checks a suite id: 1-64 letters, digits, '.', '_' or '-', not starting with '.' or '-';
+// throws kb::InputError naming `flag`.
+void check_suite_id(std::string_view id, std::string_view flag = "--suite");
+// A fresh suite id: UTC date and time and 24 random bits, "20261205-063112-3fa9c1".
+std::string new_suite_id();
+
+// A shard's share of a suite's run-wide limits: tokens and money are split evenly (rounded down,
+// at least 1 token), so the shards together stay within the suite's limits; the wall-time limit
+// applies to each shard as given (shards run side by side).
+search::BudgetLimits shard_budget(const search::BudgetLimits& suite, int count);
+
+// ---------------------------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------------------------
 
 // The correctness and timing protocol of a run (docs/evaluation.md).
-enum class Protocol { kbench, kernelbench };
-std::string_view protocol_name(Protocol p); // "kbench", "kernelbench"
-std::optional<Protocol> parse_protocol(std::string_view name);
-
 enum class Mode {
   run,      // LLM calls, compiles and GPU evaluations
   generate, // LLM calls only: candidates stored without evaluation (no GPU needed)
@@ -150,6 +186,12 @@ struct RunOptions {
   bool use_cache = true;         // answer identical requests from earlier runs' records
   std::string command;           // the command line, for the run record
   EvalOptions eval;              // protocol and gpu are set by the runner
+  // This run is one shard of a suite (docs/scale.md): only its slice of the (problem, model)
+  // tasks is searched, run-wide token and money limits are its share (shard_budget), and the
+  // run records the suite id and the suite's fingerprint so `kbench merge` can put the shards
+  // back into one run. A database that already holds this shard of this suite resumes it.
+  std::optional<Shard> shard;
+  std::string suite; // with a shard: the suite id; empty: derived from the suite's fingerprint
 };
 
 // The resolved options as JSON (no secrets: key variables are named, never read) and back.
@@ -162,6 +204,23 @@ RunOptions from_config_json(const nlohmann::json& j);
 // a glob matches nothing, or when nothing is selected.
 std::vector<const Problem*> select_problems(const Catalog& c, const std::vector<int>& levels,
                                             const std::vector<std::string>& globs);
+
+// A suite's work before anything runs: its (problem, model) tasks and its fingerprint, a hash of
+// everything that decides what the suite asks and how it is judged (the tasks with each
+// problem's content hash, the models' request settings, the strategy, the suite's limits, the
+// protocol, the watchdog, the prompts), never of paths, GPUs or speeds. Shards of one suite must
+// have one fingerprint. Loads the catalog and resolves the models as run_suite does, and throws
+// as it would for bad options.
+struct SuitePlan {
+  std::vector<TaskKey> tasks; // catalog order, then --models order
+  std::string fingerprint;    // 16 hex digits
+  std::string suite_id;       // opts.suite, or "fp-<fingerprint>" when that is empty
+};
+SuitePlan plan_suite(const RunOptions& opts);
+
+// The run of a database that is shard `shard` of suite `suite` (a shard's own run, never a
+// merged one); nullopt when there is none. Throws kb::Error naming the runs when several are.
+std::optional<int64_t> find_shard_run(store::Store& s, std::string_view suite, const Shard& shard);
 
 // A model configuration as a run records it (every field; the key variable's name, never a key)
 // and back; a resume builds its clients from the record, never from a models file.
@@ -205,6 +264,34 @@ struct RunHooks {
   std::function<void(const std::string&)> log;   // one line per event; may be null
   std::function<void(const Progress&)> progress; // every ~250 ms and at the end; may be null
   std::function<void(int64_t run_id)> started;   // once the run row exists; may be null
+  // Called with a function that ends the run `interrupted` and gives its lease up through the
+  // run's own recorder (for a process about to exit at once, e.g. on a second Ctrl-C; callable
+  // from any thread), once the run is set up; and with nullptr before the recorder closes.
+  // May be null.
+  std::function<void(std::function<void()> abandon)> abandon;
+};
+
+// Hands a recorder's abandon function to RunHooks::abandon for as long as it lives.
+class AbandonHandle {
+public:
+  AbandonHandle() = default;
+  AbandonHandle(const AbandonHandle&) = delete;
+  AbandonHandle& operator=(const AbandonHandle&) = delete;
+  ~AbandonHandle() { reset(); }
+  void set(const RunHooks& hooks, std::function<void()> abandon) {
+    if (!hooks.abandon)
+      return;
+    m_hook = hooks.abandon;
+    m_hook(std::move(abandon));
+  }
+  void reset() {
+    if (m_hook)
+      m_hook(nullptr);
+    m_hook = nullptr;
+  }
+
+private:
+  std::function<void(std::function<void()>)> m_hook;
 };
 
 // How a run ended (the store's runs.status names them).
@@ -213,19 +300,8 @@ enum class RunStatus { running, completed, budget_exhausted, interrupted, failed
 std::string_view run_status_name(RunStatus s);
 std::optional<RunStatus> parse_run_status(std::string_view name);
 
-// Why one (problem, model) search stopped.
-enum class StopKind {
-  done,           // the strategy ran to its end
-  run_budget,     // a run-wide limit ("run_tokens", "run_usd", "run_minutes", ...)
-  problem_budget, // a per-problem limit ("problem_tokens_out", ...)
-  interrupted,
-  provider_failure, // refine/ideas stopped at a request the provider did not answer
-  failed,           // a harness error
-};
-std::string_view stop_kind_name(StopKind k);
-// The kind of a stop code: "done", "interrupted", "provider_failure", "failed", "problem_*"; any
-// other code is a run-wide limit's ("run_tokens", "run_usd", ...).
-StopKind classify_stop(std::string_view code);
+using search::StopKind;
+using search::stop_kind_name;
 
 struct TaskSummary {
   std::string problem_id;
@@ -272,6 +348,10 @@ struct EvaluateOptions {
   std::string calibration_file; // as RunOptions::calibration_file
   bool calibrate = true;        // as RunOptions::calibrate
   EvalOptions eval;
+  // Only the candidates of slice `slice` of the run's (problem, model) pairs that have
+  // candidates (shard_tasks over them): N copies of one database, each evaluated with another
+  // slice, merge back into one run (docs/scale.md).
+  std::optional<Shard> slice;
 };
 
 struct EvaluateSummary {

@@ -101,16 +101,21 @@ std::optional<Refusal> BudgetLedger::admit(const std::string& scope, const Estim
   std::unique_lock lock(m_mutex);
   for (;;) {
     if (cancel && cancel->load()) {
-      return Refusal{"interrupted", "interrupted before the request was sent"};
+      return Refusal{StopKind::interrupted, "interrupted",
+                     "interrupted before the request was sent"};
     }
     Account& s = m_scopes[scope];
     Refusal why;
     const Check run = check(m_run, m_run_limits, e, "run", &why);
-    if (run == Check::refuse)
+    if (run == Check::refuse) {
+      why.kind = StopKind::run_budget;
       return why;
+    }
     const Check sc = check(s, m_problem_limits, e, "problem", &why);
-    if (sc == Check::refuse)
+    if (sc == Check::refuse) {
+      why.kind = StopKind::problem_budget;
       return why;
+    }
     if (run == Check::admit && sc == Check::admit) {
       for (Account* a : {&m_run, &s}) {
         a->reserved.tokens_in += e.tokens_in;
@@ -144,11 +149,16 @@ void BudgetLedger::settle(const std::string& scope, const Estimate& e, const Usa
 
 std::optional<Refusal> BudgetLedger::exhausted(const std::string& scope) const {
   std::lock_guard lock(m_mutex);
-  if (auto r = reached(m_run, m_run_limits, "run"))
+  if (auto r = reached(m_run, m_run_limits, "run")) {
+    r->kind = StopKind::run_budget;
     return r;
+  }
   auto it = m_scopes.find(scope);
   static const Account k_empty;
-  return reached(it == m_scopes.end() ? k_empty : it->second, m_problem_limits, "problem");
+  auto r = reached(it == m_scopes.end() ? k_empty : it->second, m_problem_limits, "problem");
+  if (r)
+    r->kind = StopKind::problem_budget;
+  return r;
 }
 
 Usage BudgetLedger::spent_run() const {

@@ -75,6 +75,7 @@ std::future<Answer> ModelGateway::ask(const std::string& scope, llm::ChatRequest
     a.response.status = llm::ChatStatus::budget;
     a.response.error_class = refusal->code;
     a.response.error_message = refusal->message;
+    a.refusal = *refusal;
     a.response.model = m_client.config().name;
     a.response.request_hash = key;
     std::promise<Answer> p;

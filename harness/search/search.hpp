@@ -106,7 +106,21 @@ struct Estimate {
 
 // Why a request was refused: code names the limit ("run_tokens", "problem_tokens_out",
 // "run_usd", "run_minutes", "interrupted"), message says it with numbers.
+// Why one (problem, model) search, or one request of it, stopped.
+enum class StopKind {
+  done,           // the strategy ran to its end
+  run_budget,     // a run-wide limit ("run_tokens", "run_usd", "run_minutes", ...)
+  problem_budget, // a per-problem limit ("problem_tokens_out", ...)
+  interrupted,
+  provider_failure, // refine/ideas stopped at a request the provider did not answer
+  failed,           // a harness error
+};
+std::string_view stop_kind_name(StopKind k);
+
+// A request the budget ledger did not send: the kind of stop, the code naming the limit
+// ("run_tokens", "problem_usd", ...; "interrupted") and a sentence.
 struct Refusal {
+  StopKind kind = StopKind::run_budget;
   std::string code;
   std::string message;
 };
@@ -165,6 +179,8 @@ private:
 // An answer and the journal row that records it.
 struct Answer {
   llm::ChatResponse response;
+  // Set for a request the budget ledger refused (response.status is then budget).
+  std::optional<Refusal> refusal;
   std::optional<int64_t> call_id; // recorded LLM call (journal id); nullopt for budget refusals
   bool replayed = false;          // answered from this run's own journal (resume) or the cache
 };
@@ -303,8 +319,10 @@ struct SearchResult {
   // Requests that failed at the provider after retries: recorded as calls, never as candidates
   // (a resume asks them again).
   int provider_failures = 0;
-  // "done", "interrupted", "provider_failure" (refine and ideas stop at an unanswered request
-  // their next step depends on), or the budget refusal code ("run_tokens", "problem_usd", ...).
+  // Why the search stopped: done, interrupted, provider_failure (refine and ideas stop at an
+  // unanswered request their next step depends on) or a budget; stop_code names it precisely
+  // ("done", "interrupted", "provider_failure", or the limit: "run_tokens", "problem_usd", ...).
+  StopKind stop = StopKind::done;
   std::string stop_code = "done";
   std::string stop_message;
 };

@@ -39,6 +39,24 @@ bool samples_independently(StrategyKind k) {
   return k == StrategyKind::best_of_n || k == StrategyKind::ideas;
 }
 
+std::string_view stop_kind_name(StopKind k) {
+  switch (k) {
+  case StopKind::done:
+    return "done";
+  case StopKind::run_budget:
+    return "run_budget";
+  case StopKind::problem_budget:
+    return "problem_budget";
+  case StopKind::interrupted:
+    return "interrupted";
+  case StopKind::provider_failure:
+    return "provider_failure";
+  case StopKind::failed:
+    return "failed";
+  }
+  return "?";
+}
+
 std::string provider_failure_class(const llm::ChatResponse& r) {
   if (r.ok() || r.status == llm::ChatStatus::budget || r.error_class == "replay_not_found")
     return "";
@@ -119,30 +137,35 @@ protected:
   // next turn, ideas' next round): a resume asks that request again and continues exactly where
   // the search stopped, so no step is taken on a different path than the record.
   static void stop_provider_failure(SearchResult& res, const Answer& a) {
-    if (res.stop_code == "done") {
-      res.stop_code = "provider_failure";
-      res.stop_message = fmt::format("the provider failed ({}) after retries; resume the run to "
-                                     "ask again",
-                                     provider_failure_class(a.response));
-    }
+    stop(res, StopKind::provider_failure, "provider_failure",
+         fmt::format("the provider failed ({}) after retries; resume the run to ask again",
+                     provider_failure_class(a.response)));
+  }
+
+  // Sets the result's stop reason unless one is set already (the first reason stands).
+  static void stop(SearchResult& res, StopKind kind, std::string code, std::string message) {
+    if (res.stop != StopKind::done)
+      return;
+    res.stop = kind;
+    res.stop_code = std::move(code);
+    res.stop_message = std::move(message);
   }
 
   // True (and the result's stop reason set) when the answer is a budget refusal.
   static bool refused(const Answer& a, SearchResult& res) {
     if (a.response.status != llm::ChatStatus::budget)
       return false;
-    if (res.stop_code == "done") {
-      res.stop_code = a.response.error_class.empty() ? "budget" : a.response.error_class;
-      res.stop_message = a.response.error_message;
-    }
+    if (a.refusal)
+      stop(res, a.refusal->kind, a.refusal->code, a.refusal->message);
+    else // a budget status without the ledger's refusal: the run's own limit
+      stop(res, StopKind::run_budget,
+           a.response.error_class.empty() ? "budget" : a.response.error_class,
+           a.response.error_message);
     return true;
   }
 
   static void stop_interrupted(SearchResult& res) {
-    if (res.stop_code == "done") {
-      res.stop_code = "interrupted";
-      res.stop_message = "interrupted";
-    }
+    stop(res, StopKind::interrupted, "interrupted", "interrupted");
   }
 
   CandidateDraft draft(const SearchContext& ctx, Answer a, int round, std::optional<int64_t> parent,
@@ -428,7 +451,7 @@ public:
           history.push_back(fmt::format("- Round {}, idea: {}\n  Result (best of {}): {}", r, idea,
                                         it->second.second, result_text(it->second.first)));
       }
-      if (res.stop_code != "done")
+      if (res.stop != StopKind::done)
         break;
     }
     if (cancelled(ctx))

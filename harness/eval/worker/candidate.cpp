@@ -244,7 +244,7 @@ private:
 
   Channel& m_ch;
   Problem m_problem;
-  std::string m_protocol;
+  Protocol m_protocol = Protocol::kbench;
   std::vector<std::string> m_in_names, m_out_names;
   cudaStream_t m_stream = nullptr;
   Mailbox m_mail;

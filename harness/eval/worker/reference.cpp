@@ -38,7 +38,7 @@ std::string session_key(const Problem& p) {
 }
 
 eval::Verdict judge(Session& s, const eval::Judge& cmd, cudaStream_t stream) {
-  const bool kernelbench = cmd.protocol == "kernelbench";
+  const bool kernelbench = is_kernelbench(cmd.protocol);
   // Held only while judging: the candidate's timing must find the memory free.
   s.in = alloc_inputs(s.problem);
   s.base_out = alloc_outputs(s.problem, false);

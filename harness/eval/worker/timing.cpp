@@ -26,7 +26,7 @@ float elapsed_ms(cudaEvent_t a, cudaEvent_t b) {
 
 SampleTimer::SampleTimer(const Problem& p, const eval::TimePrepare& prep, cudaStream_t stream,
                          CallFn call, TimerHooks hooks, TensorSet reuse_in, TensorSet reuse_out)
-    : m_problem(p), m_prep(prep), m_kernelbench(prep.protocol == "kernelbench"), m_stream(stream),
+    : m_problem(p), m_prep(prep), m_kernelbench(is_kernelbench(prep.protocol)), m_stream(stream),
       m_call(std::move(call)), m_hooks(std::move(hooks)), m_dists(own_distributions(p)),
       m_keep_rng(prep.keep_secret) {
   const TimingOptions& opts = m_prep.timing;

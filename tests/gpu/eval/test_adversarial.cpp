@@ -204,7 +204,7 @@ TEST_F(EvalGpuTest, CachingByContentNeverPaysUnderFreshInputs) {
   const auto fresh = eval("matmul_small", "adversarial/cache_by_content.cu");
   ASSERT_EQ(fresh.outcome, kb::Outcome::correct) << why(fresh);
   auto o = options();
-  o.protocol = "kernelbench";
+  o.protocol = kb::Protocol::kernelbench;
   const auto fixed = eval("matmul_small", "adversarial/cache_by_content.cu", o);
   ASSERT_EQ(fixed.outcome, kb::Outcome::correct) << why(fixed);
   // KernelBench's fixed input set lets the cache replay; kbench's fresh inputs do not.
@@ -283,12 +283,12 @@ TEST_F(EvalGpuTest, Fp16ArithmeticOnAnFp32ProblemFails) {
 
 TEST_F(EvalGpuTest, KernelBenchProtocolTimesOneSetWithAHundredTrials) {
   auto o = options();
-  o.protocol = "kernelbench";
+  o.protocol = kb::Protocol::kernelbench;
   const auto r = eval("relu_small", "ok/relu.cu", o);
   ASSERT_EQ(r.outcome, kb::Outcome::correct) << why(r);
   EXPECT_EQ(r.candidate_time->samples, 100);
   EXPECT_EQ(r.candidate_time->stop_reason, "fixed");
-  EXPECT_EQ(r.protocol, "kernelbench");
+  EXPECT_EQ(r.protocol, kb::Protocol::kernelbench);
 }
 
 } // namespace

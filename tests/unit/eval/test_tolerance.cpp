@@ -171,8 +171,8 @@ kb::Problem layernorm_problem() {
 
 TEST(Checks, KbenchDrawsSeedsPerDistributionMixedWithTheSecret) {
   const auto p = layernorm_problem();
-  const auto a = kb::eval::make_checks(p, "kbench", 5, 111);
-  const auto b = kb::eval::make_checks(p, "kbench", 5, 222);
+  const auto a = kb::eval::make_checks(p, kb::Protocol::kbench, 5, 111);
+  const auto b = kb::eval::make_checks(p, kb::Protocol::kbench, 5, 222);
   ASSERT_EQ(a.size(), 15u); // 5 seeds x 3 distributions
   EXPECT_EQ(a[0].dists[0], p.inputs[0].dist);
   EXPECT_EQ(a[5].dists[0], p.inputs[0].check_dists[0]);
@@ -190,14 +190,14 @@ TEST(Checks, KbenchDrawsSeedsPerDistributionMixedWithTheSecret) {
 
 TEST(Checks, KernelBenchUsesFiveFixedSeedsAndItsTolerance) {
   auto p = layernorm_problem();
-  const auto c = kb::eval::make_checks(p, "kernelbench", 5, 999);
+  const auto c = kb::eval::make_checks(p, kb::Protocol::kernelbench, 5, 999);
   ASSERT_EQ(c.size(), 5u);
   EXPECT_EQ(c[0].seed, 42u);
   EXPECT_EQ(c[4].seed, 46u);
   p.provenance.version = "v0.1";
-  EXPECT_DOUBLE_EQ(kb::eval::protocol_tolerance(p, "kernelbench").atol, 1e-2);
+  EXPECT_DOUBLE_EQ(kb::eval::protocol_tolerance(p, kb::Protocol::kernelbench).atol, 1e-2);
   p.provenance.version = "";
-  EXPECT_DOUBLE_EQ(kb::eval::protocol_tolerance(p, "kernelbench").atol, 1e-4);
+  EXPECT_DOUBLE_EQ(kb::eval::protocol_tolerance(p, kb::Protocol::kernelbench).atol, 1e-4);
 }
 
 } // namespace

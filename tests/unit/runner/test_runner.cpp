@@ -140,7 +140,7 @@ TEST_F(RunnerTest, ReplayRunEvaluatesExamplesAndRecordsNoCodeForTheRest) {
   EXPECT_EQ(run->status, "completed");
   EXPECT_EQ(run->info.driver_version, "13.0");
   EXPECT_FALSE(run->info.kbench_version.empty());
-  EXPECT_EQ(run->info.protocol, "kbench");
+  EXPECT_EQ(run->info.protocol, kb::Protocol::kbench);
   std::map<std::string, store::AttemptRow> att;
   for (auto& a : st.attempts({.run_ids = {s.run_id}}))
     att[a.problem_id] = a;

@@ -122,6 +122,7 @@ TEST_F(SearchTest, OneshotAsksOnceAndRecordsRoundZeroWithoutParent) {
   EXPECT_EQ(r.best_id, 100);
   EXPECT_DOUBLE_EQ(r.best_speedup, 1.5);
   EXPECT_EQ(r.stop_code, "done");
+  EXPECT_EQ(r.stop, kb::search::StopKind::done);
 }
 
 // An answer without code is the model's no_code attempt; a call that failed at the provider
@@ -266,6 +267,7 @@ TEST_F(SearchTest, RefineStopsAtAProviderFailure) {
   EXPECT_EQ(eval.drafts.size(), 1u);
   EXPECT_EQ(r.provider_failures, 1);
   EXPECT_EQ(r.stop_code, "provider_failure");
+  EXPECT_EQ(r.stop, kb::search::StopKind::provider_failure);
   EXPECT_NE(r.stop_message.find("timeout"), std::string::npos) << r.stop_message;
 }
 
@@ -502,6 +504,7 @@ TEST(Gateway, BudgetStopsTheStrategyAndTheJournalAnswersRepeats) {
   o.samples = 20;
   const SearchResult r = make_strategy(o)->run(ctx);
   EXPECT_EQ(r.stop_code, "run_tokens");
+  EXPECT_EQ(r.stop, kb::search::StopKind::run_budget);
   EXPECT_NE(r.stop_message.find("1000"), std::string::npos);
   const int sent = calls.load();
   EXPECT_GE(ledger.spent_run().total(), 1000);
@@ -517,6 +520,7 @@ TEST(Gateway, BudgetStopsTheStrategyAndTheJournalAnswersRepeats) {
   o.samples = sent;
   const SearchResult again = make_strategy(o)->run(ctx);
   EXPECT_EQ(again.stop_code, "done");
+  EXPECT_EQ(again.stop, kb::search::StopKind::done);
   EXPECT_EQ(calls.load(), sent);
   EXPECT_EQ(fresh.spent_run().total(), 0);
 }

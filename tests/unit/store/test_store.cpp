@@ -50,7 +50,7 @@ TimingStats make_timing(double median, int n = 20) {
 EvalResult make_eval(Outcome o, double cand_ms, double base_ms) {
   EvalResult r;
   r.outcome = o;
-  r.protocol = "kbench";
+  r.protocol = kb::Protocol::kbench;
   if (o == Outcome::correct) {
     r.candidate_time = make_timing(cand_ms);
     r.baseline_time = make_timing(base_ms);
@@ -68,7 +68,7 @@ RunInfo make_run_info() {
   i.command = "kbench run --suite l1";
   i.config_json = R"({"suite":"l1"})";
   i.gpu_name = "NVIDIA H100 80GB HBM3";
-  i.protocol = "kbench";
+  i.protocol = kb::Protocol::kbench;
   return i;
 }
 
