@@ -85,6 +85,13 @@ Report build_report(store::Store& s, const ReportOptions& o) {
   // Known good kernels the idea search measures as seeds (strategy "bank") are not the model's
   // work: they never count towards its leaderboard row or its paper-table entries.
   std::erase_if(attempts, [](const AttemptRow& a) { return a.strategy == "bank"; });
+  // Databases written before schema v3 recorded a request the provider never answered as a
+  // candidate without code; such a request is a provider failure (counted from the calls below),
+  // never an attempt of the model.
+  std::erase_if(attempts, [](const AttemptRow& a) {
+    return a.evaluated && a.eval.outcome == Outcome::no_code &&
+           a.eval.message.starts_with("no answer from model");
+  });
   std::set<int> levels_present;
   for (const auto& a : attempts)
     levels_present.insert(a.level);
@@ -115,10 +122,39 @@ Report build_report(store::Store& s, const ReportOptions& o) {
                                       unevaluated, attempts.size()));
   }
 
+  // Numbers measured under different protocols (kbench's median over rotating inputs, or
+  // KernelBench's mean over one input set at its tolerance) are never combined: when the selected
+  // runs used several, every row is a (model, protocol) and its label names the protocol.
+  auto protocol_of = [&](const AttemptRow& a) {
+    return a.evaluated ? a.eval.protocol : run_by_id[a.run_id].info.protocol;
+  };
+  std::set<Protocol> protocols;
+  for (const auto& a : attempts)
+    protocols.insert(protocol_of(a));
+  for (int64_t id : runs)
+    protocols.insert(run_by_id[id].info.protocol);
+  const bool mixed = protocols.size() > 1;
+  if (mixed) {
+    std::string names;
+    for (Protocol p : protocols)
+      names += (names.empty() ? "" : ", ") + std::string(protocol_name(p));
+    rep.notes.push_back(fmt::format("The selected runs used {} protocols ({}): each row is one "
+                                    "model under one protocol, and no figure combines them.",
+                                    protocols.size(), names));
+  }
+  std::map<std::string, Protocol> protocol_of_label;
+  auto label_of = [&](int64_t model_id, Protocol p) {
+    std::string l = model_label[model_id];
+    if (mixed)
+      l += fmt::format(" [{}]", protocol_name(p));
+    protocol_of_label.emplace(l, p);
+    return l;
+  };
+
   // (model label, level, problem) -> attempts; labels sort the tables.
   std::map<std::string, std::map<std::pair<int, std::string>, Group>> by_model;
   for (const auto& a : attempts)
-    by_model[model_label[a.model_id]][{a.level, a.problem_id}].rows.push_back(&a);
+    by_model[label_of(a.model_id, protocol_of(a))][{a.level, a.problem_id}].rows.push_back(&a);
 
   // Tokens, cost and LLM latency come from every call (also calls that produced no candidate).
   struct Spend {
@@ -134,7 +170,7 @@ Report build_report(store::Store& s, const ReportOptions& o) {
       if (o.level && level != *o.level)
         continue;
       for (int l : {0, level}) {
-        auto& sp = spend[{model_label[c.call.model_id], l}];
+        auto& sp = spend[{label_of(c.call.model_id, run_by_id[run].info.protocol), l}];
         sp.tin += c.call.tokens_in;
         sp.tout += c.call.tokens_out;
         sp.cost += c.call.cost_usd;
@@ -142,6 +178,22 @@ Report build_report(store::Store& s, const ReportOptions& o) {
         if (level == 0)
           break;
       }
+    }
+
+  // Provider failures per (model, level 0 = all), by the store's one rule.
+  std::map<std::pair<std::string, int>, int64_t> failures;
+  for (int64_t run : runs)
+    for (const auto& u : s.unanswered_requests(run)) {
+      int level = 0;
+      if (auto it = problem_rows.find(u.problem_id); it != problem_rows.end())
+        level = it->second.level;
+      if (o.level && level != *o.level)
+        continue;
+      const std::string model = label_of(u.model_id, run_by_id[run].info.protocol);
+      ++failures[{model, 0}];
+      if (level != 0)
+        ++failures[{model, level}];
+      by_model.try_emplace(model); // a model whose every request failed still gets its row
     }
 
   auto keys_of = [&](const std::string& problem_id) {
@@ -154,6 +206,9 @@ Report build_report(store::Store& s, const ReportOptions& o) {
     std::set<int> levels;
     for (const auto& [key, g] : problems)
       levels.insert(key.first);
+    for (const auto& [key, n] : failures)
+      if (key.first == model && key.second != 0)
+        levels.insert(key.second);
     std::vector<std::optional<int>> scopes{std::nullopt};
     if (levels.size() > 1 || o.level)
       for (int l : levels)
@@ -163,6 +218,7 @@ Report build_report(store::Store& s, const ReportOptions& o) {
     for (const auto& scope : scopes) {
       LeaderboardRow row;
       row.model = model;
+      row.protocol = protocol_of_label[model];
       row.level = scope;
       std::vector<std::optional<double>> best;
       std::vector<double> speedups, vs_eager, vs_compile;
@@ -239,6 +295,8 @@ Report build_report(store::Store& s, const ReportOptions& o) {
       row.tokens_out = sp.tout;
       row.cost_usd = sp.cost;
       row.wall_s = sp.latency + eval_s;
+      if (auto it = failures.find({model, scope.value_or(0)}); it != failures.end())
+        row.provider_failures = it->second;
       rep.leaderboard.push_back(std::move(row));
     }
   }
@@ -258,6 +316,7 @@ Report build_report(store::Store& s, const ReportOptions& o) {
       pr.problem_id = key.second;
       pr.level = key.first;
       pr.model = model;
+      pr.protocol = protocol_of_label[model];
       const AttemptRow* top = nullptr;
       int best_rank = -1;
       std::map<int, TrajectoryPoint> rounds;

@@ -3,6 +3,8 @@
 #include <map>
 #include <set>
 
+#include <fmt/format.h>
+
 #include "report.hpp"
 #include "report_internal.hpp"
 
@@ -48,7 +50,13 @@ best_kernels(store::Store& s, const std::vector<int64_t>& runs, double review_sp
   auto label = model_labels(s);
   std::map<std::pair<std::string, std::string>, Best> out;
   for (auto& a : s.attempts({.run_ids = runs, .with_samples = true})) {
-    auto& b = out[{a.problem_id, label[a.model_id]}];
+    // Times under different protocols are not comparable (KernelBench's mean over one input
+    // set, kbench's median over rotating inputs): a KernelBench protocol is part of the key,
+    // so such a pair shows as missing and added, never as a verdict.
+    std::string model = label[a.model_id];
+    if (a.evaluated && a.eval.protocol != Protocol::kbench)
+      model += fmt::format(" [{}]", protocol_name(a.eval.protocol));
+    auto& b = out[{a.problem_id, model}];
     b.any = true;
     if (!a.evaluated || a.eval.outcome != Outcome::correct || !a.eval.candidate_time ||
         !review_reasons(a, review_speedup).empty())

@@ -24,7 +24,7 @@ std::string render_json(const Report& r) {
                          {"gpu_name", run.gpu_name},
                          {"kbench_version", run.kbench_version},
                          {"git_commit", run.git_commit},
-                         {"protocol", run.protocol},
+                         {"protocol", protocol_name(run.protocol)},
                          {"status", run.status},
                          {"origin", run.origin}});
   j["leaderboard"] = json::array();
@@ -38,6 +38,7 @@ std::string render_json(const Report& r) {
     for (const auto& [k, v] : row.pass_at_k)
       pk[std::to_string(k)] = v;
     j["leaderboard"].push_back({{"model", row.model},
+                                {"protocol", protocol_name(row.protocol)},
                                 {"level", row.level ? json(*row.level) : json("all")},
                                 {"problems", row.problems},
                                 {"candidates", row.candidates},
@@ -58,6 +59,7 @@ std::string render_json(const Report& r) {
                                 {"tokens_out", row.tokens_out},
                                 {"cost_usd", row.cost_usd},
                                 {"wall_s", row.wall_s},
+                                {"provider_failures", row.provider_failures},
                                 {"held_for_review", row.flagged}});
   }
   j["paper"] = json::array();
@@ -65,6 +67,7 @@ std::string render_json(const Report& r) {
     j["paper"].push_back({{"problem_id", p.problem_id},
                           {"level", p.level},
                           {"model", p.model},
+                          {"protocol", protocol_name(p.protocol)},
                           {"outcome", p.outcome},
                           {"candidate_id", p.candidate_id ? json(*p.candidate_id) : json(nullptr)},
                           {"kernel_ms", opt_json(p.kernel_ms)},

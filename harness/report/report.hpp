@@ -58,11 +58,13 @@ struct ReportOptions {
 // Speedups are reference time / kernel time: 2.0 means the kernel takes half the reference's
 // time, 0.5 twice as long.
 struct LeaderboardRow {
-  std::string model;        // model label (see model_labels)
-  std::optional<int> level; // nullopt: all levels together
-  int64_t problems = 0;     // problems with at least one candidate
-  int64_t candidates = 0;   // candidates generated, evaluated or not
-  int64_t attempts = 0;     // evaluated attempts
+  // Model label (see model_labels); "<label> [<protocol>]" when the runs used several protocols.
+  std::string model;
+  Protocol protocol = Protocol::kbench; // every figure of the row was measured under it
+  std::optional<int> level;             // nullopt: all levels together
+  int64_t problems = 0;                 // problems with at least one candidate
+  int64_t candidates = 0;               // candidates generated, evaluated or not
+  int64_t attempts = 0;                 // evaluated attempts
   // Rates over evaluated attempts / problems; nullopt when nothing was evaluated ("not
   // evaluated", never 0%).
   std::optional<double> compile_rate;            // attempts that compiled / attempts
@@ -81,6 +83,10 @@ struct LeaderboardRow {
   double cost_usd = 0.0;
   double wall_s = 0.0; // LLM latency + compile + worker start + check + timing
   int64_t flagged = 0; // correct kernels held for review
+  // Requests the provider never answered (after retries, and not answered by a resume since):
+  // not candidates, so they count in no rate, fast_p or pass@k; shown so a score over fewer
+  // answers than asked is visible.
+  int64_t provider_failures = 0;
   bool evaluated() const { return attempts > 0; }
 };
 
@@ -89,6 +95,7 @@ struct PaperRow {
   std::string problem_id;
   int level = 0;
   std::string model;
+  Protocol protocol = Protocol::kbench;
   std::optional<int64_t> candidate_id;
   std::optional<double> kernel_ms;   // candidate median
   std::optional<double> baseline_ms; // cuBLAS/cuDNN median in the same evaluation
@@ -130,7 +137,9 @@ struct ReviewItem {
 
 struct RunSummary {
   int64_t id = 0;
-  std::string gpu_name, kbench_version, git_commit, protocol, status, origin;
+  std::string gpu_name, kbench_version, git_commit;
+  Protocol protocol = Protocol::kbench;
+  std::string status, origin;
 };
 
 struct Report {

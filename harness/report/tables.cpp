@@ -171,6 +171,7 @@ Table leaderboard_table(const Report& r, const CellFn& cell, TableStyle style) {
   h.push_back("cost_usd");
   if (!style.key_only)
     h.insert(h.end(), {"tokens_in", "tokens_out", "wall_s"});
+  h.push_back("provider_failures");
   h.push_back("review");
   Table t{h};
   for (const auto& row : r.leaderboard) {
@@ -205,6 +206,7 @@ Table leaderboard_table(const Report& r, const CellFn& cell, TableStyle style) {
       c.push_back(std::to_string(row.tokens_out));
       c.push_back(fmt::format("{:.1f}", row.wall_s));
     }
+    c.push_back(std::to_string(row.provider_failures));
     c.push_back(std::to_string(row.flagged));
     t.push_back(std::move(c));
   }
@@ -271,8 +273,7 @@ std::string run_description(const RunSummary& run, std::string_view sep) {
     version += " (" + run.git_commit + ")";
   std::string out = fmt::format("run {}: {}{}kbench {}", run.id,
                                 run.gpu_name.empty() ? "unknown GPU" : run.gpu_name, sep, version);
-  if (!run.protocol.empty())
-    out += fmt::format("{}protocol {}", sep, run.protocol);
+  out += fmt::format("{}protocol {}", sep, protocol_name(run.protocol));
   out += fmt::format("{}{}", sep, run.status.empty() ? "status unknown" : run.status);
   if (!run.origin.empty())
     out += fmt::format("{}from {}", sep, run.origin);

@@ -274,7 +274,7 @@ int64_t Store::Impl::insert_evaluation(int64_t candidate_id, const EvalResult& r
       .bind(2, outcome_name(r.outcome))
       .bind(3, r.message)
       .bind(4, static_cast<int64_t>(r.flags))
-      .bind(5, r.protocol)
+      .bind(5, protocol_name(r.protocol))
       .bind(6, r.speedup);
   bind_timing(s, 7, r.candidate_time);
   bind_timing(s, 16, r.baseline_time);
@@ -366,7 +366,7 @@ int64_t Store::begin_run(const RunInfo& i) {
         .bind(10, i.cudnn_version)
         .bind(11, i.nvcc_version)
         .bind(12, i.host)
-        .bind(13, i.protocol)
+        .bind(13, protocol_name(i.protocol))
         .bind(14, i.shard);
     s.run();
     return m_impl->last_id();
@@ -395,6 +395,18 @@ void Store::resume_run(int64_t run_id) {
 }
 
 namespace {
+// A protocol as the database holds it: its name, or "" in rows written before protocols had
+// versions (kbench's own). A name this kbench does not know is an error, never a guess.
+Protocol stored_protocol(const std::string& text, const std::string& what) {
+  if (text.empty())
+    return Protocol::kbench;
+  if (auto p = parse_protocol(text))
+    return *p;
+  throw Error(fmt::format("{} records protocol '{}', which this kbench does not know ({}); a newer "
+                          "kbench wrote it",
+                          what, text, protocol_names()));
+}
+
 constexpr std::string_view k_run_select =
     "SELECT r.id, r.uuid, r.command, r.config_json, r.kbench_version, r.git_commit, r.gpu_name, "
     "r.gpu_uuid, r.driver_version, r.cuda_version, r.cublas_version, r.cudnn_version, "
@@ -419,7 +431,7 @@ RunRow read_run(const Stmt& s) {
   r.info.cudnn_version = s.text(11);
   r.info.nvcc_version = s.text(12);
   r.info.host = s.text(13);
-  r.info.protocol = s.text(14);
+  r.info.protocol = stored_protocol(s.text(14), fmt::format("run {}", r.id));
   r.info.shard = s.text(15);
   r.started_at = s.text(16);
   r.ended_at = s.text(17);
@@ -633,18 +645,31 @@ CallTally Store::call_tally(int64_t run_id) {
     }
     s.reset();
   }
-  auto& s = m_impl->stmt(
-      "SELECT f.status, count(DISTINCT f.request_hash) FROM llm_calls f WHERE f.run_id = ? AND "
-      "f.status NOT IN ('ok', 'budget') AND f.error_class <> 'replay_not_found' AND "
-      "f.request_hash <> '' AND NOT EXISTS (SELECT 1 FROM llm_calls o WHERE o.run_id = f.run_id "
-      "AND o.request_hash = f.request_hash AND o.status = 'ok') GROUP BY f.status");
-  s.bind(1, run_id);
-  while (s.step()) {
-    t.failures_by_class[s.text(0)] = s.int64(1);
-    t.provider_failures += s.int64(1);
+  for (const auto& u : unanswered_requests(run_id)) {
+    ++t.failures_by_class[u.status];
+    ++t.provider_failures;
   }
-  s.reset();
   return t;
+}
+
+std::vector<UnansweredRequest> Store::unanswered_requests(int64_t run_id) {
+  // The last failed call of each request hash that no call of the run answered. A replay model
+  // without a kernel ("replay_not_found") is an answer with no code, and a budget stop is the
+  // run's own decision: neither is a provider failure.
+  auto& s = m_impl->stmt(
+      "SELECT f.model_id, f.problem_id, f.status, f.request_hash FROM llm_calls f WHERE "
+      "f.run_id = ? AND f.status NOT IN ('ok', 'budget') AND f.error_class <> "
+      "'replay_not_found' AND f.request_hash <> '' AND NOT EXISTS (SELECT 1 FROM llm_calls o "
+      "WHERE o.run_id = f.run_id AND o.request_hash = f.request_hash AND o.status = 'ok') AND "
+      "f.id = (SELECT max(l.id) FROM llm_calls l WHERE l.run_id = f.run_id AND l.request_hash = "
+      "f.request_hash AND l.status NOT IN ('ok', 'budget') AND l.error_class <> "
+      "'replay_not_found') ORDER BY f.id");
+  s.bind(1, run_id);
+  std::vector<UnansweredRequest> out;
+  while (s.step())
+    out.push_back({s.int64(0), s.text(1), s.text(2), s.text(3)});
+  s.reset();
+  return out;
 }
 
 namespace {
@@ -913,7 +938,7 @@ std::vector<AttemptRow> Store::attempts(const AttemptFilter& f) {
       r.outcome = parse_outcome(s.text(12)).value_or(Outcome::runtime_error);
       r.message = s.text(13);
       r.flags = static_cast<uint32_t>(s.int64(14));
-      r.protocol = s.text(15);
+      r.protocol = stored_protocol(s.text(15), fmt::format("candidate {}", a.candidate_id));
       r.speedup = s.real(16);
       r.candidate_time = read_timing(s, 17, f.with_samples);
       r.baseline_time = read_timing(s, 26, f.with_samples);

@@ -38,8 +38,8 @@ struct RunInfo {
   std::string cudnn_version;
   std::string nvcc_version;
   std::string host;
-  std::string protocol; // "kbench" or "kernelbench"
-  std::string shard;    // shard label ("3/16") for runs split across machines; "" when whole
+  Protocol protocol = Protocol::kbench;
+  std::string shard; // shard label ("3/16") for runs split across machines; "" when whole
 };
 
 // A model as the runner addresses it. The same (provider, model_id, settings_json) is one row.
@@ -220,6 +220,15 @@ struct CallTally {
   double cost_usd = 0.0;
 };
 
+// A request of a run that failed at the provider (after the client's retries) and that no later
+// call of the run answered: one per request hash, with the status of its last failed call.
+struct UnansweredRequest {
+  int64_t model_id = 0;
+  std::string problem_id;
+  std::string status; // the failure's class: "rate_limited", "timeout", "http_error", ...
+  std::string request_hash;
+};
+
 // Who holds a run's lease.
 struct LeaseHolder {
   std::string host;
@@ -230,8 +239,8 @@ struct LeaseHolder {
 // Result of importing a KernelBench timing JSON file.
 struct ImportSummary {
   std::string source;
-  std::string hardware; // the first entry's hardware ("" when absent)
-  int64_t imported = 0; // rows inserted or updated
+  std::string hardware;                // the first entry's hardware ("" when absent)
+  int64_t imported = 0;                // rows inserted or updated
   std::vector<std::string> unmeasured; // "levelN.file" entries published as null (not run there)
 };
 
@@ -323,6 +332,8 @@ public:
   // failure any more; a replay model without a kernel ("replay_not_found") is an answer with no
   // code, never a provider failure.
   CallTally call_tally(int64_t run_id);
+  // The provider failures call_tally counts, one per request (the rule lives here alone).
+  std::vector<UnansweredRequest> unanswered_requests(int64_t run_id);
   // --- the run lease: one writing process per run ---
   // Takes the lease of `run_id` for `token` (a random string per process) and returns nullopt,
   // or returns the holder when another process holds it. A lease is free when absent, held by

@@ -225,7 +225,7 @@ void hostile_two_model_db(const std::string& path) {
   info.gpu_name = "NVIDIA H100 80GB HBM3";
   info.kbench_version = "0.1.0 (commit abc)";
   info.git_commit = "abc";
-  info.protocol = "kbench";
+  info.protocol = kb::Protocol::kbench;
   int64_t run = s.begin_run(info);
   const std::vector<std::string> problems{
       "l1/<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">",
@@ -263,7 +263,7 @@ void hostile_two_model_db(const std::string& path) {
           "<a href=\"javascript:document.body.setAttribute('data-pwned','a')\">idea</a>",
           "// k" + std::to_string(call)};
       kb::EvalResult r;
-      r.protocol = "kbench";
+      r.protocol = kb::Protocol::kbench;
       if ((i + static_cast<std::size_t>(m)) % 4 == 3) {
         r.outcome = kb::Outcome::mismatch;
       } else {

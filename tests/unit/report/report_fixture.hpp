@@ -35,7 +35,7 @@ inline void build_report_fixture(const std::string& path) {
   info.gpu_name = "NVIDIA H100 80GB HBM3";
   info.kbench_version = "0.1.0";
   info.git_commit = "abc123";
-  info.protocol = "kbench";
+  info.protocol = kb::Protocol::kbench;
   int64_t run = s.begin_run(info);
 
   auto problem = [&](const std::string& id, int level, const std::string& ref) {
@@ -72,7 +72,7 @@ inline void build_report_fixture(const std::string& path) {
                             round, std::nullopt, idea,  "// kernel " + std::to_string(call_no)};
     EvalResult r;
     r.outcome = o;
-    r.protocol = "kbench";
+    r.protocol = kb::Protocol::kbench;
     r.flags = flags;
     r.compile_s = 1.0;
     if (o == Outcome::correct) {

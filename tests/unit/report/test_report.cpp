@@ -168,7 +168,7 @@ TEST_F(ReportFixture, BankKernelsAreNotTheModels) {
   c.model_id = m_store->models().front().id;
   EvalResult r;
   r.outcome = Outcome::correct;
-  r.protocol = "kbench";
+  r.protocol = kb::Protocol::kbench;
   r.candidate_time = kb::test::fixture_timing(1.0);
   r.baseline_time = kb::test::fixture_timing(3.0);
   r.speedup = 3.0;
@@ -182,6 +182,103 @@ TEST_F(ReportFixture, BankKernelsAreNotTheModels) {
   EXPECT_EQ(after.problems_solved, before.problems_solved);
   EXPECT_DOUBLE_EQ(fast_at(after, 2.0), 0.0);
   EXPECT_EQ(after.geomean_speedup, before.geomean_speedup);
+}
+
+TEST_F(ReportFixture, ProviderFailuresAreAColumnAndNeverAnAttempt) {
+  const int64_t run = m_store->runs().front().id;
+  int64_t o3 = 0, kevin = 0;
+  for (const auto& m : m_store->models())
+    (m.info.model_id == "o3" ? o3 : kevin) = m.id;
+  auto call = [&](int64_t model, const std::string& problem, const std::string& hash,
+                  const std::string& status, const std::string& cls) {
+    m_store->record_llm_call(
+        store::LlmCall{run, model, problem, hash, 0, 0, 1.0, status, cls, 0.0, ""});
+  };
+  // o3: one request failed twice (one failure), one failed and a resume answered it (none), a
+  // budget refusal and a replay without a kernel (neither is a provider failure), one failure
+  // at level 2 where o3 has no candidate at all.
+  call(o3, "l1/softmax", "fail-a", "rate_limited", "http_429");
+  call(o3, "l1/softmax", "fail-a", "rate_limited", "http_429");
+  call(o3, "l1/matmul", "fail-b", "timeout", "read_timeout");
+  call(o3, "l1/matmul", "fail-b", "ok", "");
+  call(o3, "l1/matmul", "budget-c", "budget", "run_tokens");
+  call(o3, "l1/matmul", "replay-d", "http_error", "replay_not_found");
+  call(o3, "l2/conv_relu", "fail-e", "http_error", "http_503");
+  // A database written before schema v3 kept a failed request as a candidate without code.
+  store::Candidate c{run, "l1/softmax", o3, "refine", 0, std::nullopt, "", ""};
+  EvalResult r;
+  r.outcome = Outcome::no_code;
+  r.message = "no answer from model o3: rate_limited (HTTP 429)";
+  m_store->record_attempt({std::nullopt, c, r});
+
+  ReportOptions o;
+  o.pass_k = {1, 2};
+  const Report again = build_report(*m_store, o);
+  const auto& before = row_of(m_report, "openai/o3");
+  const auto& after = row_of(again, "openai/o3");
+  EXPECT_EQ(after.provider_failures, 2);
+  EXPECT_EQ(after.attempts, before.attempts); // the old-style failure is not an attempt
+  EXPECT_EQ(after.candidates, before.candidates);
+  EXPECT_EQ(after.correct_rate, before.correct_rate);
+  EXPECT_EQ(row_of(again, "openai/o3", 1).provider_failures, 1);
+  EXPECT_EQ(row_of(again, "openai/o3", 2).provider_failures, 1); // a row of failures alone
+  EXPECT_EQ(row_of(again, "openai/o3", 2).problems, 0);
+  EXPECT_EQ(row_of(again, "vllm/kevin").provider_failures, 0);
+  EXPECT_EQ(m_store->call_tally(run).provider_failures, 2);
+  const std::string md = render(again, Format::markdown);
+  EXPECT_NE(md.find("provider_failures"), std::string::npos);
+  const auto j = nlohmann::json::parse(render(again, Format::json));
+  bool seen = false;
+  for (const auto& row : j["leaderboard"])
+    if (row["model"] == "openai/o3" && row["level"] == "all") {
+      EXPECT_EQ(row["provider_failures"], 2);
+      seen = true;
+    }
+  EXPECT_TRUE(seen);
+}
+
+TEST_F(ReportFixture, RunsUnderTwoProtocolsAreNeverCombined) {
+  // A second run of the same model under KernelBench's protocol: its kernel is 4x faster on
+  // matmul, which must not become kevin's kbench figure.
+  store::RunInfo info;
+  info.command = "kbench run --protocol kernelbench";
+  info.gpu_name = "NVIDIA H100 80GB HBM3";
+  info.protocol = kb::Protocol::kernelbench;
+  const int64_t run = m_store->begin_run(info);
+  int64_t kevin = 0;
+  for (const auto& m : m_store->models())
+    if (m.info.model_id == "kevin")
+      kevin = m.id;
+  store::Candidate c{run, "l1/matmul", kevin, "refine", 0, std::nullopt, "", "// kb kernel"};
+  EvalResult r;
+  r.outcome = Outcome::correct;
+  r.protocol = kb::Protocol::kernelbench;
+  r.candidate_time = kb::test::fixture_timing(0.5);
+  r.baseline_time = kb::test::fixture_timing(2.0);
+  r.speedup = 4.0;
+  m_store->record_attempt({std::nullopt, c, r});
+  m_store->end_run(run, "completed");
+
+  ReportOptions o;
+  o.pass_k = {1, 2};
+  const Report again = build_report(*m_store, o);
+  const auto& kb_row = row_of(again, "vllm/kevin [kbench]");
+  const auto& kern_row = row_of(again, "vllm/kevin [kernelbench]");
+  EXPECT_EQ(kb_row.protocol, kb::Protocol::kbench);
+  EXPECT_EQ(kern_row.protocol, kb::Protocol::kernelbench);
+  // The kbench row is exactly the single-protocol report's row.
+  const auto& before = row_of(m_report, "vllm/kevin");
+  EXPECT_EQ(kb_row.attempts, before.attempts);
+  EXPECT_EQ(kb_row.geomean_speedup, before.geomean_speedup);
+  EXPECT_EQ(kern_row.attempts, 1);
+  EXPECT_NEAR(*kern_row.geomean_speedup, 4.0, 1e-12);
+  bool noted = false;
+  for (const auto& n : again.notes)
+    noted = noted || n.find("2 protocols (kbench, kernelbench)") != std::string::npos;
+  EXPECT_TRUE(noted);
+  for (const auto& p : again.paper)
+    if (p.problem_id == "l1/matmul" && p.model == "vllm/kevin [kernelbench]")
+      EXPECT_EQ(p.protocol, kb::Protocol::kernelbench);
 }
 
 TEST_F(ReportFixture, FlaggedKernelIsNeverRankedFirst) {
@@ -569,7 +666,7 @@ TEST(ReportLabels, RunHeaderNamesMissingParts) {
   EXPECT_NE(md.find("- run 1: unknown GPU, kbench version unknown,"), std::string::npos) << md;
   EXPECT_EQ(md.find("()"), std::string::npos) << md;
   // A version that already names its commit does not repeat it.
-  RunSummary run{1, "H100", "0.1.0 (commit abc)", "abc", "kbench", "completed", ""};
+  RunSummary run{1, "H100", "0.1.0 (commit abc)", "abc", kb::Protocol::kbench, "completed", ""};
   Report r2;
   r2.runs.push_back(run);
   EXPECT_NE(render(r2, Format::terminal).find("kbench 0.1.0 (commit abc) | protocol"),
