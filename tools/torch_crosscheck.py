@@ -17,8 +17,19 @@ and parameters are streamed to the GPU through one reusable host buffer, and out
 against the dumped files slice by slice (--chunk-mb of float64 per slice), so host and GPU memory
 stay bounded by the problem's own tensors plus a few slices.
 
-Exit status: 0 when every checked problem agrees with kbench's baseline within the problem's
-tolerance, 1 otherwise, 2 on a usage or tool error.
+With --cpu (no GPU needed) it checks the float64 CPU references instead: `kbench cpu-reference`
+draws each problem's inputs and parameters on the host (the host twin of the harness's generator)
+and writes them with the float64 CPU reference outputs in the same dump format; the PyTorch
+rendering then runs on the CPU in float64 on exactly those tensors, and its outputs must match the
+references within --cpu-rtol / --cpu-atol (default 1e-9 / 1e-12: both sides compute in float64).
+--problems-dir DIR checks every problem YAML in DIR (such as tests/data/ops-torch, one small
+problem per op) instead of the catalog; the files are staged into a level1/ folder under the work
+folder, since problem ids need one.
+  tools/torch_crosscheck.py --cpu --bin build/bin --problems-dir tests/data/ops-torch
+
+Exit status: 0 when every checked problem agrees with kbench's baseline (with --cpu: its float64
+CPU reference) within the problem's tolerance (with --cpu: the --cpu tolerances), 1 otherwise, 2
+on a usage or tool error.
 """
 import argparse
 import contextlib
@@ -166,6 +177,62 @@ def problem_dir(workdir, pid):
     return os.path.join(workdir, pid.replace("/", "_"))
 
 
+_LEVEL_DIR = re.compile(r"level([0-9]{1,3})")
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def stage_problems(problems_dir, stage_root):
+    """Copies the problem YAML files of `problems_dir` into `stage_root`/level<N>/, where kbench's
+    catalog accepts them (a problem's id is l<N>/<file stem>, N from its folder): files directly in
+    `problems_dir` go to level1/, files in a level<N>/ subfolder keep their N. Returns a list of
+    {"id", "staged", "source"} sorted by id; raises RuntimeError when two files would share an id
+    or the folder holds no problem."""
+    if not os.path.isdir(problems_dir):
+        raise RuntimeError(f"--problems-dir {problems_dir} is not a folder")
+    found = []  # (level, source path)
+    for name in sorted(os.listdir(problems_dir)):
+        path = os.path.join(problems_dir, name)
+        if os.path.isfile(path) and name.endswith(_YAML_SUFFIXES):
+            found.append((1, path))
+            continue
+        m = _LEVEL_DIR.fullmatch(name)
+        if m and os.path.isdir(path):
+            for sub in sorted(os.listdir(path)):
+                sub_path = os.path.join(path, sub)
+                if os.path.isfile(sub_path) and sub.endswith(_YAML_SUFFIXES):
+                    found.append((int(m.group(1)), sub_path))
+    if not found:
+        raise RuntimeError(f"--problems-dir {problems_dir} holds no .yaml problem")
+    staged, sources = [], {}
+    for level, src in found:
+        stem = os.path.splitext(os.path.basename(src))[0]
+        pid = f"l{level}/{stem}"
+        if pid in sources:
+            raise RuntimeError(f"{src} and {sources[pid]} would both be problem {pid}")
+        sources[pid] = src
+        folder = os.path.join(stage_root, f"level{level}")
+        os.makedirs(folder, exist_ok=True)
+        dst = os.path.join(folder, os.path.basename(src))
+        shutil.copyfile(src, dst)
+        staged.append({"id": pid, "staged": dst, "source": src})
+    return sorted(staged, key=lambda e: e["id"])
+
+
+def agrees_cpu(row):
+    """True when a --cpu row compared every output with its float64 reference and each lies
+    within the tolerance with matching NaNs."""
+    outputs = row.get("outputs", {})
+    if "error" in row or not outputs:
+        return False
+    for rec in outputs.values():
+        c = rec.get("vs_f64")
+        if c is None or "shape_mismatch" in c:
+            return False
+        if c["outside_tolerance"] or c["nan_parity_mismatches"]:
+            return False
+    return True
+
+
 # ---- PyTorch side -------------------------------------------------------------------------------
 
 
@@ -187,12 +254,14 @@ class SliceReader:
     """Reads raw little-endian tensor files slice by slice through one reusable host buffer
     (page-locked where possible), so no file is ever held whole in host memory."""
 
-    def __init__(self, torch, chunk_elems, device="cuda"):
+    def __init__(self, torch, chunk_elems, device="cuda", pin=True):
         if sys.byteorder != "little":
             raise RuntimeError("dumps are little-endian; this host is not")
         self.torch, self.chunk, self.device = torch, chunk_elems, device
         capacity = chunk_elems * _MAX_ELEM_SIZE
         try:
+            if not pin:
+                raise RuntimeError("page-locked memory not wanted")
             self.host = torch.empty(capacity, dtype=torch.uint8, pin_memory=True)
         except RuntimeError:
             self.host = torch.empty(capacity, dtype=torch.uint8)
@@ -386,6 +455,169 @@ def check_problem(torch, args, problem, workdir, reader, sdpa_context):
     return row
 
 
+def check_problem_cpu(torch, args, entry, workdir, reader):
+    """--cpu: the rendered module in float64 on the CPU against `kbench cpu-reference`'s float64
+    references, on the tensors that command drew. `entry` is {"id", "ref", "source"}: ref is what
+    kbench resolves (an id, or a staged YAML path), source what messages should name."""
+    pid = entry["id"]
+    pdir = problem_dir(workdir, pid)
+    os.makedirs(pdir, exist_ok=True)
+    dump_dir = os.path.join(pdir, "dump")
+    shutil.rmtree(dump_dir, ignore_errors=True)
+    kbench = os.path.join(args.bin, "kbench")
+    script = run([kbench, "render", "--problem", entry["ref"]] + args.levels_flag)
+    run([kbench, "cpu-reference", entry["ref"], "--seed", str(args.seed), "--out", dump_dir] +
+        args.levels_flag)
+    with open(os.path.join(dump_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    by_role = {}
+    for e in manifest["tensors"]:
+        by_role.setdefault(e["role"], {})[e["name"]] = e
+
+    def load(e):
+        t = reader.load(os.path.join(dump_dir, e["file"]), e["dtype"], e["shape"])
+        return t.to(torch.float64) if t.is_floating_point() else t
+
+    module = types.ModuleType(f"kb_cpu_{pid.replace('/', '_')}")
+    exec(compile(script, f"<kbench render {entry['source']}>", "exec"), module.__dict__)
+    model = module.Model().double().eval()
+    module.load_params(model, {name: load(e) for name, e in by_role.get("param", {}).items()})
+    inputs = [load(by_role["input"][name]) for name in manifest["inputs"]]
+    with torch.no_grad():
+        result = model(*inputs)
+    outs = list(result) if isinstance(result, (tuple, list)) else [result]
+    row = {"problem": pid, "source": entry["source"], "outputs": {}}
+    if len(outs) != len(manifest["outputs"]):
+        row["error"] = (f"the PyTorch module returned {len(outs)} outputs, the problem declares "
+                        f"{len(manifest['outputs'])}")
+        return row
+    for name, got in zip(manifest["outputs"], outs):
+        ref = by_role["reference"][name]
+        rec = {"vs_f64": compare_to_file(torch, reader, got, ref,
+                                         os.path.join(dump_dir, ref["file"]), args.cpu_atol,
+                                         args.cpu_rtol)}
+        if got.is_floating_point() and got.dtype != torch.float64:
+            rec["torch_dtype"] = str(got.dtype)  # the rendering left float64: worth a look
+        row["outputs"][name] = rec
+    return row
+
+
+def install_sdpa_formula(torch):
+    """PyTorch before 2.0 lacks F.scaled_dot_product_attention: defines it by the formula its
+    documentation gives (softmax(q k^T * scale + causal mask) v, scale 1/sqrt(E) by default), so
+    renderings of attention run on such a PyTorch. Returns True when it had to."""
+    F = torch.nn.functional
+    if hasattr(F, "scaled_dot_product_attention"):
+        return False
+
+    def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+        if attn_mask is not None or dropout_p != 0.0:
+            raise NotImplementedError("the fallback scaled_dot_product_attention supports "
+                                      "neither attn_mask nor dropout")
+        e = query.shape[-1]
+        s = (1.0 / math.sqrt(e)) if scale is None else scale
+        scores = query @ key.transpose(-2, -1) * s
+        if is_causal:
+            L, S = query.shape[-2], key.shape[-2]
+            keep = torch.ones(L, S, dtype=torch.bool, device=query.device).tril(0)
+            scores = scores.masked_fill(~keep, float("-inf"))
+        return torch.softmax(scores, dim=-1) @ value
+
+    F.scaled_dot_product_attention = sdpa
+    return True
+
+
+def main_cpu(args, chunk_elems):
+    """--cpu: every selected problem's float64 CPU reference against PyTorch on the CPU."""
+    try:
+        import torch  # imported late so --help works without PyTorch
+    except ImportError:
+        print("torch_crosscheck: PyTorch is not installed for this python", file=sys.stderr)
+        return 2
+    # Tensors a rendering creates itself (torch.tensor(0.5), torch.ones(...)) follow the default.
+    torch.set_default_dtype(torch.float64)
+    if install_sdpa_formula(torch):
+        print("torch_crosscheck: PyTorch " + torch.__version__ + " has no "
+              "F.scaled_dot_product_attention; using its documented formula instead",
+              file=sys.stderr)
+    workdir = os.path.realpath(args.work or default_workdir(os.environ, os.getcwd()))
+    created = not os.path.exists(workdir)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as e:
+        print(f"torch_crosscheck: cannot create {workdir}: {e}", file=sys.stderr)
+        return 2
+    stage_root = os.path.join(workdir, "staged-levels")
+    entries = []
+    if args.problems_dir:
+        shutil.rmtree(stage_root, ignore_errors=True)
+        try:
+            staged = stage_problems(args.problems_dir, stage_root)
+        except (RuntimeError, OSError) as e:
+            print(f"torch_crosscheck: {e}", file=sys.stderr)
+            return 2
+        args.levels_flag = []  # staged paths resolve on their own
+        for e in staged:
+            entries.append({"id": e["id"], "ref": e["staged"], "source": e["source"],
+                            "level": int(e["id"][1:e["id"].index("/")])})
+    else:
+        listing = [os.path.join(args.bin, "kbench"), "list", "--json"] + args.levels_flag
+        r = subprocess.run(listing, capture_output=True, text=True)
+        if r.stderr.strip():
+            print(r.stderr, file=sys.stderr, end="")
+        try:
+            problems = json.loads(r.stdout)
+        except json.JSONDecodeError:
+            print(f"torch_crosscheck: `{' '.join(listing)}` gave no JSON", file=sys.stderr)
+            return 2
+        for p in problems:
+            if args.max_gb and p["min_bytes"] > args.max_gb * 1e9:
+                continue
+            entries.append({"id": p["id"], "ref": p["id"], "source": p.get("source_path", p["id"]),
+                            "level": p["level"]})
+    if args.level is not None:
+        entries = [e for e in entries if e["level"] == args.level]
+    if args.problem:
+        wanted = set(args.problem)
+        entries = [e for e in entries if e["id"] in wanted or e["id"].split("/", 1)[1] in wanted]
+        missing = wanted - {e["id"] for e in entries} - {e["id"].split("/", 1)[1] for e in entries}
+        if missing:
+            print(f"torch_crosscheck: unknown problems {sorted(missing)}", file=sys.stderr)
+            return 2
+
+    reader = SliceReader(torch, chunk_elems, device="cpu", pin=False)
+    rows = []
+    for e in entries:
+        start = time.perf_counter()
+        try:
+            row = check_problem_cpu(torch, args, e, workdir, reader)
+        except Exception as ex:  # one failing problem never stops the sweep
+            message = f"{type(ex).__name__}: {ex}"
+            if e["ref"] != e["source"]:
+                message = message.replace(e["ref"], e["source"])  # name the file, not its copy
+            row = {"problem": e["id"], "source": e["source"], "error": message}
+        finally:
+            if not args.keep:
+                shutil.rmtree(problem_dir(workdir, e["id"]), ignore_errors=True)
+        row["seconds"] = round(time.perf_counter() - start, 2)
+        row["agrees"] = agrees_cpu(row)
+        rows.append(row)
+        print_row(row)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    if not args.keep:
+        shutil.rmtree(stage_root, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(workdir)  # only when empty
+    bad = [r["problem"] for r in rows if not r["agrees"]]
+    print(f"torch_crosscheck --cpu: {len(rows)} problems, {len(rows) - len(bad)} agree with "
+          f"PyTorch in float64 (rtol {args.cpu_rtol:g}, atol {args.cpu_atol:g})"
+          + (f"; differing or failing: {', '.join(bad)}" if bad else ""), flush=True)
+    return 0 if rows and not bad else 1
+
+
 def agrees(row):
     for rec in row.get("outputs", {}).values():
         c = rec.get("vs_kbench_baseline")
@@ -412,6 +644,14 @@ def main():
                     help="scaled_dot_product_attention backend: math (exact fp32 matmuls, the "
                          "default) or PyTorch's default choice (fused kernels)")
     ap.add_argument("--json", default="", help="also write the results to this JSON file")
+    ap.add_argument("--cpu", action="store_true",
+                    help="no GPU: compare kbench's float64 CPU references (`kbench cpu-reference`) "
+                         "with the PyTorch rendering run on the CPU in float64")
+    ap.add_argument("--problems-dir", default="",
+                    help="with --cpu: check the problem YAML files of this folder (e.g. "
+                         "tests/data/ops-torch) instead of the catalog")
+    ap.add_argument("--cpu-rtol", type=float, default=1e-9, help="relative tolerance of --cpu")
+    ap.add_argument("--cpu-atol", type=float, default=1e-12, help="absolute tolerance of --cpu")
     args = ap.parse_args()
     args.levels_flag = ["--levels-dir", args.levels_dir] if args.levels_dir else []
     try:
@@ -419,6 +659,11 @@ def main():
     except ValueError as e:
         print(f"torch_crosscheck: {e}", file=sys.stderr)
         return 2
+    if args.problems_dir and not args.cpu:
+        print("torch_crosscheck: --problems-dir needs --cpu", file=sys.stderr)
+        return 2
+    if args.cpu:
+        return main_cpu(args, chunk_elems)
 
     try:
         import torch  # imported late so --help works without PyTorch

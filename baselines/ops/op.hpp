@@ -2,6 +2,7 @@
 // CPU reference and PyTorch rendering. No CUDA here: the parent process and the catalog use it.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <span>
 #include <string>
@@ -76,5 +77,24 @@ std::vector<HostTensor> run_graph_cpu(const std::vector<OpNode>& graph,
                                       const std::map<std::string, HostTensor, std::less<>>& feeds,
                                       const std::vector<std::string>& outputs,
                                       const std::map<std::string, DType, std::less<>>& feed_dtypes);
+
+// ----- inputs on the host ---------------------------------------------------------------------
+
+// Host twin of kb::gpu::fill: the n values of a tensor of `dtype` drawn from `dist` for (seed,
+// stream_id), element i from the same Philox4x32-10 counter (i, stream_id) keyed by the seed and
+// the same map to the distribution, rounded to `dtype` as the GPU stores them. Uniform, randint
+// and constant draws equal the GPU's; normal draws may differ in the last bit of the double before
+// rounding (cos(2 pi u) on the host, cospi(2 u) on the GPU). Throws kb::Error on a bad
+// distribution (uniform/randint with b <= a, negative std).
+std::vector<double> draw_host(const Distribution& dist, DType dtype, int64_t n, uint64_t seed,
+                              uint64_t stream_id);
+// One Philox4x32-10 block (Random123's definition) as the generator above uses it.
+std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key);
+// v rounded to the nearest value of `t`: f32/f16/bf16 to nearest, ties to even (overflow to
+// infinity), integers truncated toward zero (kb::Error when out of range), b8 as v != 0.
+double round_to_dtype(double v, DType t);
+// The values as raw little-endian elements of `t` (what kbench-baseline dump writes), each rounded
+// as round_to_dtype does.
+std::vector<unsigned char> encode_dtype(std::span<const double> values, DType t);
 
 } // namespace kb

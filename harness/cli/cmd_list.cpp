@@ -63,8 +63,10 @@ std::string io_summary(const kb::Problem& p) {
   return fmt::format("{}", fmt::join(parts, " "));
 }
 
-// Resolves a problem by id ("l1/softmax_4096x65536") or by path to its YAML file. Load errors of
-// other files do not matter here; the problem's own error is thrown with its place.
+} // namespace
+
+namespace kb::cli {
+
 kb::Problem resolve_problem(const std::string& id_or_path, const std::string& levels_dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -87,6 +89,10 @@ kb::Problem resolve_problem(const std::string& id_or_path, const std::string& le
   throw kb::Error(fmt::format("unknown problem '{}' in {} ({} problems; see `kbench list`)",
                               id_or_path, levels_dir, c.problems.size()));
 }
+
+} // namespace kb::cli
+
+namespace {
 
 const kb::cli::CommandRegistrar k_list(100, [](CLI::App& app, std::function<void(int)> set_exit) {
   struct Options {
@@ -149,7 +155,7 @@ const kb::cli::CommandRegistrar k_render(101, [](CLI::App& app, std::function<vo
   cmd->add_option("--levels-dir", *levels_dir, "Root holding level1/, level2/, ...");
   cmd->callback([id, levels_dir, set_exit] {
     const std::string dir = levels_dir->empty() ? kb::default_levels_dir() : *levels_dir;
-    fmt::print("{}", kb::render_pytorch(resolve_problem(*id, dir)));
+    fmt::print("{}", kb::render_pytorch(kb::cli::resolve_problem(*id, dir)));
     set_exit(0);
   });
 });
@@ -168,7 +174,7 @@ const kb::cli::CommandRegistrar k_problem(102, [](CLI::App& app,
                   "Floor for this GPU (CUDA device name); default: H100 SXM datasheet");
   cmd->callback([id, levels_dir, json, gpu_name, set_exit] {
     const std::string dir = levels_dir->empty() ? kb::default_levels_dir() : *levels_dir;
-    const kb::Problem p = resolve_problem(*id, dir);
+    const kb::Problem p = kb::cli::resolve_problem(*id, dir);
     if (*json) {
       fmt::print("{}\n", kb::dump_json(nlohmann::json(p), 2));
     } else {

@@ -7,6 +7,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core.hpp"
+
 namespace kb::cli {
 
 // Called with the top-level app; adds a subcommand and its callback. The callback returns the
@@ -23,5 +25,10 @@ void set_command_line(int argc, char** argv);
 
 // Registered commands, sorted by order.
 std::vector<std::pair<int, Registration>>& registry();
+
+// Resolves a problem by id ("l1/softmax_4096x65536") in `levels_dir`, or by path to its YAML file
+// (which must lie in a level<N>/ folder). Load errors of other files do not matter here; the
+// problem's own error is thrown with its place (kb::InputError), an unknown id as kb::Error.
+kb::Problem resolve_problem(const std::string& id_or_path, const std::string& levels_dir);
 
 } // namespace kb::cli

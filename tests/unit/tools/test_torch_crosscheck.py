@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Unit tests for the PyTorch-free parts of tools/torch_crosscheck.py: slice plans, exact reads,
-merging of per-slice statistics, dump size estimates, mount lookup and the default work folder.
+merging of per-slice statistics, dump size estimates, mount lookup, the default work folder, and
+the --cpu mode's staging of a problems folder and its verdict.
 
 Run: python3 tests/unit/tools/test_torch_crosscheck.py (CTest runs it under the unit label)
 """
@@ -199,6 +200,62 @@ class WorkdirTest(unittest.TestCase):
 
     def test_problem_dir(self):
         self.assertEqual(xc.problem_dir("/w", "l1/kb_sdpa"), "/w/l1_kb_sdpa")
+
+
+class StageProblemsTest(unittest.TestCase):
+    def write(self, path, text="name: x\n"):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+
+    def test_top_level_files_become_level_1_and_level_folders_keep_their_level(self):
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, "src")
+            self.write(os.path.join(src, "relu.yaml"), "relu\n")
+            self.write(os.path.join(src, "pad.yml"))
+            self.write(os.path.join(src, "notes.txt"))
+            self.write(os.path.join(src, "level2", "chain.yaml"), "chain\n")
+            self.write(os.path.join(src, "other", "ignored.yaml"))
+            staged = xc.stage_problems(src, os.path.join(d, "stage"))
+            self.assertEqual([e["id"] for e in staged], ["l1/pad", "l1/relu", "l2/chain"])
+            by_id = {e["id"]: e for e in staged}
+            self.assertEqual(by_id["l1/relu"]["staged"],
+                             os.path.join(d, "stage", "level1", "relu.yaml"))
+            self.assertEqual(by_id["l1/relu"]["source"], os.path.join(src, "relu.yaml"))
+            with open(by_id["l2/chain"]["staged"]) as f:
+                self.assertEqual(f.read(), "chain\n")
+
+    def test_duplicate_ids_and_empty_folders_are_errors(self):
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, "src")
+            self.write(os.path.join(src, "relu.yaml"))
+            self.write(os.path.join(src, "level1", "relu.yaml"))
+            with self.assertRaisesRegex(RuntimeError, "both be problem l1/relu"):
+                xc.stage_problems(src, os.path.join(d, "stage"))
+            os.makedirs(os.path.join(d, "empty"))
+            with self.assertRaisesRegex(RuntimeError, "holds no .yaml problem"):
+                xc.stage_problems(os.path.join(d, "empty"), os.path.join(d, "stage"))
+            with self.assertRaisesRegex(RuntimeError, "is not a folder"):
+                xc.stage_problems(os.path.join(d, "missing"), os.path.join(d, "stage"))
+
+
+class AgreesCpuTest(unittest.TestCase):
+    GOOD = {"max_abs_err": 0.0, "max_rel_err": 0.0, "outside_tolerance": 0,
+            "nan_parity_mismatches": 0, "numel": 4}
+
+    def test_every_output_must_be_within_tolerance(self):
+        self.assertTrue(xc.agrees_cpu({"outputs": {"y": {"vs_f64": self.GOOD}}}))
+        bad = dict(self.GOOD, outside_tolerance=1)
+        self.assertFalse(xc.agrees_cpu({"outputs": {"y": {"vs_f64": self.GOOD},
+                                                    "z": {"vs_f64": bad}}}))
+        nan = dict(self.GOOD, nan_parity_mismatches=2)
+        self.assertFalse(xc.agrees_cpu({"outputs": {"y": {"vs_f64": nan}}}))
+        self.assertFalse(xc.agrees_cpu({"outputs": {"y": {"vs_f64": {"shape_mismatch": "x"}}}}))
+
+    def test_errors_and_missing_comparisons_never_agree(self):
+        self.assertFalse(xc.agrees_cpu({"error": "boom", "outputs": {}}))
+        self.assertFalse(xc.agrees_cpu({"outputs": {}}))
+        self.assertFalse(xc.agrees_cpu({"outputs": {"y": {}}}))
 
 
 if __name__ == "__main__":
