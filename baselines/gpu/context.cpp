@@ -105,6 +105,7 @@ Context::Context(cudaStream_t stream, bool allow_tf32) : m_impl(std::make_unique
   Impl& c = *m_impl;
   c.stream = stream;
   c.allow_tf32 = allow_tf32;
+  c.allow_tf32_conv = allow_tf32;
   KB_CUDA_CHECK(cudaGetDevice(&c.device));
   KB_CUDA_CHECK(cudaDeviceGetAttribute(&c.sm_count, cudaDevAttrMultiProcessorCount, c.device));
   KB_CUBLAS_CHECK(cublasCreate(&c.cublas));
@@ -134,6 +135,9 @@ cudaStream_t Context::stream() const {
 }
 bool Context::allow_tf32() const {
   return m_impl->allow_tf32;
+}
+void Context::set_conv_tf32(bool on) {
+  m_impl->allow_tf32_conv = on;
 }
 void Context::set_prefer_cudnn(bool on) {
   m_impl->prefer_cudnn = on;
@@ -230,11 +234,17 @@ const std::unordered_map<std::string_view, OpFn>& op_table() {
     t["scaled_dot_product_attention"] = op_attention;
     for (auto n : {"conv1d", "conv2d", "conv3d"})
       t[n] = op_conv;
-    t["conv_transpose2d"] = op_conv_transpose;
-    for (auto n : {"max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d"})
+    for (auto n : {"conv_transpose1d", "conv_transpose2d", "conv_transpose3d"})
+      t[n] = op_conv_transpose;
+    for (auto n :
+         {"max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d"})
       t[n] = op_pool;
+    for (auto n : {"adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+                   "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d"})
+      t[n] = op_adaptive_pool;
     for (auto n : {"layer_norm", "rms_norm", "batch_norm", "group_norm", "instance_norm"})
       t[n] = op_norm;
+    t["batch_norm_train"] = op_norm;
     for (auto n : {"relu", "leaky_relu", "gelu", "sigmoid", "tanh", "swish", "elu", "selu",
                    "hardtanh", "hardsigmoid", "hardswish", "mish", "softplus", "softsign", "abs",
                    "exp", "log", "sqrt", "clamp"})
@@ -248,6 +258,11 @@ const std::unordered_map<std::string_view, OpFn>& op_table() {
     t["cumsum"] = op_cumsum;
     t["mse_loss"] = op_loss;
     t["cross_entropy"] = op_loss;
+    for (auto n : {"smooth_l1_loss", "huber_loss", "kl_div", "triplet_margin_loss"})
+      t[n] = op_loss;
+    t["cosine_similarity"] = op_cosine_similarity;
+    t["lstm"] = op_recurrent;
+    t["gru"] = op_recurrent;
     for (auto n : {"reshape", "permute", "transpose", "slice", "masked_fill_causal"})
       t[n] = op_layout;
     return t;

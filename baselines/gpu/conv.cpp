@@ -1,8 +1,8 @@
-// conv1d/2d/3d (cuDNN forward) and conv_transpose2d (cuDNN backward-data, or with stride 1 the
-// equivalent forward convolution with a flipped filter, for which cuDNN has faster FP32 kernels):
-// descriptors and the algorithm chosen once per shape by cuDNN's heuristics (like PyTorch eager
-// without benchmark mode) and cached in the Context. f64 and shapes cuDNN refuses run the direct
-// kernels.
+// conv1d/2d/3d (cuDNN forward) and conv_transpose1d/2d/3d (cuDNN backward-data, or with stride 1
+// the equivalent forward convolution with a flipped filter, for which cuDNN has faster FP32
+// kernels): descriptors and the algorithm chosen once per shape by cuDNN's heuristics (like PyTorch
+// eager without benchmark mode) and cached in the Context. f64 and shapes cuDNN refuses run the
+// direct kernels.
 #include <algorithm>
 #include <optional>
 
@@ -119,6 +119,19 @@ std::optional<ConvGeom> forward_equivalent(const ConvGeom& g) {
   return f;
 }
 
+// True when the forward convolution of the transposed one's output size gives back its input
+// size in every spatial dim, as cuDNN's backward-data descriptors require. An output_padding of at
+// least the stride (allowed when it is below the dilation) breaks this; the direct kernel runs
+// then.
+bool backward_data_sizes_agree(const ConvGeom& g) {
+  for (int i = 0; i < 3; ++i) {
+    const int64_t span = g.dil[i] * (g.k[i] - 1) + 1;
+    if ((g.out[i] + 2 * g.pad[i] - span) / g.stride[i] + 1 != g.in[i])
+      return false;
+  }
+  return true;
+}
+
 bool plan_forward(const OpNode& node, cudnnHandle_t h, ConvPlan& p, DType t, const ConvGeom& g,
                   int nsp, bool strict, cudnnMathType_t math) {
   make_descriptors(node, p, t, g, nsp, false, math);
@@ -134,11 +147,11 @@ bool plan_forward(const OpNode& node, cudnnHandle_t h, ConvPlan& p, DType t, con
 ConvPlan& get_plan(Context& ctx, const OpNode& node, DType t, const ConvGeom& g, int nsp,
                    bool transposed) {
   auto& c = ctx.impl();
-  const bool strict = t == DType::f32 && !c.allow_tf32;
+  const bool strict = t == DType::f32 && !c.allow_tf32_conv;
   const std::string key = fmt::format(
       "conv:{}:{}:{}:N{}:Ci{}:Co{}:g{}:in{}:out{}:k{}:s{}:p{}:d{}:tf32{}", transposed,
       dtype_name(t), nsp, g.N, g.Cin, g.Cout, g.groups, dims_key(g.in), dims_key(g.out),
-      dims_key(g.k), dims_key(g.stride), dims_key(g.pad), dims_key(g.dil), c.allow_tf32);
+      dims_key(g.k), dims_key(g.stride), dims_key(g.pad), dims_key(g.dil), c.allow_tf32_conv);
   if (Plan* p = c.find_plan(key))
     return *static_cast<ConvPlan*>(p);
   auto plan = std::make_unique<ConvPlan>();
@@ -154,7 +167,7 @@ ConvPlan& get_plan(Context& ctx, const OpNode& node, DType t, const ConvGeom& g,
       plan->filter = DeviceBuffer(
           static_cast<std::size_t>(g.Cout * (g.Cin / g.groups) * g.k[0] * g.k[1] * g.k[2]) *
           dtype_size(t));
-    } else {
+    } else if (backward_data_sizes_agree(g)) {
       plan = std::make_unique<ConvPlan>();
       make_descriptors(node, *plan, t, g, nsp, true, math);
       cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
@@ -246,10 +259,12 @@ void check_common(const OpNode& node, std::span<const DeviceTensor> in, const De
 void run_spatial(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
                  const DeviceTensor& out, ConvGeom& g, std::size_t nsp, bool transposed) {
   const DeviceTensor &x = in[0], &w = in[1];
-  const auto st = attr_ints(node.attrs, "stride", nsp, std::vector<int64_t>(nsp, 1));
-  const auto pad = attr_ints(node.attrs, "padding", nsp, std::vector<int64_t>(nsp, 0));
-  const auto dil = attr_ints(node.attrs, "dilation", nsp, std::vector<int64_t>(nsp, 1));
+  const auto st = spatial_attr(node, "stride", nsp, std::vector<int64_t>(nsp, 1));
+  const auto pad = spatial_attr(node, "padding", nsp, std::vector<int64_t>(nsp, 0));
+  const auto dil = spatial_attr(node, "dilation", nsp, std::vector<int64_t>(nsp, 1));
   for (std::size_t i = 0; i < nsp; ++i) {
+    if (st[i] < 1 || pad[i] < 0 || dil[i] < 1)
+      op_fail(node, "stride and dilation must be >= 1 and padding >= 0");
     const std::size_t d = 3 - nsp + i;
     g.in[d] = x.shape[2 + i];
     g.out[d] = out.shape[2 + i];
@@ -265,11 +280,40 @@ void run_spatial(Context& ctx, const OpNode& node, std::span<const DeviceTensor>
   run_conv(ctx, node, in, out, g, static_cast<int>(nsp), transposed);
 }
 
+// 1, 2 or 3 from the op's name (conv1d, conv_transpose3d, ...).
+std::size_t spatial_dims_of(const OpNode& node) {
+  if (node.op.ends_with("1d"))
+    return 1;
+  if (node.op.ends_with("2d"))
+    return 2;
+  if (node.op.ends_with("3d"))
+    return 3;
+  op_fail(node, "not a 1-D, 2-D or 3-D convolution");
+}
+
 } // namespace
+
+std::vector<int64_t> spatial_attr(const OpNode& node, std::string_view key, std::size_t sd,
+                                  std::vector<int64_t> fallback) {
+  auto it = node.attrs.find(key);
+  if (it == node.attrs.end())
+    return fallback;
+  if (const auto* l = std::get_if<std::vector<int64_t>>(&it->second)) {
+    if (l->size() == 1)
+      return std::vector<int64_t>(sd, l->front());
+    if (l->size() != sd)
+      op_fail(node,
+              fmt::format("attribute '{}' has {} entries for {} spatial dims", key, l->size(), sd));
+    return *l;
+  }
+  if (const auto* v = std::get_if<int64_t>(&it->second))
+    return std::vector<int64_t>(sd, *v);
+  op_fail(node, fmt::format("attribute '{}' must be an integer or a list of integers", key));
+}
 
 void op_conv(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
              const DeviceTensor& out) {
-  const std::size_t nsp = node.op == "conv1d" ? 1 : (node.op == "conv2d" ? 2 : 3);
+  const std::size_t nsp = spatial_dims_of(node);
   check_common(node, in, out, nsp);
   const DeviceTensor &x = in[0], &w = in[1];
   ConvGeom g;
@@ -285,7 +329,7 @@ void op_conv(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
 
 void op_conv_transpose(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
                        const DeviceTensor& out) {
-  constexpr std::size_t nsp = 2;
+  const std::size_t nsp = spatial_dims_of(node);
   check_common(node, in, out, nsp);
   const DeviceTensor &x = in[0], &w = in[1];
   ConvGeom g;

@@ -35,6 +35,7 @@ struct Plan {
 struct Context::Impl {
   cudaStream_t stream = nullptr;
   bool allow_tf32 = false;
+  bool allow_tf32_conv = false; // cuDNN convolutions only (PyTorch's default lets them use TF32)
   bool prefer_cudnn = false; // pooling, softmax, layer/RMS norm through cuDNN where supported
   int device = 0;
   int sm_count = 0;
@@ -64,6 +65,7 @@ void op_attention(Context&, const OpNode&, std::span<const DeviceTensor>, const 
 void op_conv(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
 void op_conv_transpose(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
 void op_pool(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
+void op_adaptive_pool(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
 void op_norm(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
 void op_unary(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
 void op_binary(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
@@ -71,6 +73,9 @@ void op_reduce(Context&, const OpNode&, std::span<const DeviceTensor>, const Dev
 void op_softmax(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
 void op_cumsum(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
 void op_loss(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
+void op_cosine_similarity(Context&, const OpNode&, std::span<const DeviceTensor>,
+                          const DeviceTensor&);
+void op_recurrent(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
 void op_layout(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
 
 // Row-major C[b] (M x N, out_dtype) = alpha * op(A[b]) (M x K) * op(B[b]) (K x N) (+ bias[N]),
@@ -124,12 +129,16 @@ void copy_tensor(const DeviceTensor& src, const DeviceTensor& dst, cudaStream_t 
 
 // cuDNN's data type for a kbench dtype (f32, f16, bf16, f64).
 cudnnDataType_t cudnn_data_type(DType t);
-// Pooling geometry (1-D pools as height 1) for cudnn_pool.
+// Pooling geometry for cudnn_pool: x viewed as [n, c, spatial...] with nsp (2 or 3) spatial dims
+// right-aligned in the arrays (a 2-D pool uses entries 1 and 2; a 1-D pool has height 1).
 struct CudnnPoolArgs {
-  int64_t H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
-  bool count_include_pad, is_max;
+  int nsp = 2;
+  int64_t n = 0, c = 0;
+  int64_t in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1},
+          p[3] = {0, 0, 0}, d[3] = {1, 1, 1};
+  bool count_include_pad = true, is_max = false;
 };
-// cuDNN pooling (x [N, C, H, W] as given by `a`) and softmax over the middle dim of
+// cuDNN pooling (x viewed as `a` describes it) and softmax over the middle dim of
 // [outer, R, inner]; each returns false, doing nothing, where cuDNN does not support the case
 // (dilation, ceil_mode output sizes, 32-bit limits), leaving it to the own kernel.
 bool cudnn_pool(Context& ctx, const OpNode& node, const DeviceTensor& x, const DeviceTensor& out,
@@ -155,6 +164,10 @@ template <class... A> std::string str_cat(const A&... a) {
 [[noreturn]] void op_fail(const OpNode& node, const std::string& message);
 // Throws unless `t` has a floating dtype the GPU kernels support (f32, f16, bf16, f64).
 void require_float_dtype(const OpNode& node, const DeviceTensor& t, const char* what);
+// A per-spatial-dim attribute of a convolution or pooling op as PyTorch takes it (one int, a list
+// of one int, or a list of `sd` ints), as `sd` entries; `fallback` when absent.
+std::vector<int64_t> spatial_attr(const OpNode& node, std::string_view key, std::size_t sd,
+                                  std::vector<int64_t> fallback);
 // Maps a possibly negative dim into [0, rank).
 int64_t norm_dim(const OpNode& node, int64_t dim, int64_t rank);
 // Product of shape[begin, end).

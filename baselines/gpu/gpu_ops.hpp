@@ -56,6 +56,10 @@ public:
   Context& operator=(const Context&) = delete;
   cudaStream_t stream() const;
   bool allow_tf32() const;
+  // Lets fp32 convolutions use TF32 while GEMMs keep the contract above: PyTorch's defaults
+  // (torch.backends.cudnn.allow_tf32 on, torch.backends.cuda.matmul.allow_tf32 off), which the
+  // KernelBench protocols time their baseline under.
+  void set_conv_tf32(bool on);
   // Pooling, softmax and layer/RMS norm through cuDNN wherever it supports the configuration,
   // instead of the own kernels the baseline uses by default (to test and time the alternative).
   void set_prefer_cudnn(bool on);

@@ -148,8 +148,9 @@ const kb::cli::CommandRegistrar k_eval(20, [](CLI::App& app, std::function<void(
       ->check(CLI::ExistingFile);
   cmd->add_flag("--json", args->json, "Print the full result as JSON");
   cmd->add_option("--gpu", args->gpu, "GPU index (CUDA_VISIBLE_DEVICES of the workers)");
-  cmd->add_option("--protocol", args->protocol, "kbench (default), kernelbench-v0.1 or kernelbench")
-      ->check(CLI::IsMember({"kbench", "kernelbench"}));
+  cmd->add_option("--protocol", args->protocol,
+                  "kbench (default), kernelbench-v0.1 or kernelbench (docs/evaluation.md)")
+      ->check(CLI::IsMember({"kbench", "kernelbench-v0.1", "kernelbench"}));
   cmd->add_option("--levels-dir", args->levels_dir, "Problem root (default: $KB_LEVELS_DIR)");
   cmd->add_option("--cache-dir", args->cache_dir, "Compile cache (default ~/.cache/kbench)");
   cmd->add_flag("--no-cache", args->no_cache, "Compile without the cache");

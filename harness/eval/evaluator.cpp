@@ -699,7 +699,7 @@ private:
 
 void Evaluator::Impl::Run::start(const CompileResult& cr) {
   m_impl.await_reference();
-  const auto begun = m_impl.ref_call<eval::RefBegin, eval::RefBegun>(eval::RefBegin{m_problem},
+  const auto begun = m_impl.ref_call<eval::RefBegin, eval::RefBegun>(eval::RefBegin{m_problem, m_opts.protocol},
                                                                      m_opts.start_timeout_s);
   // A spare worker started earlier may still be starting CUDA: the baseline is timed only once
   // it is idle, so nothing else runs on the GPU meanwhile.

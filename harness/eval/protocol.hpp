@@ -152,6 +152,9 @@ struct ShipKept {
 struct Finish {};
 struct RefBegin {
   Problem problem;
+  // The baseline's precision follows the protocol: KernelBench times PyTorch with its defaults
+  // (TF32 in cuDNN convolutions), kbench holds the problem's contract.
+  Protocol protocol = Protocol::kbench;
 };
 struct Judge {
   CheckSpec check;

@@ -96,18 +96,23 @@ int serve(Channel& ch) {
     ch.set_token(cmd.token);
     try {
       if (cmd.type == eval::message_type<eval::RefBegin>()) {
-        Problem p = cmd.body.get<eval::RefBegin>().problem;
-        if (!session || key != session_key(p)) {
+        auto begin = cmd.body.get<eval::RefBegin>();
+        Problem p = std::move(begin.problem);
+        const std::string this_key =
+            session_key(p) + "#" + std::string(protocol_name(begin.protocol));
+        if (!session || key != this_key) {
           session.reset();
           session.emplace();
           session->problem = std::move(p);
           session->ctx =
               std::make_unique<gpu::Context>(stream, session->problem.precision.allow_tf32);
+          if (is_kernelbench(begin.protocol))
+            session->ctx->set_conv_tf32(true);
           session->baseline = std::make_unique<gpu::GraphRunner>(*session->ctx, session->problem);
           session->reference =
               std::make_unique<gpu::GraphRunner>(*session->ctx, session->problem, true);
           session->mailbox = alloc_outputs(session->problem, false);
-          key = session_key(session->problem);
+          key = this_key;
         }
         session->timer.reset();
         // Nothing of an earlier candidate may be left for this one to find.

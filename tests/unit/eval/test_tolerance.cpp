@@ -194,10 +194,26 @@ TEST(Checks, KernelBenchUsesFiveFixedSeedsAndItsTolerance) {
   ASSERT_EQ(c.size(), 5u);
   EXPECT_EQ(c[0].seed, 42u);
   EXPECT_EQ(c[4].seed, 46u);
-  p.provenance.version = "v0.1";
+  // The protocol names the KernelBench version, whatever version the problem mirrors: v0.1
+  // checked everything at 1e-2, the current main at the dtype's tolerance.
+  for (const char* version : {"v0.1", ""}) {
+    p.provenance = {"kernelbench", version, "L1/40 40_LayerNorm"};
+    EXPECT_DOUBLE_EQ(kb::eval::protocol_tolerance(p, kb::Protocol::kernelbench_v01).atol, 1e-2);
+    EXPECT_DOUBLE_EQ(kb::eval::protocol_tolerance(p, kb::Protocol::kernelbench_v01).rtol, 1e-2);
+    EXPECT_DOUBLE_EQ(kb::eval::protocol_tolerance(p, kb::Protocol::kernelbench).atol, 1e-4);
+    EXPECT_DOUBLE_EQ(kb::eval::protocol_tolerance(p, kb::Protocol::kernelbench).rtol, 1e-4);
+  }
+  // The seed article's problems keep the article's 1e-2 under either KernelBench protocol, and
+  // their own tolerance under kbench's.
+  p.provenance = {"crfm-2025-05-28", "", "Conv2D AlexNet conv1"};
+  p.tolerance = {1e-4, 1e-4, ""};
   EXPECT_DOUBLE_EQ(kb::eval::protocol_tolerance(p, kb::Protocol::kernelbench).atol, 1e-2);
-  p.provenance.version = "";
-  EXPECT_DOUBLE_EQ(kb::eval::protocol_tolerance(p, kb::Protocol::kernelbench).atol, 1e-4);
+  EXPECT_DOUBLE_EQ(kb::eval::protocol_tolerance(p, kb::Protocol::kernelbench_v01).atol, 1e-2);
+  EXPECT_DOUBLE_EQ(kb::eval::protocol_tolerance(p, kb::Protocol::kbench).atol, 1e-4);
+  // The v0.1 protocol checks like the current one otherwise: five fixed seeds.
+  const auto v01 = kb::eval::make_checks(p, kb::Protocol::kernelbench_v01, 5, 1);
+  ASSERT_EQ(v01.size(), 5u);
+  EXPECT_EQ(v01[0].seed, 42u);
 }
 
 } // namespace
