@@ -1,9 +1,28 @@
-// Convolutions: conv1d, conv2d, conv3d and conv_transpose2d (channels-first, PyTorch semantics).
+// Convolutions: conv1d/2d/3d and conv_transpose1d/2d/3d (channels-first, PyTorch semantics).
+#include <algorithm>
 #include <array>
 
 #include "ops_internal.hpp"
 
 namespace kb::ops {
+
+std::vector<int64_t> spatial_ints(const Attrs& a, std::string_view key, std::size_t sd,
+                                  std::vector<int64_t> fallback) {
+  auto it = a.find(key);
+  if (it == a.end())
+    return fallback;
+  if (const auto* l = std::get_if<std::vector<int64_t>>(&it->second)) {
+    // PyTorch expands a one-entry list to every spatial dim, as it does a plain int.
+    if (l->size() == 1)
+      return std::vector<int64_t>(sd, l->front());
+    if (l->size() != sd)
+      fail("attribute '{}' must be an integer or a list of {}, has {} entries", key,
+           sd == 1 ? std::string("1 integer") : fmt::format("1 or {} integers", sd), l->size());
+    return *l;
+  }
+  return attr_ints(a, key, sd, std::move(fallback)); // an int, or the type error
+}
+
 namespace {
 
 constexpr const char* k_conv_names[] = {"x", "weight", "bias"};
@@ -14,16 +33,20 @@ struct ConvGeometry {
   int64_t n = 0, cin = 0, cout = 0, groups = 1;
   std::array<int64_t, 3> in{1, 1, 1}, k{1, 1, 1}, out{1, 1, 1}, s{1, 1, 1}, p{0, 0, 0}, d{1, 1, 1},
       op{0, 0, 0};
+  int64_t in_size() const { return in[0] * in[1] * in[2]; }
+  int64_t k_size() const { return k[0] * k[1] * k[2]; }
+  int64_t out_size() const { return out[0] * out[1] * out[2]; }
 };
 
 ConvGeometry conv_geometry(const Attrs& at, const Shape& x, const Shape& w, std::size_t sd,
                            bool transposed) {
   ConvGeometry g;
-  const auto stride = attr_ints(at, "stride", sd, std::vector<int64_t>(sd, 1));
-  const auto padding = attr_ints(at, "padding", sd, std::vector<int64_t>(sd, 0));
-  const auto dilation = attr_ints(at, "dilation", sd, std::vector<int64_t>(sd, 1));
-  const auto out_pad = transposed ? attr_ints(at, "output_padding", sd, std::vector<int64_t>(sd, 0))
-                                  : std::vector<int64_t>(sd, 0);
+  const auto stride = spatial_ints(at, "stride", sd, std::vector<int64_t>(sd, 1));
+  const auto padding = spatial_ints(at, "padding", sd, std::vector<int64_t>(sd, 0));
+  const auto dilation = spatial_ints(at, "dilation", sd, std::vector<int64_t>(sd, 1));
+  const auto out_pad = transposed
+                           ? spatial_ints(at, "output_padding", sd, std::vector<int64_t>(sd, 0))
+                           : std::vector<int64_t>(sd, 0);
   g.groups = attr_int(at, "groups", 1);
   require_at_least(stride, 1, "stride");
   require_at_least(dilation, 1, "dilation");
@@ -39,7 +62,7 @@ ConvGeometry conv_geometry(const Attrs& at, const Shape& x, const Shape& w, std:
     if (w[0] != g.cin)
       fail("weight {} must have {} input channels in dim 0 (x is {})", shape_str(w), g.cin,
            shape_str(x));
-    g.cout = w[1] * g.groups;
+    g.cout = checked_mul(w[1], g.groups);
   } else {
     g.cout = w[0];
     if (g.cout % g.groups != 0)
@@ -115,8 +138,7 @@ OpCost conv_cost(const Attrs& at, std::span<const ValueSpec> in, const ValueSpec
 void conv_cpu(const Attrs& at, std::span<const HostTensor> in, HostTensor& out, std::size_t sd) {
   const ConvGeometry g = conv_geometry(at, in[0].shape, in[1].shape, sd, false);
   const int64_t cin_g = g.cin / g.groups, cout_g = g.cout / g.groups;
-  const int64_t in_sp = g.in[0] * g.in[1] * g.in[2];
-  const int64_t k_sp = g.k[0] * g.k[1] * g.k[2];
+  const int64_t in_sp = g.in_size(), k_sp = g.k_size();
   const double* x = in[0].data.data();
   const double* w = in[1].data.data();
   double* o = out.data.data();
@@ -155,42 +177,51 @@ void conv_cpu(const Attrs& at, std::span<const HostTensor> in, HostTensor& out, 
 }
 
 // Transposed convolution as the adjoint of the forward one: every input element scatters its
-// kernel-weighted contribution into the output.
-void conv_transpose_cpu(const Attrs& at, std::span<const HostTensor> in, HostTensor& out) {
-  const ConvGeometry g = conv_geometry(at, in[0].shape, in[1].shape, 2, true);
+// kernel-weighted contribution into the output (input position i and tap k reach output
+// i * stride - padding + k * dilation in each spatial dim).
+void conv_transpose_cpu(const Attrs& at, std::span<const HostTensor> in, HostTensor& out,
+                        std::size_t sd) {
+  const ConvGeometry g = conv_geometry(at, in[0].shape, in[1].shape, sd, true);
   const int64_t cin_g = g.cin / g.groups, cout_g = g.cout / g.groups;
-  const int64_t ih_n = g.in[1], iw_n = g.in[2], oh_n = g.out[1], ow_n = g.out[2];
-  const int64_t kh_n = g.k[1], kw_n = g.k[2];
+  const int64_t in_sp = g.in_size(), k_sp = g.k_size(), out_sp = g.out_size();
   const double* x = in[0].data.data();
   const double* w = in[1].data.data();
   for (int64_t n = 0; n < g.n; ++n)
     for (int64_t oc = 0; oc < g.cout; ++oc) {
-      double* o = out.data.data() + (n * g.cout + oc) * oh_n * ow_n;
-      std::fill(o, o + oh_n * ow_n, in.size() == 3 ? in[2].data[oc] : 0.0);
+      double* o = out.data.data() + (n * g.cout + oc) * out_sp;
+      std::fill(o, o + out_sp, in.size() == 3 ? in[2].data[oc] : 0.0);
     }
   for (int64_t n = 0; n < g.n; ++n)
     for (int64_t ic = 0; ic < g.cin; ++ic) {
       const int64_t grp = ic / cin_g;
-      const double* xc = x + (n * g.cin + ic) * ih_n * iw_n;
+      const double* xc = x + (n * g.cin + ic) * in_sp;
       for (int64_t ocg = 0; ocg < cout_g; ++ocg) {
         const int64_t oc = grp * cout_g + ocg;
-        const double* wc = w + (ic * cout_g + ocg) * kh_n * kw_n;
-        double* o = out.data.data() + (n * g.cout + oc) * oh_n * ow_n;
-        for (int64_t ih = 0; ih < ih_n; ++ih)
-          for (int64_t iw = 0; iw < iw_n; ++iw) {
-            const double xv = xc[ih * iw_n + iw];
-            for (int64_t kh = 0; kh < kh_n; ++kh) {
-              const int64_t oh = ih * g.s[1] - g.p[1] + kh * g.d[1];
-              if (oh < 0 || oh >= oh_n)
-                continue;
-              for (int64_t kw = 0; kw < kw_n; ++kw) {
-                const int64_t ow = iw * g.s[2] - g.p[2] + kw * g.d[2];
-                if (ow < 0 || ow >= ow_n)
+        const double* wc = w + (ic * cout_g + ocg) * k_sp;
+        double* o = out.data.data() + (n * g.cout + oc) * out_sp;
+        for (int64_t id = 0; id < g.in[0]; ++id)
+          for (int64_t ih = 0; ih < g.in[1]; ++ih)
+            for (int64_t iw = 0; iw < g.in[2]; ++iw) {
+              const double xv = xc[(id * g.in[1] + ih) * g.in[2] + iw];
+              for (int64_t kd = 0; kd < g.k[0]; ++kd) {
+                const int64_t od = id * g.s[0] - g.p[0] + kd * g.d[0];
+                if (od < 0 || od >= g.out[0])
                   continue;
-                o[oh * ow_n + ow] += xv * wc[kh * kw_n + kw];
+                for (int64_t kh = 0; kh < g.k[1]; ++kh) {
+                  const int64_t oh = ih * g.s[1] - g.p[1] + kh * g.d[1];
+                  if (oh < 0 || oh >= g.out[1])
+                    continue;
+                  double* orow = o + (od * g.out[1] + oh) * g.out[2];
+                  const double* wrow = wc + (kd * g.k[1] + kh) * g.k[2];
+                  for (int64_t kw = 0; kw < g.k[2]; ++kw) {
+                    const int64_t ow = iw * g.s[2] - g.p[2] + kw * g.d[2];
+                    if (ow < 0 || ow >= g.out[2])
+                      continue;
+                    orow[ow] += xv * wrow[kw];
+                  }
+                }
               }
             }
-          }
       }
     }
 }
@@ -213,27 +244,33 @@ OpDef conv_def(std::string name, std::size_t sd) {
   return d;
 }
 
+OpDef conv_transpose_def(std::string name, std::size_t sd) {
+  OpDef d = make_op(name, 2, 3, {"stride", "padding", "output_padding", "dilation", "groups"});
+  d.infer = [sd](const Attrs& a, std::span<const ValueSpec> in) {
+    return conv_infer(a, in, sd, true);
+  };
+  d.cost = [](const Attrs& a, std::span<const ValueSpec> in, const ValueSpec& out) {
+    return conv_cost(a, in, out, true);
+  };
+  d.cpu = [sd](const Attrs& a, std::span<const HostTensor> in, HostTensor& out) {
+    conv_transpose_cpu(a, in, out, sd);
+  };
+  d.torch = [name](const Attrs& a, std::span<const std::string> n) {
+    return fmt::format("F.{}({}{})", name, join_names(n),
+                       py_kwargs(a, {"stride", "padding", "output_padding", "groups", "dilation"}));
+  };
+  return d;
+}
+
 } // namespace
 
 void add_conv_ops(std::vector<OpDef>& ops) {
   ops.push_back(conv_def("conv1d", 1));
   ops.push_back(conv_def("conv2d", 2));
   ops.push_back(conv_def("conv3d", 3));
-
-  OpDef t = make_op("conv_transpose2d", 2, 3,
-                    {"stride", "padding", "output_padding", "dilation", "groups"});
-  t.infer = [](const Attrs& a, std::span<const ValueSpec> in) {
-    return conv_infer(a, in, 2, true);
-  };
-  t.cost = [](const Attrs& a, std::span<const ValueSpec> in, const ValueSpec& out) {
-    return conv_cost(a, in, out, true);
-  };
-  t.cpu = conv_transpose_cpu;
-  t.torch = [](const Attrs& a, std::span<const std::string> n) {
-    return fmt::format("F.conv_transpose2d({}{})", join_names(n),
-                       py_kwargs(a, {"stride", "padding", "output_padding", "groups", "dilation"}));
-  };
-  ops.push_back(std::move(t));
+  ops.push_back(conv_transpose_def("conv_transpose1d", 1));
+  ops.push_back(conv_transpose_def("conv_transpose2d", 2));
+  ops.push_back(conv_transpose_def("conv_transpose3d", 3));
 }
 
 } // namespace kb::ops

@@ -59,6 +59,11 @@ void require_same_dtype(std::span<const ValueSpec> in, std::span<const char* con
 // Throws unless `v` has exactly rank `rank` (or at least `rank` when `at_least`).
 void require_rank(const ValueSpec& v, std::string_view what, std::size_t rank,
                   bool at_least = false);
+// A per-spatial-dim attribute of a convolution or pooling op as PyTorch takes it: one int for every
+// dim, a list of one int (likewise), or a list of `sd` ints; `fallback` when absent. Throws naming
+// the attribute on any other length or type.
+std::vector<int64_t> spatial_ints(const Attrs& a, std::string_view key, std::size_t sd,
+                                  std::vector<int64_t> fallback);
 // Throws unless every entry of a list attribute is >= min_value.
 void require_at_least(const std::vector<int64_t>& v, int64_t min_value, std::string_view attr);
 

@@ -110,7 +110,8 @@ TEST(OpsShapes, ConvErrors) {
             "conv2d: stride must be >= 1, got 0");
   EXPECT_EQ(infer_error("conv2d", {{"padding", ints({1, 2, 3})}},
                         {spec({1, 1, 4, 4}), spec({1, 1, 3, 3})}),
-            "conv2d: attribute 'padding' must have 2 entries, has 3");
+            "conv2d: attribute 'padding' must be an integer or a list of 1 or 2 integers, has 3 "
+            "entries");
   EXPECT_EQ(infer_error("conv1d", {}, {spec({1, 2, 8}), spec({3, 2, 3}), spec({2})}),
             "conv1d: bias must have shape [3], got [2]");
 }
