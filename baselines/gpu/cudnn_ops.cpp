@@ -201,15 +201,23 @@ bool build_norm_plan(cudnnHandle_t h, NormPlan& p, bool rms, DType dt, int64_t r
 
 bool cudnn_pool(Context& ctx, const OpNode& node, const DeviceTensor& x, const DeviceTensor& out,
                 const CudnnPoolArgs& a) {
-  if (a.dh != 1 || a.dw != 1)
-    return false; // cuDNN pooling has no dilation
-  const int64_t N = x.shape[0], C = x.shape[1];
-  if (x.numel() > k_int_limit || out.numel() > k_int_limit || N > k_int_limit || C > k_int_limit)
+  if (a.nsp != 2 && a.nsp != 3)
+    op_fail(node, "cuDNN pooling takes 2 or 3 spatial dims");
+  const int first = 3 - a.nsp; // first used entry of the right-aligned arrays
+  for (int i = first; i < 3; ++i)
+    if (a.d[i] != 1)
+      return false; // cuDNN pooling has no dilation
+  if (x.numel() > k_int_limit || out.numel() > k_int_limit || a.n > k_int_limit ||
+      a.c > k_int_limit)
     return false;
+  for (int i = first; i < 3; ++i)
+    if (a.k[i] > k_int_limit || a.s[i] > k_int_limit || a.p[i] > k_int_limit)
+      return false;
   auto& c = ctx.impl();
-  const std::string key = fmt::format("cudnn_pool:{}:{}:{}x{}x{}x{}:{}x{}:k{}x{}:s{}x{}:p{}x{}:{}",
-                                      node.op, dtype_name(x.dtype), N, C, a.H, a.W, a.OH, a.OW,
-                                      a.kh, a.kw, a.sh, a.sw, a.ph, a.pw, a.count_include_pad);
+  const auto dims3 = [](const int64_t* v) { return fmt::format("{}x{}x{}", v[0], v[1], v[2]); };
+  const std::string key = fmt::format(
+      "cudnn_pool:{}:{}:{}:{}x{}:{}:{}:k{}:s{}:p{}:{}", node.op, dtype_name(x.dtype), a.nsp, a.n,
+      a.c, dims3(a.in), dims3(a.out), dims3(a.k), dims3(a.s), dims3(a.p), a.count_include_pad);
   auto* plan = static_cast<PoolPlan*>(c.find_plan(key));
   if (!plan) {
     auto p = std::make_unique<PoolPlan>();
@@ -220,18 +228,41 @@ bool cudnn_pool(Context& ctx, const OpNode& node, const DeviceTensor& x, const D
                                     : a.count_include_pad
                                         ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
                                         : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
-    set_nchw(p->x, x.dtype, N, C, a.H, a.W);
-    set_nchw(p->y, out.dtype, N, C, a.OH, a.OW);
-    const cudnnStatus_t st = cudnnSetPooling2dDescriptor(
-        p->pool, mode, CUDNN_PROPAGATE_NAN, static_cast<int>(a.kh), static_cast<int>(a.kw),
-        static_cast<int>(a.ph), static_cast<int>(a.pw), static_cast<int>(a.sh),
-        static_cast<int>(a.sw));
+    // x and y as packed [n, c, spatial...]; the window, padding and stride per spatial dim.
+    const int nb = a.nsp + 2;
+    std::vector<int> xd = {static_cast<int>(a.n), static_cast<int>(a.c)}, yd = xd;
+    std::vector<int> win, pad, stride;
+    for (int i = first; i < 3; ++i) {
+      xd.push_back(static_cast<int>(a.in[i]));
+      yd.push_back(static_cast<int>(a.out[i]));
+      win.push_back(static_cast<int>(a.k[i]));
+      pad.push_back(static_cast<int>(a.p[i]));
+      stride.push_back(static_cast<int>(a.s[i]));
+    }
+    const auto packed = [nb](const std::vector<int>& d) {
+      std::vector<int> st(nb);
+      int64_t s = 1;
+      for (int i = nb - 1; i >= 0; --i) {
+        st[i] = static_cast<int>(s);
+        s *= d[i];
+      }
+      return st;
+    };
+    const std::vector<int> xs = packed(xd), ys = packed(yd);
+    KB_CUDNN_CHECK(
+        cudnnSetTensorNdDescriptor(p->x, cudnn_data_type(x.dtype), nb, xd.data(), xs.data()));
+    KB_CUDNN_CHECK(
+        cudnnSetTensorNdDescriptor(p->y, cudnn_data_type(out.dtype), nb, yd.data(), ys.data()));
+    const cudnnStatus_t st = cudnnSetPoolingNdDescriptor(p->pool, mode, CUDNN_PROPAGATE_NAN, a.nsp,
+                                                         win.data(), pad.data(), stride.data());
     if (st == CUDNN_STATUS_SUCCESS) {
       // cuDNN sizes the output with floor division; ceil_mode shapes that differ stay with the
       // own kernel, whose windows PyTorch defines.
-      int on = 0, oc = 0, oh = 0, ow = 0;
-      KB_CUDNN_CHECK(cudnnGetPooling2dForwardOutputDim(p->pool, p->x, &on, &oc, &oh, &ow));
-      p->ok = oh == a.OH && ow == a.OW;
+      std::vector<int> od(nb, 0);
+      const cudnnStatus_t ost = cudnnGetPoolingNdForwardOutputDim(p->pool, p->x, nb, od.data());
+      if (ost != CUDNN_STATUS_SUCCESS && !unsupported(ost))
+        KB_CUDNN_CHECK(ost);
+      p->ok = ost == CUDNN_STATUS_SUCCESS && od == yd;
     } else if (!unsupported(st)) {
       KB_CUDNN_CHECK(st);
     }

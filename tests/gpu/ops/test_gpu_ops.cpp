@@ -117,6 +117,73 @@ std::vector<Case> cases() {
       "include_pad");
   add("avg_pool1d", {{"kernel_size", int64_t{3}}, {"stride", int64_t{1}}, {"padding", int64_t{1}}},
       {{2, 3, 11}});
+  // Transposed convolutions of every rank: cuDNN backward-data (strided), the stride-1 forward
+  // equivalent, and the direct kernel where output_padding reaches the stride (below the dilation),
+  // which cuDNN's backward-data sizes cannot express.
+  add("conv_transpose1d",
+      {{"stride", int64_t{2}},
+       {"padding", int64_t{1}},
+       {"output_padding", int64_t{1}},
+       {"dilation", int64_t{2}},
+       {"groups", int64_t{2}}},
+      {{2, 4, 20}, {4, 3, 3}, {6}}, {}, "strided_groups");
+  add("conv_transpose1d", {{"padding", int64_t{2}}}, {{2, 3, 17}, {3, 5, 4}, {5}}, {},
+      "stride1_padded");
+  add("conv_transpose1d", {{"dilation", int64_t{3}}, {"output_padding", int64_t{2}}},
+      {{1, 2, 9}, {2, 3, 3}}, {}, "output_padding_past_stride");
+  add("conv_transpose3d",
+      {{"stride", int64_t{2}},
+       {"padding", V{1, 2, 3}},
+       {"output_padding", int64_t{1}},
+       {"groups", int64_t{4}}},
+      {{1, 8, 3, 4, 5}, {8, 2, 3, 5, 7}, {8}}, {}, "asymmetric_grouped");
+  add("conv_transpose3d", {{"padding", int64_t{1}}}, {{2, 4, 5, 6, 7}, {4, 3, 3, 3, 3}, {3}}, {},
+      "stride1_padded");
+  add("conv_transpose3d",
+      {{"stride", int64_t{2}}, {"padding", int64_t{1}}, {"dilation", int64_t{2}}},
+      {{1, 3, 4, 4, 4}, {3, 2, 3, 3, 3}}, {}, "dilated");
+  add("conv_transpose2d", {{"stride", V{2}}, {"dilation", V{1, 2}}, {"output_padding", V{1, 0}}},
+      {{1, 2, 5, 6}, {2, 3, 2, 3}}, {}, "one_entry_list");
+  // 3-D pools: per-output kernels (dilation, ceil mode, padding), cuDNN for non-overlapping
+  // windows (with prefer_cudnn), a depth-trivial window run as tiled 2-D pools, and divisors.
+  add("max_pool3d",
+      {{"kernel_size", int64_t{3}},
+       {"stride", int64_t{2}},
+       {"padding", int64_t{1}},
+       {"dilation", int64_t{3}}},
+      {{2, 3, 9, 10, 11}}, {}, "dilated");
+  add("max_pool3d", {{"kernel_size", int64_t{2}}}, {{2, 3, 8, 6, 10}}, {}, "non_overlapping");
+  add("max_pool3d", {{"kernel_size", int64_t{3}}, {"stride", int64_t{2}}, {"ceil_mode", true}},
+      {{1, 2, 7, 8, 9}}, {}, "ceil");
+  add("max_pool3d", {{"kernel_size", V{1, 3, 3}}, {"stride", V{1, 2, 2}}, {"padding", V{0, 1, 1}}},
+      {{1, 2, 3, 20, 70}}, {}, "flat_tiles");
+  add("avg_pool3d", {{"kernel_size", int64_t{3}}, {"stride", int64_t{2}}, {"padding", int64_t{1}}},
+      {{2, 3, 9, 10, 11}}, {}, "include_pad");
+  add("avg_pool3d",
+      {{"kernel_size", V{2, 3, 3}},
+       {"stride", int64_t{2}},
+       {"padding", int64_t{1}},
+       {"ceil_mode", true},
+       {"count_include_pad", false}},
+      {{1, 2, 7, 8, 9}}, {}, "exclude_pad_ceil");
+  add("avg_pool3d", {{"kernel_size", int64_t{2}}, {"divisor_override", int64_t{5}}},
+      {{2, 2, 6, 6, 8}}, {}, "divisor_override");
+  add("avg_pool3d", {{"kernel_size", V{1, 3, 3}}, {"stride", V{1, 1, 1}}, {"padding", V{0, 1, 1}}},
+      {{1, 2, 2, 20, 40}}, {}, "flat_tiles");
+  add("avg_pool2d",
+      {{"kernel_size", int64_t{3}},
+       {"stride", int64_t{1}},
+       {"padding", int64_t{1}},
+       {"divisor_override", int64_t{4}}},
+      {{1, 2, 40, 80}}, {}, "divisor_override_tiles");
+  // Adaptive pools with one thread (small windows), one warp and one block per output.
+  add("adaptive_avg_pool1d", {{"output_size", int64_t{8}}}, {{2, 3, 5}}, {}, "upsampling");
+  add("adaptive_avg_pool2d", {{"output_size", V{4, 3}}}, {{2, 3, 9, 10}}, {}, "thread");
+  add("adaptive_avg_pool2d", {{"output_size", V{2, 2}}}, {{2, 3, 20, 21}}, {}, "warp");
+  add("adaptive_avg_pool3d", {{"output_size", int64_t{1}}}, {{2, 3, 16, 16, 20}}, {}, "block");
+  add("adaptive_max_pool1d", {{"output_size", int64_t{7}}}, {{2, 3, 1000}}, {}, "warp");
+  add("adaptive_max_pool2d", {{"output_size", V{1, 1}}}, {{2, 5, 70, 70}}, {}, "block");
+  add("adaptive_max_pool3d", {{"output_size", V{2, 3, 4}}}, {{1, 2, 5, 6, 7}}, {}, "thread");
   // Normalisation.
   add("layer_norm", {{"normalized_shape", V{5, 16}}}, {{4, 5, 16}, {5, 16}, {5, 16}}, {}, "affine");
   add("layer_norm", {{"normalized_shape", V{300}}, {"eps", 1e-3}}, {{3, 300}}, {}, "plain");
@@ -327,8 +394,8 @@ TEST_F(GpuOpsTest, CudnnAlternativesMatchCpuReference) {
   ctx.set_prefer_cudnn(true);
   int checked = 0;
   for (const Case& k : cases()) {
-    if (!k.op.ends_with("pool1d") && !k.op.ends_with("pool2d") && !k.op.ends_with("softmax") &&
-        k.op != "layer_norm" && k.op != "rms_norm")
+    if (!k.op.ends_with("pool1d") && !k.op.ends_with("pool2d") && !k.op.ends_with("pool3d") &&
+        !k.op.ends_with("softmax") && k.op != "layer_norm" && k.op != "rms_norm")
       continue;
     for (DType dt : k.dtypes) {
       SCOPED_TRACE(fmt::format("cudnn {} {} {}", k.op, k.label, dtype_name(dt)));
