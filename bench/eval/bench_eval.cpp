@@ -1,6 +1,7 @@
 // Evaluator benchmarks on a GPU: per-candidate overhead from source to verdict split by phase
 // (without and with a compile-cache hit), throughput over many candidates with parallel
-// compiles, and the coefficient of variation of reported medians across fresh processes.
+// compiles, and the coefficient of variation of reported medians across fresh processes (a
+// >= 1 ms kernel and a ~10 us one, candidate and baseline).
 // Environment: KB_BENCH_CANDIDATES (throughput count, default 30), KB_BENCH_REPEATS (default 10).
 #include <chrono>
 #include <cmath>
@@ -108,44 +109,64 @@ void BM_Throughput(benchmark::State& state) {
 }
 BENCHMARK(BM_Throughput)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
-// One >= 1 ms kernel timed in KB_BENCH_REPEATS fresh processes: CV of the reported statistic.
-void repeatability(benchmark::State& state, kb::Protocol protocol) {
-  const auto p = problem("matmul_2048");
-  const std::string src = kb::read_file(k_data + "/ok/matmul_naive.cu");
+// One kernel timed in KB_BENCH_REPEATS fresh processes: the CV of the reported statistic (median
+// under kbench, mean under KernelBench's protocols) of the candidate and of the baseline. The
+// >= 1 ms naive matmul, and the ~10 us ReLU 1024x1024 where a sample is a few microseconds of
+// work beside the event clock's resolution and the launch path.
+void repeatability(benchmark::State& state, kb::Protocol protocol, const std::string& stem,
+                   const std::string& kernel) {
+  const auto p = problem(stem);
+  const std::string src = kb::read_file(k_data + "/ok/" + kernel);
   const int n = env_int("KB_BENCH_REPEATS", 10);
+  auto cv_pct = [](const std::vector<double>& v) {
+    double mean = 0, ss = 0;
+    for (double x : v)
+      mean += x / static_cast<double>(v.size());
+    for (double x : v)
+      ss += (x - mean) * (x - mean);
+    return 100.0 * std::sqrt(ss / static_cast<double>(v.size() - 1)) / mean;
+  };
   for (auto _ : state) {
-    std::vector<double> v;
+    std::vector<double> cand, base;
     for (int i = 0; i < n; ++i) {
       auto o = options("/tmp/kbench-bench-cache");
       o.protocol = protocol;
       o.seeds = 1;
       kb::Evaluator ev(o); // fresh worker processes every time
       const auto r = ev.evaluate(p, src);
-      if (r.outcome != kb::Outcome::correct || !r.candidate_time) {
+      if (r.outcome != kb::Outcome::correct || !r.candidate_time || !r.baseline_time) {
         state.SkipWithError(("not correct: " + r.message).c_str());
         return;
       }
-      v.push_back(kb::is_kernelbench(protocol) ? r.candidate_time->mean_ms
-                                               : r.candidate_time->median_ms);
+      const bool mean = kb::is_kernelbench(protocol);
+      cand.push_back(mean ? r.candidate_time->mean_ms : r.candidate_time->median_ms);
+      base.push_back(mean ? r.baseline_time->mean_ms : r.baseline_time->median_ms);
     }
-    double mean = 0, ss = 0;
-    for (double x : v)
-      mean += x / v.size();
-    for (double x : v)
-      ss += (x - mean) * (x - mean);
+    double mean = 0;
+    for (double x : cand)
+      mean += x / static_cast<double>(cand.size());
     state.counters["time_ms"] = mean;
-    state.counters["cv_pct"] = 100.0 * std::sqrt(ss / (v.size() - 1)) / mean;
+    state.counters["cv_pct"] = cv_pct(cand);
+    state.counters["baseline_cv_pct"] = cv_pct(base);
     state.counters["processes"] = n;
   }
 }
 void BM_RepeatabilityKbench(benchmark::State& s) {
-  repeatability(s, kb::Protocol::kbench);
+  repeatability(s, kb::Protocol::kbench, "matmul_2048", "matmul_naive.cu");
 }
 void BM_RepeatabilityKernelBench(benchmark::State& s) {
-  repeatability(s, kb::Protocol::kernelbench);
+  repeatability(s, kb::Protocol::kernelbench, "matmul_2048", "matmul_naive.cu");
+}
+void BM_RepeatabilitySmallKbench(benchmark::State& s) {
+  repeatability(s, kb::Protocol::kbench, "relu_small", "relu.cu");
+}
+void BM_RepeatabilitySmallKernelBench(benchmark::State& s) {
+  repeatability(s, kb::Protocol::kernelbench, "relu_small", "relu.cu");
 }
 BENCHMARK(BM_RepeatabilityKbench)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK(BM_RepeatabilityKernelBench)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK(BM_RepeatabilitySmallKbench)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK(BM_RepeatabilitySmallKernelBench)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
 } // namespace
 
