@@ -1,5 +1,6 @@
 // Normalisations: layer_norm, group_norm, instance_norm (Welford statistics, rows split over
-// several blocks and merged with Chan's formula), batch_norm (inference) and rms_norm.
+// several blocks and merged with Chan's formula), batch_norm (inference), batch_norm_train (batch
+// statistics: Welford partials per row chunk or per column chunk, merged per channel) and rms_norm.
 //
 // Two passes over x. The statistics kernel reads each row chunk in 16-byte packs, several in
 // flight per thread, and merges one batch of loaded values at a time into its Welford state (the
@@ -123,8 +124,8 @@ __device__ __forceinline__ void accumulate(Welford<A>& w, A& ss, const A (&v)[K]
 }
 
 // Statistics of unit u = row * splits + split, the columns [split * chunk, +chunk) of its row.
-// With one split per row the kernel writes mean and 1/sqrt(var + eps) (rms: mean 0,
-// 1/sqrt(ms + eps)); otherwise it writes the partial (count, mean, m2) or (count, 0, sumsq).
+// With one split per row and `mean` given the kernel writes mean and 1/sqrt(var + eps) (rms: mean
+// 0, 1/sqrt(ms + eps)); otherwise it writes the partial (count, mean, m2) or (count, 0, sumsq).
 template <class T, StatMode M>
 __global__ void __launch_bounds__(k_block)
     row_stats_kernel(const T* __restrict__ x, int64_t rows, int64_t cols, int64_t chunk,
@@ -185,7 +186,7 @@ __global__ void __launch_bounds__(k_block)
       w.m2 = block_sum(ss, shared);
     }
     if (threadIdx.x == 0) {
-      if (splits == 1) {
+      if (splits == 1 && mean) {
         mean[row] = w.mean;
         rstd[row] = d_rsqrt(w.m2 / w.n + eps);
       } else {
@@ -221,6 +222,64 @@ __global__ void finalize_stats_kernel(const A* __restrict__ partial, int64_t row
       mean[row] = w.mean;
       rstd[row] = d_rsqrt(w.m2 / w.n + eps);
     }
+  }
+}
+
+// Welford statistics of the columns of x viewed as [rows, cols] (batch_norm_train with few
+// spatial elements: a column is one (channel, position), a row one batch entry), in chunks of
+// rows_per rows: thread t = chunk * cols + col writes (count, mean, m2) to partial[t * 3].
+// Adjacent threads read adjacent columns.
+template <class T>
+__global__ void col_stats_kernel(const T* __restrict__ x, int64_t rows, int64_t cols,
+                                 int64_t rows_per, int64_t chunks, Acc<T>* __restrict__ partial) {
+  using A = Acc<T>;
+  const int64_t n = chunks * cols;
+  for (int64_t t = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; t < n;
+       t += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t chunk = t / cols, col = t - chunk * cols;
+    const int64_t begin = chunk * rows_per;
+    const int64_t end = begin + rows_per < rows ? begin + rows_per : rows;
+    Welford<A> w;
+    for (int64_t r = begin; r < end; ++r)
+      w.add(to_acc(x[r * cols + col]));
+    A* q = partial + t * 3;
+    q[0] = w.n;
+    q[1] = w.mean;
+    q[2] = w.m2;
+  }
+}
+
+// Merges the partials (count, mean, m2) of each channel c of batch_norm_train, found at
+// partial[(a * stride_a + c * stride_c + b) * 3] for a < count_a, b < count_b, into its mean and
+// 1/sqrt(var + eps), written for every row (n, c), n < batch, of the apply pass. One block per
+// channel; thread 0's merge is the one written, so every row of a channel gets the same values.
+template <class A>
+__global__ void __launch_bounds__(k_block)
+    channel_stats_kernel(const A* __restrict__ partial, int64_t channels, int64_t count_a,
+                         int64_t stride_a, int64_t stride_c, int64_t count_b, int64_t batch, A eps,
+                         A* __restrict__ mean, A* __restrict__ rstd) {
+  __shared__ A shared[96];
+  __shared__ A result[2];
+  const int64_t total = count_a * count_b;
+  for (int64_t c = blockIdx.x; c < channels; c += gridDim.x) {
+    Welford<A> w;
+    for (int64_t k = threadIdx.x; k < total; k += blockDim.x) {
+      const int64_t a = k / count_b, b = k - a * count_b;
+      const A* p = partial + (a * stride_a + c * stride_c + b) * 3;
+      w.merge(p[0], p[1], p[2]);
+    }
+    block_welford(w, shared);
+    if (threadIdx.x == 0) {
+      result[0] = w.mean;
+      result[1] = d_rsqrt(w.m2 / w.n + eps);
+    }
+    __syncthreads();
+    const A m = result[0], r = result[1];
+    for (int64_t n = threadIdx.x; n < batch; n += blockDim.x) {
+      mean[n * channels + c] = m;
+      rstd[n * channels + c] = r;
+    }
+    __syncthreads(); // result is written again for the block's next channel
   }
 }
 
@@ -717,6 +776,100 @@ void run_norm(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in
   run_apply<T>(ctx, ap, affine);
 }
 
+// Spatial sizes from which batch_norm_train reads each (n, c) row with a block (row_stats_kernel);
+// below, a thread per column of x viewed as [N, C * spatial] (col_stats_kernel).
+constexpr int64_t k_bn_row_path_spatial = 1024;
+
+std::size_t round_up_256(std::size_t bytes) {
+  return (bytes + 255) / 256 * 256;
+}
+
+// batch_norm_train: Welford partials of each channel over the batch and the spatial positions,
+// merged per channel (channel_stats_kernel) into per-row statistics, then the apply pass of the
+// other norms with per-channel weight and bias.
+template <class T>
+void run_batch_norm_train(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
+                          const DeviceTensor& out) {
+  using A = Acc<T>;
+  auto& c = ctx.impl();
+  cudaStream_t s = ctx.stream();
+  const DeviceTensor& x = in[0];
+  const std::size_t rank = x.shape.size();
+  if (rank < 2)
+    op_fail(node, "x must have rank >= 2");
+  if (in.size() > 3)
+    op_fail(node, "expects x and an optional weight and bias");
+  const int64_t N = x.shape[0], C = x.shape[1];
+  const int64_t S = shape_prod(x.shape, 2, rank);
+  for (std::size_t i = 1; i < in.size(); ++i)
+    if (in[i].numel() != C)
+      op_fail(node, str_cat("weight and bias must have one value per channel (", C, "), got ",
+                            shape_str(in[i].shape)));
+  if (x.numel() == 0)
+    return;
+  const double eps = attr_double(node.attrs, "eps", 1e-5);
+  const int64_t rows = N * C;
+  const std::size_t stat_bytes = round_up_256(sizeof(A) * rows);
+  const unsigned channel_grid = static_cast<unsigned>(std::min<int64_t>(C, 1 << 20));
+  A* mean = nullptr;
+  A* rstd = nullptr;
+  if (S >= k_bn_row_path_spatial) {
+    // As run_norm splits its rows: chunks of at most 64K elements, more (down to 4K) until there
+    // are about four waves of blocks.
+    const int64_t want_blocks = 4 * 8 * int64_t{c.sm_count};
+    int64_t splits = std::max(ceil_div(S, 65536), ceil_div(want_blocks, rows));
+    splits = std::min(splits, std::max<int64_t>(1, S / 4096));
+    const int64_t chunk = std::min(S, ceil_div(ceil_div(S, splits), 64) * 64);
+    splits = ceil_div(S, chunk);
+    char* mem = static_cast<char*>(c.scratch(2 * stat_bytes + sizeof(A) * rows * splits * 3));
+    mean = reinterpret_cast<A*>(mem);
+    rstd = reinterpret_cast<A*>(mem + stat_bytes);
+    A* partial = reinterpret_cast<A*>(mem + 2 * stat_bytes);
+    const unsigned grid = static_cast<unsigned>(std::min<int64_t>(rows * splits, 0x7fffffff));
+    // mean == nullptr: partials even for a single split per row.
+    row_stats_kernel<T, StatMode::welford>
+        <<<grid, k_block, 0, s>>>(static_cast<const T*>(x.data), rows, S, chunk, splits,
+                                  static_cast<A>(eps), partial, nullptr, nullptr);
+    KB_CUDA_CHECK_LAUNCH();
+    // Unit (n * C + c) * splits + split holds channel c's partial for batch entry n.
+    channel_stats_kernel<A><<<channel_grid, k_block, 0, s>>>(
+        partial, C, N, C * splits, splits, splits, N, static_cast<A>(eps), mean, rstd);
+    KB_CUDA_CHECK_LAUNCH();
+  } else {
+    // Enough column chunks for about four waves of resident threads (2048 per SM), each chunk of
+    // at least 16 rows.
+    const int64_t cols = C * S;
+    const int64_t want_threads = 4 * int64_t{c.sm_count} * 2048;
+    const int64_t max_chunks = std::max<int64_t>(1, N / 16);
+    const int64_t want_chunks = std::clamp<int64_t>(ceil_div(want_threads, cols), 1, max_chunks);
+    const int64_t rows_per = ceil_div(N, want_chunks);
+    const int64_t chunks = ceil_div(N, rows_per);
+    char* mem = static_cast<char*>(c.scratch(2 * stat_bytes + sizeof(A) * chunks * cols * 3));
+    mean = reinterpret_cast<A*>(mem);
+    rstd = reinterpret_cast<A*>(mem + stat_bytes);
+    A* partial = reinterpret_cast<A*>(mem + 2 * stat_bytes);
+    col_stats_kernel<T><<<grid_for(chunks * cols, 256), 256, 0, s>>>(
+        static_cast<const T*>(x.data), N, cols, rows_per, chunks, partial);
+    KB_CUDA_CHECK_LAUNCH();
+    // Thread chunk * cols + c * S + position holds channel c's partial for that chunk.
+    channel_stats_kernel<A><<<channel_grid, k_block, 0, s>>>(partial, C, chunks, cols, S, S, N,
+                                                             static_cast<A>(eps), mean, rstd);
+    KB_CUDA_CHECK_LAUNCH();
+  }
+  ApplyArgs<T> ap;
+  ap.x = static_cast<const T*>(x.data);
+  ap.y = static_cast<T*>(out.data);
+  ap.n = x.numel();
+  ap.mean = mean;
+  ap.rstd = rstd;
+  ap.weight = in.size() > 1 ? static_cast<const T*>(in[1].data) : nullptr;
+  ap.bias = in.size() > 2 ? static_cast<const T*>(in[2].data) : nullptr;
+  ap.cols = std::max<int64_t>(S, 1);
+  ap.spatial = std::max<int64_t>(S, 1);
+  ap.channels = std::max<int64_t>(C, 1);
+  run_apply<T>(ctx, ap, Affine::per_channel);
+}
+
 } // namespace
 
 void op_norm(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
@@ -729,7 +882,12 @@ void op_norm(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
       op_fail(node, "inputs must share one dtype");
   if (out.dtype != in[0].dtype || out.numel() != in[0].numel())
     op_fail(node, "output spec does not match x");
-  KB_DISPATCH_FLOAT(in[0].dtype, node, { run_norm<T>(ctx, node, in, out); });
+  KB_DISPATCH_FLOAT(in[0].dtype, node, {
+    if (node.op == "batch_norm_train")
+      run_batch_norm_train<T>(ctx, node, in, out);
+    else
+      run_norm<T>(ctx, node, in, out);
+  });
 }
 
 } // namespace kb::gpu

@@ -223,6 +223,14 @@ std::vector<Case> cases() {
   add("layer_norm", {{"normalized_shape", V{1200, 1250}}},
       {{4, 1200, 1250}, {1200, 1250}, {1200, 1250}}, {}, "grid_stride");
   add("rms_norm", {{"dims", V{1}}}, {{3, 8, 320, 800}, {8, 1, 1}}, {}, "middle_dim_grid_stride");
+  // batch_norm_train on both statistics paths: a thread per column (few spatial elements, one
+  // chunk or several chunks of rows) and a block per (n, c) row (one or several splits per row).
+  add("batch_norm_train", {}, {{2, 5, 4, 4}, {5}, {5}}, {}, "columns_affine");
+  add("batch_norm_train", {{"eps", 1e-3}}, {{7, 6}}, {}, "no_spatial");
+  add("batch_norm_train", {}, {{200, 12}, {12}}, {}, "column_chunks_weight_only");
+  add("batch_norm_train", {}, {{3, 4, 5, 7, 3}}, {}, "columns_3d_no_affine");
+  add("batch_norm_train", {}, {{2, 3, 40, 41}, {3}, {3}}, {}, "rows");
+  add("batch_norm_train", {}, {{2, 3, 100, 100}, {3}, {3}}, {}, "row_splits");
   // Activations.
   for (const char* a : {"relu", "gelu", "sigmoid", "tanh", "swish", "selu", "hardsigmoid",
                         "hardswish", "mish", "softsign", "abs", "exp"})
@@ -271,6 +279,25 @@ std::vector<Case> cases() {
   add("mse_loss", {}, {{4, 33}, {4, 33}});
   Case* ce = add("cross_entropy", {}, {{8, 10}, {8}}, {uni(-3, 3), {DistKind::randint, 0, 10}});
   ce->index_inputs = {1};
+  add("smooth_l1_loss", {}, {{4, 33}, {4, 33}}, {uni(-2, 2), uni(-2, 2)});
+  add("smooth_l1_loss", {{"beta", 0.5}}, {{5, 70}, {5, 70}}, {uni(-2, 2), uni(-2, 2)}, "beta");
+  add("smooth_l1_loss", {{"beta", 0.0}}, {{300}, {300}}, {}, "l1");
+  add("huber_loss", {}, {{4, 33}, {4, 33}}, {uni(-2, 2), uni(-2, 2)});
+  add("huber_loss", {{"delta", 0.5}}, {{3, 7, 11}, {3, 7, 11}}, {uni(-2, 2), uni(-2, 2)}, "delta");
+  add("kl_div", {}, {{6, 40}, {6, 40}}, {uni(-4, 0), uni(0, 1)}, "mean");
+  add("kl_div", {{"reduction", std::string("batchmean")}}, {{6, 40}, {6, 40}},
+      {uni(-4, 0), uni(0, 1)}, "batchmean");
+  add("kl_div", {{"reduction", std::string("sum")}, {"log_target", true}}, {{3, 5, 8}, {3, 5, 8}},
+      {uni(-4, 0), uni(-4, 0)}, "sum_log_target");
+  add("triplet_margin_loss", {}, {{8, 300}, {8, 300}, {8, 300}});
+  add("triplet_margin_loss", {{"margin", 2.0}, {"swap", true}, {"p", 1.0}},
+      {{5, 37}, {5, 37}, {5, 37}}, {}, "swap_p1");
+  add("triplet_margin_loss", {{"p", 3.0}, {"eps", 0.0}}, {{3000}, {3000}, {3000}}, {}, "p3_1d");
+  add("cosine_similarity", {}, {{4, 8, 3}, {4, 8, 3}}, {}, "middle");
+  add("cosine_similarity", {{"dim", int64_t{-1}}}, {{5, 300}, {5, 300}}, {}, "rows");
+  add("cosine_similarity", {{"dim", int64_t{-1}}, {"eps", 1e-3}}, {{6, 20}, {6, 20}}, {},
+      "short_rows");
+  add("cosine_similarity", {{"dim", int64_t{0}}}, {{7}, {7}}, {}, "vector");
   // Layout.
   add("reshape", {{"shape", V{3, -1}}}, {{4, 6}});
   add("permute", {{"dims", V{0, 2, 3, 1}}}, {{2, 3, 4, 5}});
@@ -279,6 +306,39 @@ std::vector<Case> cases() {
   add("masked_fill_causal", {}, {{2, 5, 7}});
   add("masked_fill_causal", {{"value", -3.0}}, {{4, 6}}, {}, "value");
   add("masked_fill_causal", {}, {{2, 3, 9, 300}}, {}, "long_rows");
+  // Recurrent: inputs x, states, then per layer and direction w_ih, w_hh[, b_ih, b_hh].
+  auto rnn = [&](bool lstm, int64_t T, int64_t B, int64_t I, int64_t H, int64_t layers, bool bidir,
+                 bool batch_first, bool bias, std::string output, std::string label) {
+    const int64_t G = (lstm ? 4 : 3) * H, dirs = bidir ? 2 : 1;
+    std::vector<Shape> shapes = {batch_first ? Shape{B, T, I} : Shape{T, B, I}};
+    for (int k = 0; k < (lstm ? 2 : 1); ++k)
+      shapes.push_back({layers * dirs, B, H});
+    for (int64_t l = 0; l < layers; ++l)
+      for (int64_t d = 0; d < dirs; ++d) {
+        shapes.push_back({G, l == 0 ? I : dirs * H});
+        shapes.push_back({G, H});
+        if (bias) {
+          shapes.push_back({G});
+          shapes.push_back({G});
+        }
+      }
+    add(lstm ? "lstm" : "gru",
+        {{"hidden_size", H},
+         {"num_layers", layers},
+         {"bidirectional", bidir},
+         {"batch_first", batch_first},
+         {"bias", bias},
+         {"output", std::move(output)}},
+        std::move(shapes), {}, std::move(label));
+  };
+  for (bool lstm : {true, false}) {
+    rnn(lstm, 5, 3, 4, 8, 1, false, false, true, "out", "one_layer");
+    rnn(lstm, 6, 3, 5, 7, 2, true, true, true, "out", "bidirectional_2_layers_batch_first");
+    rnn(lstm, 6, 2, 5, 7, 2, true, false, true, "h_n", "bidirectional_h_n");
+    rnn(lstm, 4, 5, 3, 6, 3, false, true, false, "h_n", "3_layers_no_bias_h_n");
+    rnn(lstm, 40, 10, 16, 32, 2, false, false, true, "out", "long_sequence");
+  }
+  rnn(true, 6, 2, 5, 7, 2, true, true, true, "c_n", "bidirectional_c_n");
   return c;
 }
 
@@ -534,6 +594,8 @@ TEST_F(GpuOpsTest, NormsMatchCpuReferenceOnUnalignedViews) {
            {uni(-1, 1), uni(-0.5, 0.5), uni(0.5, 2), uni(-1, 1), uni(-1, 1)}),
       make("rms_norm", {{"dims", V{1}}}, {{2, 6, 8, 8}, {6, 1, 1}}),
       make("rms_norm", {{"dims", V{-1}}}, {{3, 64}, {64}}),
+      make("batch_norm_train", {}, {{4, 3, 5, 5}, {3}, {3}}),
+      make("batch_norm_train", {}, {{2, 3, 40, 40}, {3}, {3}}),
       // Large enough for several tiles per block on the element-by-element path.
       make("instance_norm", {}, {{2, 4, 300, 301}, {4}, {4}}),
   };
@@ -556,8 +618,9 @@ TEST_F(GpuOpsTest, NormsMatchCpuReferenceOnUnalignedViews) {
       }
 }
 
-// Group and instance norm rows long enough to be split over several blocks: the merged statistics
-// stay exact in f64 and stable in f32 for a large common offset.
+// Group and instance norm rows long enough to be split over several blocks, and batch_norm_train
+// channels merged from several rows or column chunks: the merged statistics stay exact in f64 and
+// stable in f32 for a large common offset.
 TEST_F(GpuOpsTest, SplitRowNormsAreStableOnIllConditionedInputs) {
   Stream stream;
   Context ctx(stream.get());
@@ -571,7 +634,16 @@ TEST_F(GpuOpsTest, SplitRowNormsAreStableOnIllConditionedInputs) {
   in.op = "instance_norm";
   in.shapes = {{2, 2, 128, 130}};
   in.dists = {ill};
-  for (const Case& k : {gn, in}) {
+  // batch_norm_train merges partials of several rows (row path) or column chunks per channel.
+  Case bn_rows;
+  bn_rows.op = "batch_norm_train";
+  bn_rows.shapes = {{3, 2, 100, 100}};
+  bn_rows.dists = {ill};
+  Case bn_cols;
+  bn_cols.op = "batch_norm_train";
+  bn_cols.shapes = {{300, 4, 3}};
+  bn_cols.dists = {ill};
+  for (const Case& k : {gn, in, bn_rows, bn_cols}) {
     SCOPED_TRACE(k.op);
     EXPECT_EQ(run_case(ctx, k, DType::f64), "");
     OpNode node{k.op, {"x"}, "y", k.attrs, 0};
