@@ -2,7 +2,8 @@
 // (without and with a compile-cache hit), throughput over many candidates with parallel
 // compiles, and the coefficient of variation of reported medians across fresh processes (a
 // >= 1 ms kernel and a ~10 us one, candidate and baseline).
-// Environment: KB_BENCH_CANDIDATES (throughput count, default 30), KB_BENCH_REPEATS (default 10).
+// Environment: KB_BENCH_CANDIDATES (throughput count, default 30), KB_BENCH_REPEATS (default 10),
+// KB_BENCH_HOLD_LAUNCH=1 (repeatability with TimingOptions::hold_launch).
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -132,6 +133,7 @@ void repeatability(benchmark::State& state, kb::Protocol protocol, const std::st
       auto o = options("/tmp/kbench-bench-cache");
       o.protocol = protocol;
       o.seeds = 1;
+      o.timing.hold_launch = env_int("KB_BENCH_HOLD_LAUNCH", 0) != 0;
       kb::Evaluator ev(o); // fresh worker processes every time
       const auto r = ev.evaluate(p, src);
       if (r.outcome != kb::Outcome::correct || !r.candidate_time || !r.baseline_time) {

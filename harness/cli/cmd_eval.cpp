@@ -136,6 +136,7 @@ struct EvalArgs {
   std::string db = "results/kbench.db";
   int seeds = 5;
   double time_cap_s = 5.0;
+  bool hold_launch = false;
 };
 
 const kb::cli::CommandRegistrar k_eval(20, [](CLI::App& app, std::function<void(int)> set_exit) {
@@ -165,6 +166,9 @@ const kb::cli::CommandRegistrar k_eval(20, [](CLI::App& app, std::function<void(
                   "Watchdog: times the baseline's time a candidate may take before it is hung")
       ->capture_default_str();
   cmd->add_option("--compile-timeout", args->compile_timeout_s, "nvcc timeout, seconds");
+  cmd->add_flag("--hold-launch", args->hold_launch,
+                "Hold the stream until the call is enqueued, so events time the GPU's work without "
+                "the host's launch path (kbench protocol; docs/evaluation.md)");
   cmd->add_flag("--allow-library-calls", args->allow_library_calls,
                 "Let candidates call cuBLAS/cuDNN (always recorded)");
   cmd->add_option("--speedup-threshold", args->speedup_threshold,
@@ -201,6 +205,7 @@ const kb::cli::CommandRegistrar k_eval(20, [](CLI::App& app, std::function<void(
     opts.speedup_threshold = args->speedup_threshold;
     opts.seeds = args->seeds;
     opts.timing.time_cap_s = args->time_cap_s;
+    opts.timing.hold_launch = args->hold_launch;
     const EvalCeilings ceilings = load_ceilings(args->calibration, args->db, args->gpu);
     opts.ceilings = ceilings.ceilings;
     kb::Evaluator evaluator(opts);

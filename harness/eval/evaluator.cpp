@@ -699,8 +699,8 @@ private:
 
 void Evaluator::Impl::Run::start(const CompileResult& cr) {
   m_impl.await_reference();
-  const auto begun = m_impl.ref_call<eval::RefBegin, eval::RefBegun>(eval::RefBegin{m_problem, m_opts.protocol},
-                                                                     m_opts.start_timeout_s);
+  const auto begun = m_impl.ref_call<eval::RefBegin, eval::RefBegun>(
+      eval::RefBegin{m_problem, m_opts.protocol}, m_opts.start_timeout_s);
   // A spare worker started earlier may still be starting CUDA: the baseline is timed only once
   // it is idle, so nothing else runs on the GPU meanwhile.
   m_cand = std::move(m_impl.spare);
@@ -865,9 +865,15 @@ eval::TimingRecord Evaluator::Impl::Run::time() {
     double rounds_ms = 0.0;
     for (double w : rec.round_wall_ms)
       rounds_ms += w;
-    fmt::print(stderr,
-               "kbench eval trace: timing {:.1f} ms: prepare {:.1f} ms, {} rounds {:.1f} ms\n",
-               m_r.time_s * 1e3, rec.prepare_wall_ms, rec.round_wall_ms.size(), rounds_ms);
+    fmt::print(
+        stderr,
+        "kbench eval trace: timing {:.1f} ms: prepare {:.1f} ms, {} rounds {:.1f} ms, launch "
+        "{}\n",
+        m_r.time_s * 1e3, rec.prepare_wall_ms, rec.round_wall_ms.size(), rounds_ms,
+        rec.ready.launch_held       ? "held"
+        : m_opts.timing.hold_launch ? "not held (the call waited "
+                                      "on the GPU)"
+                                    : "not held");
   }
   return rec;
 }

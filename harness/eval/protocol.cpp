@@ -121,7 +121,7 @@ void to_json(nlohmann::json& j, const TimingOptions& t) {
        {"min_samples", t.min_samples}, {"max_samples", t.max_samples},
        {"time_cap_s", t.time_cap_s},   {"memory_fraction", t.memory_fraction},
        {"max_sets", t.max_sets},       {"judged_samples", t.judged_samples},
-       {"empty_calls", t.empty_calls}};
+       {"empty_calls", t.empty_calls}, {"hold_launch", t.hold_launch}};
 }
 void from_json(const nlohmann::json& j, TimingOptions& t) {
   t.warmup = j.at("warmup").get<int>();
@@ -133,6 +133,7 @@ void from_json(const nlohmann::json& j, TimingOptions& t) {
   t.max_sets = j.at("max_sets").get<int>();
   t.judged_samples = j.at("judged_samples").get<int>();
   t.empty_calls = j.at("empty_calls").get<int>();
+  t.hold_launch = j.value("hold_launch", false);
 }
 
 void to_json(nlohmann::json& j, const ErrorStats& s) {
@@ -240,7 +241,8 @@ KB_FIELDS_JSON(DeviceInfo, name, sm_count, l2_bytes, cc_major, cc_minor)
 KB_FIELDS_JSON(Started, device)
 KB_FIELDS_JSON(Ready, start_s, workspace_bytes, device)
 KB_FIELDS_JSON(CheckDone, index, input_checksums, deterministic, guards_intact)
-KB_FIELDS_JSON(TimeReady, sets, kept_slots, empty_stream_ms, empty_wide_ms, empty_host_ms)
+KB_FIELDS_JSON(TimeReady, sets, kept_slots, launch_held, empty_stream_ms, empty_wide_ms,
+               empty_host_ms)
 KB_FIELDS_JSON(RoundDone, stream_ms, wide_ms, host_ms, guards_intact)
 KB_FIELDS_JSON(Shipped, slot, sample, input_checksums)
 KB_EMPTY_JSON(Finished)

@@ -30,6 +30,11 @@ struct TimingOptions {
   int max_sets = 32;            // at most this many rotating sets
   int judged_samples = 3;       // timed samples whose outputs are judged after the timing
   int empty_calls = 24;         // calls that launch nothing, timed to calibrate the overhead
+  // Holds the timed stream (and the legacy default stream) with a one-thread kernel until the
+  // call has been enqueued, so a sample's events span the GPU's work alone, not the host's launch
+  // path (the microseconds that dominate the spread of ~10 us kernels). Off by default until
+  // measured; falls back to unheld samples when the call waits on the GPU inside it.
+  bool hold_launch = false;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -193,6 +198,7 @@ struct CheckDone {
 struct TimeReady {
   int sets = 0;
   int kept_slots = 0;
+  bool launch_held = false; // hold_launch asked and kept (the warm-up calls never waited on it)
   std::vector<double> empty_stream_ms, empty_wide_ms, empty_host_ms; // the empty calls
 };
 struct RoundDone {

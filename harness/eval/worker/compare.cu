@@ -221,6 +221,34 @@ __global__ void guard_zones_kernel(const void* const* zones, std::size_t words, 
 }
 } // namespace
 
+namespace {
+__device__ __forceinline__ unsigned long long global_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+// Holds its stream until the host writes *release (host memory mapped into the device), or
+// until timeout_ns have passed, which it reports in *timed_out.
+__global__ void hold_kernel(const volatile int* release, unsigned long long timeout_ns,
+                            volatile int* timed_out) {
+  const unsigned long long t0 = global_ns();
+  while (*release == 0) {
+    if (global_ns() - t0 > timeout_ns) {
+      *timed_out = 1;
+      return;
+    }
+    __nanosleep(256);
+  }
+}
+} // namespace
+
+void hold_stream(const volatile int* release, volatile int* timed_out, double timeout_s,
+                 cudaStream_t stream) {
+  hold_kernel<<<1, 1, 0, stream>>>(release, static_cast<unsigned long long>(timeout_s * 1e9),
+                                   timed_out);
+  KB_CUDA_CHECK(cudaGetLastError());
+}
+
 void check_guard_zones(const void* const* zones, int n, unsigned char pattern, int* flag,
                        cudaStream_t stream) {
   const uint32_t word = 0x01010101u * pattern;

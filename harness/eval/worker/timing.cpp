@@ -3,6 +3,7 @@
 // device-wide synchronisation; empty calls calibrate the overhead between the two; outputs of
 // randomly chosen samples are kept for judging. One code path for candidate and baseline.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -14,6 +15,9 @@ namespace kb::worker {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// How long a launch hold waits for the host before it lets the stream go on its own.
+constexpr double k_hold_timeout_s = 0.05;
 
 // Timing errors during a call are the caller's to attribute: they surface as CudaError.
 float elapsed_ms(cudaEvent_t a, cudaEvent_t b) {
@@ -42,6 +46,18 @@ SampleTimer::SampleTimer(const Problem& p, const eval::TimePrepare& prep, cudaSt
   KB_CUDA_CHECK(cudaEventCreate(&m_start));
   KB_CUDA_CHECK(cudaEventCreate(&m_stop));
   KB_CUDA_CHECK(cudaEventCreate(&m_stop_wide));
+  // KernelBench times its own way (the host's launch path included); kbench may hold the launch.
+  m_hold = opts.hold_launch && !m_kernelbench;
+  if (m_hold) {
+    KB_CUDA_CHECK(cudaEventCreateWithFlags(&m_held, cudaEventDisableTiming));
+    void* host = nullptr;
+    KB_CUDA_CHECK(cudaHostAlloc(&host, 2 * sizeof(int), cudaHostAllocMapped));
+    m_flags = static_cast<volatile int*>(host);
+    m_flags[0] = m_flags[1] = 0;
+    void* dev = nullptr;
+    KB_CUDA_CHECK(cudaHostGetDevicePointer(&dev, host, 0));
+    m_flags_dev = static_cast<volatile int*>(dev);
+  }
 
   // Kept slots first (they are what makes skipping samples detectable), then the rotating sets
   // from what is left of the memory share.
@@ -97,9 +113,15 @@ SampleTimer::SampleTimer(const Problem& p, const eval::TimePrepare& prep, cudaSt
   for (int i = 0; i < warmup; ++i) {
     if (m_hooks.before_call)
       m_hooks.before_call(m_stream);
+    hold();
     m_call(m_in[0].tensors, m_out[0].tensors, m_stream);
+    // A call that waits on the GPU inside it (against the ABI) would wait for the hold: it ran
+    // into the timeout, and every sample is timed without the hold instead.
+    if (release())
+      m_hold = false;
     KB_CUDA_CHECK(cudaDeviceSynchronize());
   }
+  m_ready.launch_held = m_hold;
   // Empty calls: the same sample with nothing called, so the host clock's overhead over the
   // events (launch latency, synchronisation) is measured in this process, now.
   for (int i = 0; i < opts.empty_calls; ++i) {
@@ -110,7 +132,34 @@ SampleTimer::SampleTimer(const Problem& p, const eval::TimePrepare& prep, cudaSt
   }
 }
 
+void SampleTimer::hold() {
+  if (!m_hold)
+    return;
+  m_flags[0] = 0;
+  m_flags[1] = 0;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  hold_stream(m_flags_dev, m_flags_dev + 1, k_hold_timeout_s, m_stream);
+  // The legacy default stream waits for the hold too, and with it every blocking stream
+  // (cudaStreamPerThread): work a call puts there cannot run, unseen, while the timed stream is
+  // held.
+  KB_CUDA_CHECK(cudaEventRecord(m_held, m_stream));
+  KB_CUDA_CHECK(cudaStreamWaitEvent(cudaStreamLegacy, m_held, 0));
+}
+
+bool SampleTimer::release() {
+  if (!m_hold)
+    return false;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  m_flags[0] = 1;
+  KB_CUDA_CHECK(cudaDeviceSynchronize());
+  return m_flags[1] != 0;
+}
+
 SampleTimer::~SampleTimer() {
+  if (m_flags)
+    cudaFreeHost(const_cast<int*>(m_flags));
+  if (m_held)
+    cudaEventDestroy(m_held);
   if (m_start)
     cudaEventDestroy(m_start);
   if (m_stop)
@@ -129,6 +178,7 @@ SampleTimer::Sample SampleTimer::one(int set, bool empty, const char* what) {
                                 m_flush.size(), m_stream));
   KB_CUDA_CHECK(cudaDeviceSynchronize());
   Sample s;
+  hold();
   const auto h0 = Clock::now();
   KB_CUDA_CHECK(cudaEventRecord(m_start, m_stream));
   if (!empty)
@@ -138,6 +188,10 @@ SampleTimer::Sample SampleTimer::one(int set, bool empty, const char* what) {
   // stream (cudaStreamPerThread among them): the wide span covers work the call put there. The
   // device-wide synchronisation ends the host span after work on any stream.
   KB_CUDA_CHECK(cudaEventRecord(m_stop_wide, cudaStreamLegacy));
+  if (m_hold) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    m_flags[0] = 1; // everything is enqueued: let the GPU run it
+  }
   const cudaError_t e = cudaDeviceSynchronize();
   const auto h1 = Clock::now();
   if (e != cudaSuccess)

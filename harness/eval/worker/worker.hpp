@@ -193,6 +193,12 @@ private:
   gpu::DeviceBuffer m_flush;
   GuardWatch m_guards;
   cudaEvent_t m_start = nullptr, m_stop = nullptr, m_stop_wide = nullptr;
+  // Launch hold (TimingOptions::hold_launch): the stream is held until the call has been
+  // enqueued, so the events time the GPU's work and not the host's launch path.
+  bool m_hold = false;
+  cudaEvent_t m_held = nullptr;
+  volatile int* m_flags = nullptr; // [0] release, [1] timed out: mapped host memory
+  volatile int* m_flags_dev = nullptr;
   TensorSet m_discard; // where a sample's outputs go when no slot keeps them
   eval::TimeReady m_ready;
   int64_t m_next_sample = 0;
@@ -202,6 +208,10 @@ private:
     double stream_ms = 0.0, wide_ms = 0.0, host_ms = 0.0;
   };
   Sample one(int set, bool empty, const char* what);
+  // Queues the launch hold (nothing unless m_hold) / lets it go and waits for the device: true
+  // when the hold had timed out before the release.
+  void hold();
+  bool release();
   void keep(int set, int64_t sample);
 
 public:
@@ -223,6 +233,11 @@ void check_guard_zone(const void* p, std::size_t bytes, unsigned char pattern, i
 // Queues one check of `n` zones of k_guard_bytes each, their addresses in device memory.
 void check_guard_zones(const void* const* zones, int n, unsigned char pattern, int* flag,
                        cudaStream_t stream);
+
+// Queues a one-thread kernel that holds `stream` until the host sets *release to non-zero, or
+// `timeout_s` passed (then *timed_out is set). Both flags are host memory mapped into the device.
+void hold_stream(const volatile int* release, volatile int* timed_out, double timeout_s,
+                 cudaStream_t stream);
 
 // kb_dtype code of a dtype (the ABI uses the same numbering as kb::DType).
 int32_t abi_dtype(DType t);

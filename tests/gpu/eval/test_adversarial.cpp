@@ -138,8 +138,9 @@ protected:
     return ev.evaluate(problem(stem), src);
   }
   static void expect_no_free_speedup(const std::string& stem, const std::string& kernel, int mode,
-                                     bool flagged) {
+                                     bool flagged, bool hold_launch = false) {
     auto o = options();
+    o.timing.hold_launch = hold_launch;
     o.timing.time_cap_s = 2.0;
     o.timing.min_samples = 30;
     kb::Evaluator ev(o);
@@ -173,6 +174,36 @@ TEST_F(StreamEscapeTest, HalfTheWorkElsewhere) {
 
 TEST_F(StreamEscapeTest, ComputeBoundMatmulOnThePerThreadStream) {
   expect_no_free_speedup("matmul_2048", "adversarial/stream_escape_matmul.cu", 1, true);
+}
+
+// The launch hold must not open a window in which work on another stream runs unseen.
+TEST_F(StreamEscapeTest, HeldLaunchPerThreadStream) {
+  expect_no_free_speedup("softmax_wide", "adversarial/stream_escape.cu", 1, true, true);
+}
+
+TEST_F(StreamEscapeTest, HeldLaunchLegacyDefaultStream) {
+  expect_no_free_speedup("softmax_wide", "adversarial/stream_escape.cu", 2, true, true);
+}
+
+TEST_F(StreamEscapeTest, HeldLaunchHalfTheWorkElsewhere) {
+  expect_no_free_speedup("softmax_wide", "adversarial/stream_escape.cu", 3, false, true);
+}
+
+TEST_F(EvalGpuTest, HeldLaunchTimesTheKernelNotTheHostsLaunchPath) {
+  // The same ~10 us kernel with and without the hold: held samples drop the host's launch path,
+  // so they are never slower, and both are correct.
+  auto plain = options();
+  auto held = options();
+  held.timing.hold_launch = true;
+  kb::Evaluator a(plain), b(held);
+  const auto src = kb::read_file(k_data + "/ok/relu.cu");
+  const auto ra = a.evaluate(problem("relu_small"), src);
+  const auto rb = b.evaluate(problem("relu_small"), src);
+  ASSERT_EQ(ra.outcome, kb::Outcome::correct) << why(ra);
+  ASSERT_EQ(rb.outcome, kb::Outcome::correct) << why(rb);
+  EXPECT_LE(rb.candidate_time->median_ms, ra.candidate_time->median_ms * 1.02);
+  EXPECT_FALSE(rb.flags & kb::flag_off_stream);
+  EXPECT_FALSE(rb.flags & kb::flag_unverified_time);
 }
 
 // --- What the ABI promises ---------------------------------------------------------------------
