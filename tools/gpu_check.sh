@@ -75,6 +75,12 @@ if [ -x "$bin/bench_eval" ]; then
     step bench_eval 240 "$bin/bench_eval" --benchmark_out="$out/bench_eval.json" \
     --benchmark_out_format=json
   grep -E "BM_|----" "$out/bench_eval.log" >>"$summary"
+  # The same repeatability with the launch hold (TimingOptions::hold_launch), for comparison.
+  KB_BENCH_HOLD_LAUNCH=1 KB_BENCH_REPEATS=${KB_BENCH_REPEATS:-10} \
+    step bench_eval_hold 180 "$bin/bench_eval" --benchmark_filter=Repeatability \
+    --benchmark_out="$out/bench_eval_hold.json" --benchmark_out_format=json
+  note "repeatability with the launch hold:"
+  grep -E "BM_|----" "$out/bench_eval_hold.log" >>"$summary"
 fi
 note "overall: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
 exit $status
