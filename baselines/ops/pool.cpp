@@ -223,7 +223,8 @@ int64_t adaptive_end(int64_t i, int64_t out, int64_t in) {
 }
 
 AdaptiveGeometry adaptive_geometry(const Attrs& at, const Shape& x, std::size_t sd) {
-  const auto size = spatial_ints(at, "output_size", sd, {});
+  // Unlike the fixed-window pools, PyTorch's adaptive pools take no one-entry list for 2-D/3-D.
+  const auto size = attr_ints(at, "output_size", sd, {});
   require_at_least(size, 1, "output_size");
   AdaptiveGeometry g;
   g.n = x[0];

@@ -188,8 +188,11 @@ TEST(OpsConvPoolAttributes, OneEntryListsActLikeInts) {
             (Shape{1, 1, 5, 5, 5}));
   EXPECT_EQ(shape_of("max_pool3d", {{"kernel_size", ints({2})}}, {spec({1, 1, 4, 6, 8})}),
             (Shape{1, 1, 2, 3, 4}));
-  EXPECT_EQ(shape_of("adaptive_avg_pool2d", {{"output_size", ints({1})}}, {spec({2, 3, 7, 7})}),
-            (Shape{2, 3, 1, 1}));
+  // Except adaptive pools, whose output_size PyTorch takes as an int or one entry per dim.
+  EXPECT_EQ(infer_error("adaptive_avg_pool2d", {{"output_size", ints({1})}}, {spec({2, 3, 7, 7})}),
+            "adaptive_avg_pool2d: attribute 'output_size' must have 2 entries, has 1");
+  EXPECT_EQ(shape_of("adaptive_max_pool1d", {{"output_size", ints({3})}}, {spec({2, 3, 7})}),
+            (Shape{2, 3, 3}));
   // An empty stride list is the kernel size, as F.max_pool2d(x, 2, stride=[]) is.
   EXPECT_EQ(
       shape_of("avg_pool2d", {{"kernel_size", i(2)}, {"stride", ints({})}}, {spec({1, 1, 6, 6})}),
@@ -385,8 +388,7 @@ TEST(OpsAdaptivePool, ShapesAndErrors) {
             "adaptive_avg_pool2d: output_size must be >= 1, got 0");
   EXPECT_EQ(
       infer_error("adaptive_max_pool3d", {{"output_size", ints({1, 1})}}, {spec({1, 1, 4, 4, 4})}),
-      "adaptive_max_pool3d: attribute 'output_size' must be an integer or a list of 1 or 3 "
-      "integers, has 2 entries");
+      "adaptive_max_pool3d: attribute 'output_size' must have 3 entries, has 2");
   EXPECT_EQ(infer_error("adaptive_avg_pool1d", {{"output_size", i(2)}}, {spec({4, 4})}),
             "adaptive_avg_pool1d: x must have rank 3, got 2 [4, 4]");
   EXPECT_THAT(infer_error("adaptive_avg_pool1d", {{"output_size", i(int64_t{1} << 40)}},
