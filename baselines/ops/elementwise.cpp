@@ -1,5 +1,7 @@
-// Element-wise ops: activations, broadcasting arithmetic (add, sub, mul, div) and clamp.
+// Element-wise ops: activations and other one-input maps, broadcasting arithmetic (add, sub, mul,
+// div, pow, minimum, maximum; a bool mask may stand for either operand) and clamp.
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 #include "ops_internal.hpp"
@@ -139,6 +141,35 @@ std::vector<Activation> activations() {
        {},
        [](double x, const Attrs&) { return std::sqrt(x); },
        [](const Attrs&, const std::string& x) { return "torch.sqrt(" + x + ")"; }},
+      {"relu6",
+       {},
+       [](double x, const Attrs&) { return std::isnan(x) ? x : relu6(x); },
+       [](const Attrs&, const std::string& x) { return "F.relu6(" + x + ")"; }},
+      // (x > 0) - (x < 0), so NaN gives 0 as PyTorch's sign does.
+      {"sign",
+       {},
+       [](double x, const Attrs&) { return static_cast<double>((x > 0.0) - (x < 0.0)); },
+       [](const Attrs&, const std::string& x) { return "torch.sign(" + x + ")"; }},
+      {"log2",
+       {},
+       [](double x, const Attrs&) { return std::log2(x); },
+       [](const Attrs&, const std::string& x) { return "torch.log2(" + x + ")"; }},
+      {"neg",
+       {},
+       [](double x, const Attrs&) { return -x; },
+       [](const Attrs&, const std::string& x) { return "torch.neg(" + x + ")"; }},
+      {"reciprocal",
+       {},
+       [](double x, const Attrs&) { return 1.0 / x; },
+       [](const Attrs&, const std::string& x) { return "torch.reciprocal(" + x + ")"; }},
+      {"square",
+       {},
+       [](double x, const Attrs&) { return x * x; },
+       [](const Attrs&, const std::string& x) { return "torch.square(" + x + ")"; }},
+      {"rsqrt",
+       {},
+       [](double x, const Attrs&) { return 1.0 / std::sqrt(x); },
+       [](const Attrs&, const std::string& x) { return "torch.rsqrt(" + x + ")"; }},
   };
 }
 
@@ -186,10 +217,10 @@ OpDef activation_def(const Activation& act) {
 
 // ----- arithmetic ---------------------------------------------------------------------------
 
-ValueSpec arith_infer(const Attrs& at, std::span<const ValueSpec> in) {
+ValueSpec arith_infer(bool mask_allowed, const Attrs& at, std::span<const ValueSpec> in) {
   static constexpr const char* k_names[] = {"a", "b"};
-  require_floating(in[0], "a");
   if (in.size() == 1) {
+    require_floating(in[0], "a");
     if (!at.contains("scalar"))
       fail("with one input the attribute 'scalar' is required");
     attr_double(at, "scalar");
@@ -197,13 +228,32 @@ ValueSpec arith_infer(const Attrs& at, std::span<const ValueSpec> in) {
   }
   if (at.contains("scalar"))
     fail("attribute 'scalar' is only allowed with one input, got 2");
+  const Shape out = broadcast_shapes(in[0].shape, in[1].shape);
+  // A bool operand (a mask) takes the other operand's floating dtype, as PyTorch promotes it.
+  const bool a_mask = in[0].dtype == DType::b8, b_mask = in[1].dtype == DType::b8;
+  if (a_mask && b_mask)
+    fail("a and b are both bool; one must have a floating dtype");
+  if ((a_mask || b_mask) && !mask_allowed)
+    fail("{} is bool, which this op does not take (PyTorch refuses it too)", a_mask ? "a" : "b");
+  if (a_mask || b_mask) {
+    require_floating(in[a_mask ? 1 : 0], a_mask ? "b" : "a");
+    return {out, in[a_mask ? 1 : 0].dtype};
+  }
+  require_floating(in[0], "a");
   require_same_dtype(in, k_names);
-  return {broadcast_shapes(in[0].shape, in[1].shape), in[0].dtype};
+  return {out, in[0].dtype};
 }
 
-OpDef arith_def(const char* name, const char* symbol, double (*fn)(double, double)) {
-  OpDef d = make_op(name, 1, 2, {"scalar"});
-  d.infer = arith_infer;
+OpDef arith_def(const char* name, const char* symbol, double (*fn)(double, double),
+                int min_inputs = 1) {
+  OpDef d =
+      make_op(name, min_inputs, 2,
+              min_inputs == 1 ? std::vector<std::string>{"scalar"} : std::vector<std::string>{});
+  // PyTorch subtracts no bool tensor; every other arithmetic op promotes a bool mask.
+  d.infer = [mask_allowed = std::string_view(name) != "sub"](const Attrs& at,
+                                                             std::span<const ValueSpec> in) {
+    return arith_infer(mask_allowed, at, in);
+  };
   d.cost = elementwise_cost;
   d.cpu = [fn](const Attrs& at, std::span<const HostTensor> in, HostTensor& out) {
     if (in.size() == 1) {
@@ -218,11 +268,22 @@ OpDef arith_def(const char* name, const char* symbol, double (*fn)(double, doubl
                        });
   };
   d.torch = [symbol](const Attrs& at, std::span<const std::string> n) {
-    if (n.size() == 1)
-      return fmt::format("{} {} {}", n[0], symbol, attr_to_python(attr_double(at, "scalar")));
-    return fmt::format("{} {} {}", n[0], symbol, n[1]);
+    const std::string b =
+        n.size() == 1 ? attr_to_python(attr_double(at, "scalar")) : std::string(n[1]);
+    // A symbol renders as an infix operator, a name as a call of that torch function.
+    if (std::string_view(symbol).find_first_of("+-*/") == 0)
+      return fmt::format("{} {} {}", n[0], symbol, b);
+    return fmt::format("torch.{}({}, {})", symbol, n[0], b);
   };
   return d;
+}
+
+// NaN in either operand gives NaN, as torch.minimum / torch.maximum.
+double minimum(double a, double b) {
+  return std::isnan(a) || std::isnan(b) ? std::numeric_limits<double>::quiet_NaN() : std::min(a, b);
+}
+double maximum(double a, double b) {
+  return std::isnan(a) || std::isnan(b) ? std::numeric_limits<double>::quiet_NaN() : std::max(a, b);
 }
 
 } // namespace
@@ -235,6 +296,9 @@ void add_elementwise_ops(std::vector<OpDef>& ops) {
   ops.push_back(arith_def("sub", "-", [](double a, double b) { return a - b; }));
   ops.push_back(arith_def("mul", "*", [](double a, double b) { return a * b; }));
   ops.push_back(arith_def("div", "/", [](double a, double b) { return a / b; }));
+  ops.push_back(arith_def("pow", "pow", [](double a, double b) { return std::pow(a, b); }));
+  ops.push_back(arith_def("minimum", "minimum", minimum, 2));
+  ops.push_back(arith_def("maximum", "maximum", maximum, 2));
 
   OpDef clamp = make_op("clamp", 1, 1, {"min", "max"});
   clamp.infer = [](const Attrs& at, std::span<const ValueSpec> in) {

@@ -1,4 +1,5 @@
-// Reductions and scans: sum, mean, max, min, argmax, argmin, softmax, log_softmax, cumsum.
+// Reductions and scans: sum, mean, max, min, prod, logsumexp, argmax, argmin, softmax,
+// log_softmax, cumsum, cumprod.
 #include <cmath>
 #include <limits>
 
@@ -86,6 +87,68 @@ OpDef reduce_def(const char* name, const char* torch_fn, ReduceKind kind) {
   return d;
 }
 
+// ----- prod, logsumexp ----------------------------------------------------------------------
+
+// torch.prod reduces one dim (an int, not a list).
+OpDef prod_def() {
+  OpDef d = make_op("prod", 1, 1, {"dim", "keepdim"}, {"dim"});
+  d.infer = [](const Attrs& at, std::span<const ValueSpec> in) {
+    require_floating(in[0], "x");
+    const int64_t dim =
+        normalize_dim(attr_int(at, "dim"), static_cast<int64_t>(in[0].shape.size()), "dim");
+    return ValueSpec{reduced_shape(in[0].shape, {dim}, attr_bool(at, "keepdim", false)),
+                     in[0].dtype};
+  };
+  d.cost = per_input_cost;
+  d.cpu = [](const Attrs& at, std::span<const HostTensor> in, HostTensor& out) {
+    const int64_t dim =
+        normalize_dim(attr_int(at, "dim"), static_cast<int64_t>(in[0].shape.size()), "dim");
+    const auto map = reduce_index_map(in[0].shape, {dim});
+    std::fill(out.data.begin(), out.data.end(), 1.0);
+    for (int64_t i = 0; i < in[0].size(); ++i)
+      out.data[map[i]] *= in[0].data[i];
+  };
+  d.torch = [](const Attrs& at, std::span<const std::string> n) {
+    return fmt::format("torch.prod({}, dim={}{})", n[0], attr_int(at, "dim"), keepdim_kw(at));
+  };
+  return d;
+}
+
+// log(sum(exp(x))) over `dim`, stably: the maximum m is subtracted before exp and added back, so
+// no exp overflows; an all -inf slice gives -inf, a +inf gives +inf, a NaN gives NaN.
+void logsumexp_cpu(const Attrs& at, std::span<const HostTensor> in, HostTensor& out) {
+  const auto dims = reduce_dims(at, in[0].shape);
+  const auto map = reduce_index_map(in[0].shape, dims);
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> mx(out.data.size(), -inf);
+  std::vector<bool> nan(out.data.size(), false);
+  for (int64_t i = 0; i < in[0].size(); ++i) {
+    const double v = in[0].data[i];
+    nan[map[i]] = nan[map[i]] || std::isnan(v);
+    mx[map[i]] = std::max(mx[map[i]], v);
+  }
+  std::vector<double> sum(out.data.size(), 0.0);
+  for (int64_t i = 0; i < in[0].size(); ++i)
+    if (std::isfinite(mx[map[i]]))
+      sum[map[i]] += std::exp(in[0].data[i] - mx[map[i]]);
+  for (std::size_t o = 0; o < out.data.size(); ++o)
+    out.data[o] = nan[o]                 ? std::numeric_limits<double>::quiet_NaN()
+                  : std::isfinite(mx[o]) ? mx[o] + std::log(sum[o])
+                                         : mx[o];
+}
+
+OpDef logsumexp_def() {
+  OpDef d = make_op("logsumexp", 1, 1, {"dim", "keepdim"}, {"dim"});
+  d.infer = reduce_infer;
+  d.cost = per_input_cost;
+  d.cpu = logsumexp_cpu;
+  d.torch = [](const Attrs& at, std::span<const std::string> n) {
+    return fmt::format("torch.logsumexp({}, dim={}{})", n[0], attr_to_python(attr_value(at, "dim")),
+                       keepdim_kw(at));
+  };
+  return d;
+}
+
 // ----- argmax, argmin -----------------------------------------------------------------------
 
 ValueSpec arg_infer(const Attrs& at, std::span<const ValueSpec> in) {
@@ -136,7 +199,7 @@ ValueSpec along_dim_infer(const Attrs& at, std::span<const ValueSpec> in) {
   return in[0];
 }
 
-enum class ScanKind { softmax, log_softmax, cumsum };
+enum class ScanKind { softmax, log_softmax, cumsum, cumprod };
 
 void along_dim_cpu(ScanKind kind, const Attrs& at, std::span<const HostTensor> in,
                    HostTensor& out) {
@@ -152,6 +215,12 @@ void along_dim_cpu(ScanKind kind, const Attrs& at, std::span<const HostTensor> i
         double acc = 0.0;
         for (int64_t k = 0; k < ax.extent; ++k)
           q[k * ax.inner] = acc += p[k * ax.inner];
+        continue;
+      }
+      if (kind == ScanKind::cumprod) {
+        double acc = 1.0;
+        for (int64_t k = 0; k < ax.extent; ++k)
+          q[k * ax.inner] = acc *= p[k * ax.inner];
         continue;
       }
       // Subtracting the maximum keeps exp from overflowing.
@@ -178,7 +247,7 @@ OpDef along_dim_def(const char* name, ScanKind kind) {
   d.torch = [name](const Attrs& at, std::span<const std::string> n) {
     return fmt::format("torch.{}({}, dim={})", name, n[0], attr_int(at, "dim"));
   };
-  d.cancellation_sensitive = true;
+  d.cancellation_sensitive = kind != ScanKind::cumprod;
   return d;
 }
 
@@ -189,11 +258,14 @@ void add_reduce_ops(std::vector<OpDef>& ops) {
   ops.push_back(reduce_def("mean", "torch.mean", ReduceKind::mean));
   ops.push_back(reduce_def("max", "torch.amax", ReduceKind::max));
   ops.push_back(reduce_def("min", "torch.amin", ReduceKind::min));
+  ops.push_back(prod_def());
+  ops.push_back(logsumexp_def());
   ops.push_back(arg_def("argmax", true));
   ops.push_back(arg_def("argmin", false));
   ops.push_back(along_dim_def("softmax", ScanKind::softmax));
   ops.push_back(along_dim_def("log_softmax", ScanKind::log_softmax));
   ops.push_back(along_dim_def("cumsum", ScanKind::cumsum));
+  ops.push_back(along_dim_def("cumprod", ScanKind::cumprod));
 }
 
 } // namespace kb::ops
