@@ -155,7 +155,20 @@ const kb::cli::CommandRegistrar k_store_commands(300, [](CLI::App& app,
                    "{} LLM calls, {} external baselines\n",
                    in, m.runs_copied, m.runs_skipped, m.candidates, m.evaluations, m.llm_calls,
                    m.external_baselines);
+        if (m.shards_merged > 0 || m.evaluations_filled > 0)
+          fmt::print(
+              "  {} suite shard(s) joined into their suite's run, {} evaluations filled in\n",
+              m.shards_merged, m.evaluations_filled);
+        for (const auto& note : m.notes)
+          fmt::print("  {}\n", note);
       }
+      // Suites split into shards (docs/scale.md): what each holds and lacks.
+      for (const auto& st : dst.suites())
+        fmt::print(
+            "suite {}: run {} ({}) holds {} of {} shards{}{}\n", st.suite, st.run_id, st.status,
+            st.merged.size(), st.count,
+            st.missing.empty() ? "" : fmt::format("; missing {}", fmt::join(st.missing, ",")),
+            st.unfinished.empty() ? "" : fmt::format("; {} not completed", st.unfinished.size()));
       std::string check = dst.integrity_check();
       if (check != "ok") {
         fmt::print(stderr, "kbench: error: {}: integrity check failed: {}\n", *out, check);

@@ -252,6 +252,23 @@ struct MergeSummary {
   int64_t evaluations = 0;
   int64_t llm_calls = 0;
   int64_t external_baselines = 0;
+  // Shards of a suite (runs whose configuration names a suite and a shard) are not copied as
+  // runs of their own: each is folded into its suite's one run (docs/scale.md).
+  int64_t shards_merged = 0;
+  // Evaluations copied into a run present on both sides (same uuid) for its candidates that had
+  // none here: copies of one database evaluated slice by slice (`kbench evaluate --slice`).
+  int64_t evaluations_filled = 0;
+  std::vector<std::string> notes; // shards left out and why, runs filled in, GPU models mixed
+};
+
+// A suite run: which of its shards it holds, which it lacks, and those merged unfinished.
+struct SuiteState {
+  int64_t run_id = 0;
+  std::string suite;  // the suite id
+  std::string status; // the run's: "completed" only when every shard is in and completed
+  int count = 0;      // shards of the suite
+  std::vector<int> merged, missing;
+  std::vector<std::pair<int, std::string>> unfinished; // (shard, status) merged but not completed
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -383,7 +400,22 @@ public:
   // evaluations, LLM calls, baseline timings and calibration, plus problems, models and external
   // baselines, in one transaction. Copied runs keep their uuid and get origin
   // "<other_path>#<run id there>". Throws kb::Error naming other_path when it cannot be read.
+  // A shard of a suite is folded into that suite's run here (created on its first shard, with a
+  // fresh uuid and origin "suite <id>"): its rows join the suite run, one baseline per problem;
+  // the suite run's configuration lists every shard merged (configuration key "suite":
+  // "shards"), and its status, shard label ("" when every shard is in) and times follow from
+  // them. A shard already merged, a second run of a merged shard, or a shard of another
+  // configuration (suite fingerprint or shard count) is left out with a note. A run present on
+  // both sides gets the evaluations it lacks (candidates matched in order; left alone with a note
+  // when the two copies hold other candidates).
   MergeSummary merge_from(const std::string& other_path);
+  // The suite runs of this database (made by merge_from from shards), in run order.
+  std::vector<SuiteState> suites();
+  // Writes a consistent copy of this database (even while another process writes it) to `to`:
+  // a single file (no -wal), made beside `to` under a temporary name, flushed and renamed over
+  // it, so readers of `to` see the old copy or the new one, never a part. Works on a read-only
+  // connection. Throws kb::Error naming the file that cannot be written.
+  void snapshot_to(const std::string& to);
 
   struct Impl; // internal
 
