@@ -64,6 +64,9 @@ const kb::cli::CommandRegistrar k_report_commands(310, [](CLI::App& app,
                     "Hold correct kernels faster than this speedup for review")
         ->capture_default_str()
         ->check(positive_number());
+    cmd->add_flag("--percent", opts->speedup_percent,
+                  "Show speedups as % of the reference's speed (484% = 4.84x), as the seed "
+                  "article's table does (text formats; CSV and JSON keep ratios)");
     auto table = std::make_shared<std::string>("leaderboard");
     cmd->add_option("--table", *table,
                     "CSV only: the table to write (leaderboard, paper, trajectories, review), or "

@@ -363,7 +363,7 @@ details summary{cursor:pointer;margin:.5em 0}
     out += html_table(key, "leaderboard") +
            "<details><summary>All leaderboard columns</summary>\n" +
            html_table(leaderboard_table(r, cell), "leaderboard-full") + "</details>\n";
-  out += "<p class=\"note\">" + html_escape(speedup_legend()) + "</p>\n";
+  out += "<p class=\"note\">" + html_escape(speedup_legend(r)) + "</p>\n";
   out += "<h2>fast_p per model</h2>\n" + fast_p_chart(r);
   out += "<h2>Score against cost</h2>\n" + cost_chart(r);
   out += "<h2>Speedup per problem</h2>\n" + speedup_chart(r);

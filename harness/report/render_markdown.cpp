@@ -22,7 +22,7 @@ std::string render_markdown(const Report& r) {
   for (const auto& n : r.notes)
     out += "\n> " + md_cell(n) + "\n";
   out += section("Leaderboard", leaderboard_table(r, cell), "No models with candidates.");
-  out += "\n" + speedup_legend() + "\n";
+  out += "\n" + speedup_legend(r) + "\n";
   out += section("Best correct kernel per problem (speedup = reference time / kernel time)",
                  paper_table(r, cell), "No problems with candidates.");
   out += section("Search trajectories", trajectory_table(r, cell), "No searches.");

@@ -26,7 +26,7 @@ std::string render_terminal(const Report& r) {
                  paper_table(r, cell), "no problems with candidates");
   if (!r.review.empty())
     out += section("Held for review (not ranked)", review_table(r, cell), "");
-  out += "\n" + speedup_legend() + "\n";
+  out += "\n" + speedup_legend(r) + "\n";
   return out;
 }
 

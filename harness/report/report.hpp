@@ -53,6 +53,9 @@ struct ReportOptions {
   double review_speedup = 10.0;
   std::vector<int64_t> pass_k{1, 5, 10};
   std::vector<double> fast_p_thresholds{0.0, 0.5, 0.8, 1.0, 1.5, 2.0};
+  // Text formats show speedups as a percentage of the reference's speed ("484%" = 4.84x), the
+  // way the seed article's table does; CSV and JSON always give the plain ratio.
+  bool speedup_percent = false;
 };
 
 // Speedups are reference time / kernel time: 2.0 means the kernel takes half the reference's

@@ -145,7 +145,10 @@ Table leaderboard_table(const Report& r, const CellFn& cell, TableStyle style) {
     return !v ? missing : raw ? fmt::format("{:.4f}", *v) : pct(*v);
   };
   auto speed = [&](const std::optional<double>& v) {
-    return !v ? missing : raw ? fmt::format("{:.3f}", *v) : fmt::format("{:.3f}x", *v);
+    return !v                          ? missing
+           : raw                       ? fmt::format("{:.3f}", *v)
+           : r.options.speedup_percent ? fmt::format("{:.0f}%", 100.0 * *v)
+                                       : fmt::format("{:.3f}x", *v);
   };
   // Key columns: who, how many problems, how many solved, how fast, how often right, what it cost.
   std::vector<double> fast_cols = r.options.fast_p_thresholds;
@@ -216,7 +219,10 @@ Table leaderboard_table(const Report& r, const CellFn& cell, TableStyle style) {
 Table paper_table(const Report& r, const CellFn& cell, TableStyle style) {
   const std::string missing = style.raw ? "" : "-";
   auto speed = [&](const std::optional<double>& v) {
-    return !v ? missing : style.raw ? fmt::format("{:.4g}", *v) : fmt::format("{:.3g}x", *v);
+    return !v                          ? missing
+           : style.raw                 ? fmt::format("{:.4g}", *v)
+           : r.options.speedup_percent ? fmt::format("{:.0f}%", 100.0 * *v)
+                                       : fmt::format("{:.3g}x", *v);
   };
   auto time = [&](const std::optional<double>& v) { return v ? ms(v) : missing; };
   Table t{{"level", "problem", "model", "outcome", "kernel_ms", "baseline_ms", "speedup",
@@ -280,7 +286,14 @@ std::string run_description(const RunSummary& run, std::string_view sep) {
   return out;
 }
 
-std::string speedup_legend() {
+std::string speedup_legend(const Report& r) {
+  if (r.options.speedup_percent)
+    return "Speedups are shown as % of the reference's speed (reference time / kernel time x "
+           "100): 200% takes half the reference's time, 50% twice as long, as in the seed "
+           "article's table. geomean, vs_eager, vs_compile: geometric mean over problems of the "
+           "best correct kernel's speedup against cuBLAS/cuDNN, PyTorch eager and torch.compile. "
+           "fast_p: share of problems whose best correct kernel has speedup > p. Kernels held for "
+           "review are not ranked.";
   return "Speedup = reference time / kernel time: 2x takes half the reference's time, 0.5x "
          "twice as long. geomean, vs_eager, vs_compile: geometric mean over problems of the best "
          "correct kernel's speedup against cuBLAS/cuDNN, PyTorch eager and torch.compile. "

@@ -45,7 +45,7 @@ std::string compare_summary(const CompareResult& r);
 // "run 1: <GPU><sep>kbench <version><sep>protocol <p><sep><status>", with unknown parts named.
 std::string run_description(const RunSummary& run, std::string_view sep);
 // What speedup, geomean and fast_p mean, one paragraph.
-std::string speedup_legend();
+std::string speedup_legend(const Report& r);
 // True when a table has no data rows.
 inline bool no_rows(const Table& t) {
   return t.size() < 2;

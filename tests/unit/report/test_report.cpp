@@ -281,6 +281,23 @@ TEST_F(ReportFixture, RunsUnderTwoProtocolsAreNeverCombined) {
       EXPECT_EQ(p.protocol, kb::Protocol::kernelbench);
 }
 
+TEST_F(ReportFixture, SpeedupsAsPercentOfTheReferenceLikeTheArticle) {
+  ReportOptions o;
+  o.pass_k = {1, 2};
+  o.speedup_percent = true;
+  const Report p = build_report(*m_store, o);
+  const std::string md = render(p, Format::markdown);
+  // kevin's matmul: 2.0 / 1.6 = 1.25x against cuBLAS, 2.66 / 1.6 against eager.
+  EXPECT_NE(md.find("| 1.6 | 2 | 125% | 166% | 167% |"), std::string::npos) << md;
+  EXPECT_NE(md.find("% of the reference's speed"), std::string::npos);
+  EXPECT_EQ(md.find("1.25x"), std::string::npos);
+  // Machine-readable formats keep the ratio.
+  const auto j = nlohmann::json::parse(render(p, Format::json));
+  for (const auto& row : j["paper"])
+    if (row["problem_id"] == "l1/matmul" && row["model"] == "vllm/kevin")
+      EXPECT_NEAR(row["speedup"].get<double>(), 1.25, 1e-12);
+}
+
 TEST_F(ReportFixture, FlaggedKernelIsNeverRankedFirst) {
   const PaperRow* ln = nullptr;
   for (const auto& p : m_report.paper)
