@@ -457,7 +457,7 @@ void op_adaptive_pool(Context& ctx, const OpNode& node, std::span<const DeviceTe
   AdaptiveParams p{{1, 1, 1}, {1, 1, 1}};
   // Upper bound of the window size: ceil(in / out) + 1 elements along a dim that out does not
   // divide, in / out along one it does.
-  int64_t window = 1;
+  double window = 1.0; // in double: a product of three huge extents must not overflow
   for (std::size_t i = 0; i < sp; ++i) {
     const std::size_t d = 3 - sp + i;
     p.in[d] = x.shape[2 + i];
@@ -468,7 +468,8 @@ void op_adaptive_pool(Context& ctx, const OpNode& node, std::span<const DeviceTe
     // rechecked here because the kernels have no checked arithmetic).
     if (p.in[d] > INT64_MAX / (p.out[d] + 1))
       op_fail(node, "input and output sizes too large for the window arithmetic");
-    window *= (p.in[d] + p.out[d] - 1) / p.out[d] + (p.in[d] % p.out[d] != 0 ? 1 : 0);
+    window *= static_cast<double>((p.in[d] + p.out[d] - 1) / p.out[d] +
+                                  (p.in[d] % p.out[d] != 0 ? 1 : 0));
   }
   const int64_t n = out.numel();
   if (n == 0)
