@@ -306,13 +306,17 @@ std::vector<Case> cases() {
   add("masked_fill_causal", {}, {{2, 5, 7}});
   add("masked_fill_causal", {{"value", -3.0}}, {{4, 6}}, {}, "value");
   add("masked_fill_causal", {}, {{2, 3, 9, 300}}, {}, "long_rows");
-  // Recurrent: inputs x, states, then per layer and direction w_ih, w_hh[, b_ih, b_hh].
+  // Recurrent: inputs x, states, then per layer and direction w_ih, w_hh[, b_ih, b_hh]; weights
+  // U(-1/sqrt(H), 1/sqrt(H)) as nn.LSTM initialises them, so that f16/bf16 rounding of the hidden
+  // state is damped from step to step as in real use.
   auto rnn = [&](bool lstm, int64_t T, int64_t B, int64_t I, int64_t H, int64_t layers, bool bidir,
                  bool batch_first, bool bias, std::string output, std::string label) {
     const int64_t G = (lstm ? 4 : 3) * H, dirs = bidir ? 2 : 1;
+    const double k = 1.0 / std::sqrt(static_cast<double>(H));
     std::vector<Shape> shapes = {batch_first ? Shape{B, T, I} : Shape{T, B, I}};
-    for (int k = 0; k < (lstm ? 2 : 1); ++k)
+    for (int s = 0; s < (lstm ? 2 : 1); ++s)
       shapes.push_back({layers * dirs, B, H});
+    std::vector<Distribution> dists(shapes.size(), uni(-1, 1));
     for (int64_t l = 0; l < layers; ++l)
       for (int64_t d = 0; d < dirs; ++d) {
         shapes.push_back({G, l == 0 ? I : dirs * H});
@@ -322,6 +326,7 @@ std::vector<Case> cases() {
           shapes.push_back({G});
         }
       }
+    dists.resize(shapes.size(), uni(-k, k));
     add(lstm ? "lstm" : "gru",
         {{"hidden_size", H},
          {"num_layers", layers},
@@ -329,7 +334,7 @@ std::vector<Case> cases() {
          {"batch_first", batch_first},
          {"bias", bias},
          {"output", std::move(output)}},
-        std::move(shapes), {}, std::move(label));
+        std::move(shapes), std::move(dists), std::move(label));
   };
   for (bool lstm : {true, false}) {
     rnn(lstm, 5, 3, 4, 8, 1, false, false, true, "out", "one_layer");
