@@ -245,7 +245,6 @@ const std::unordered_map<std::string_view, OpFn>& op_table() {
     for (auto n : {"layer_norm", "rms_norm", "batch_norm", "group_norm", "instance_norm"})
       t[n] = op_norm;
     t["batch_norm_train"] = op_norm;
-    t["batch_norm_train"] = op_norm;
     for (auto n : {"relu", "leaky_relu", "gelu", "sigmoid", "tanh", "swish", "elu", "selu",
                    "hardtanh", "hardsigmoid", "hardswish", "mish", "softplus", "softsign", "abs",
                    "exp", "log", "sqrt", "clamp"})
@@ -259,11 +258,6 @@ const std::unordered_map<std::string_view, OpFn>& op_table() {
     t["cumsum"] = op_cumsum;
     t["mse_loss"] = op_loss;
     t["cross_entropy"] = op_loss;
-    for (auto n : {"smooth_l1_loss", "huber_loss", "kl_div", "triplet_margin_loss"})
-      t[n] = op_loss;
-    t["cosine_similarity"] = op_cosine_similarity;
-    t["lstm"] = op_recurrent;
-    t["gru"] = op_recurrent;
     for (auto n : {"smooth_l1_loss", "huber_loss", "kl_div", "triplet_margin_loss"})
       t[n] = op_loss;
     t["cosine_similarity"] = op_cosine_similarity;

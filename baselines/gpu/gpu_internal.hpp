@@ -76,9 +76,6 @@ void op_loss(Context&, const OpNode&, std::span<const DeviceTensor>, const Devic
 void op_cosine_similarity(Context&, const OpNode&, std::span<const DeviceTensor>,
                           const DeviceTensor&);
 void op_recurrent(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
-void op_cosine_similarity(Context&, const OpNode&, std::span<const DeviceTensor>,
-                          const DeviceTensor&);
-void op_recurrent(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
 void op_layout(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
 
 // Row-major C[b] (M x N, out_dtype) = alpha * op(A[b]) (M x K) * op(B[b]) (K x N) (+ bias[N]),
