@@ -197,29 +197,29 @@ def screen(outputs_per_seed, inputs_per_seed, input_names, output_names, atol, r
 SHRINK_MAX = 256
 
 
-def shrink_value(name, v):
-    """A smaller stand-in for a module-level size: batch sizes to 2, other sizes over 256 halved
-    until they are at most 256 (powers of two stay divisors)."""
+def shrink_value(name, v, limit=SHRINK_MAX):
+    """A smaller stand-in for a module-level size: batch sizes to 2, other sizes over `limit`
+    halved until they are at most `limit` (powers of two stay divisors)."""
     if isinstance(v, bool) or not isinstance(v, int):
         return v
     if name.lower() in ("batch_size", "batch") and v > 2:
         return 2
-    while v > SHRINK_MAX and v % 2 == 0:
+    while v > limit and v % 2 == 0:
         v //= 2
     return v
 
 
-def shrink_module(module):
+def shrink_module(module, limit=SHRINK_MAX):
     """Rewrites the file's module-level integer sizes (and tuples of them) in place."""
     changed = {}
     for name, v in list(vars(module).items()):
         if name.startswith("_"):
             continue
         if isinstance(v, int) and not isinstance(v, bool):
-            nv = shrink_value(name, v)
+            nv = shrink_value(name, v, limit)
         elif isinstance(v, tuple) and v and all(isinstance(x, int) and not isinstance(x, bool)
                                                for x in v):
-            nv = tuple(shrink_value(name, x) for x in v)
+            nv = tuple(shrink_value(name, x, limit) for x in v)
         else:
             continue
         if nv != v:
@@ -228,10 +228,10 @@ def shrink_module(module):
     return changed
 
 
-def shrunk_problem(path, registry, binary, workdir):
+def shrunk_problem(path, registry, binary, workdir, limit=SHRINK_MAX):
     """The file imported at shrunk sizes: (ImportResult, YAML path, what changed)."""
     module = source.load_module(path)
-    changed = shrink_module(module)
+    changed = shrink_module(module, limit)
     res = importer.import_file(path, registry, module=module)
     level = source.level_of(path)
     stem = source.problem_stem(path)
@@ -350,7 +350,10 @@ def main():
     ap.add_argument("--only", action="append", default=[], help="only these YAML stems")
     ap.add_argument("--shrink", action="store_true",
                     help="prove the importer's lowering of each file at shrunk sizes (batch 2, "
-                         "other sizes halved to at most 256) instead of the committed YAML")
+                         "other sizes halved to at most --shrink-max) instead of the committed "
+                         "YAML")
+    ap.add_argument("--shrink-max", type=int, default=SHRINK_MAX,
+                    help=f"largest size --shrink leaves (default {SHRINK_MAX})")
     ap.add_argument("--json", default=None, help="write the rows as JSON here")
     args = ap.parse_args()
     binary = args.kbench or kbench.default_binary(import_cli.REPO_ROOT)
@@ -375,7 +378,7 @@ def main():
                 shrunk = None
                 if args.shrink:
                     try:
-                        shrunk = shrunk_problem(f, registry, binary, workdir)
+                        shrunk = shrunk_problem(f, registry, binary, workdir, args.shrink_max)
                     except NotExpressible as e:
                         rows.append({"file": f, "id": f"l{level}/{stem}",
                                      "status": "not expressible", "detail": str(e)})

@@ -48,19 +48,6 @@ def collect_files(paths):
     return sorted(set(files), key=key)
 
 
-def git_commit_of(path):
-    """The commit of the git work tree holding `path`, else None."""
-    import subprocess
-
-    d = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
-    try:
-        out = subprocess.run(["git", "-C", d, "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=30)
-    except OSError:
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 def parse_args(argv):
     ap = argparse.ArgumentParser(
         prog="kernelbench_import.py",
@@ -72,7 +59,7 @@ def parse_args(argv):
                     help="kbench binary (default: $KBENCH or build/bin/kbench)")
     ap.add_argument("--kernelbench-commit", default=None,
                     help="KernelBench commit the files come from: provenance source kernelbench, "
-                         "version this hash (default: the files' git work tree, if any)")
+                         "version this hash (without it: source kbench, no version)")
     ap.add_argument("--source", choices=["kernelbench", "kbench"], default=None,
                     help="provenance source (default: kernelbench when a commit is known, else "
                          "kbench)")
@@ -103,7 +90,7 @@ def main(argv=None):
     if not files:
         print("kernelbench_import: no .py files found", file=sys.stderr)
         return 2
-    commit = args.kernelbench_commit or git_commit_of(args.paths[0])
+    commit = args.kernelbench_commit
     src = args.source or ("kernelbench" if commit else "kbench")
     if src == "kernelbench" and not commit:
         print("kernelbench_import: --source kernelbench needs --kernelbench-commit (the catalog "
