@@ -205,6 +205,10 @@ const ModelConfig& Client::config() const {
   return m_impl->cfg;
 }
 
+int Client::max_in_flight() const {
+  return static_cast<int>(m_impl->workers.size());
+}
+
 ClientStats Client::stats() const {
   std::lock_guard lock(m_impl->stats_mutex);
   return m_impl->stats;

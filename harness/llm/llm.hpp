@@ -323,6 +323,8 @@ public:
   std::vector<ChatResponse> chat_all(std::vector<ChatRequest> requests);
 
   const ModelConfig& config() const;
+  // How many calls run at once (the worker threads).
+  int max_in_flight() const;
   ClientStats stats() const;
   // Redacts text with this client's key registered (for callers that log errors themselves).
   std::string redact(std::string_view text) const;

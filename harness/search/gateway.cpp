@@ -1,5 +1,7 @@
 // The model gateway: every LLM call of a strategy goes through the journal (cache and resume),
 // the budget ledger, the client, and back into the journal.
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "search.hpp"
@@ -35,7 +37,8 @@ std::size_t MemoryCallJournal::size() const {
 
 ModelGateway::ModelGateway(llm::Client& client, BudgetLedger& ledger, CallJournal* journal,
                            const std::atomic<bool>* cancel)
-    : m_client(client), m_ledger(ledger), m_journal(journal), m_cancel(cancel) {}
+    : m_client(client), m_ledger(ledger), m_journal(journal), m_cancel(cancel),
+      m_slots_free(std::max(1, client.max_in_flight())) {}
 
 ModelGateway::~ModelGateway() = default;
 
@@ -86,6 +89,22 @@ std::future<Answer> ModelGateway::ask(const std::string& scope, llm::ChatRequest
   // a strategy blocked in admit() waits for exactly that.
   return std::async(std::launch::async, [this, scope, e, req = std::move(request)]() mutable {
     const std::string problem_id = req.problem_id;
+    // A slot from before the request is sent until its answer is recorded.
+    {
+      std::unique_lock lock(m_slot_mutex);
+      m_slot_cv.wait(lock, [this] { return m_slots_free > 0; });
+      --m_slots_free;
+    }
+    struct SlotRelease {
+      ModelGateway* g;
+      ~SlotRelease() {
+        {
+          std::lock_guard lock(g->m_slot_mutex);
+          ++g->m_slots_free;
+        }
+        g->m_slot_cv.notify_one();
+      }
+    } slot{this};
     llm::ChatResponse r;
     try {
       r = m_client.chat(std::move(req));

@@ -245,6 +245,11 @@ private:
   const std::atomic<bool>* m_cancel;
   mutable std::mutex m_mutex;
   Usage m_fresh;
+  // Calls between sending and being recorded, at most the client's in-flight limit: a process
+  // killed at any moment loses at most that many answers (a resume asks them again).
+  std::mutex m_slot_mutex;
+  std::condition_variable m_slot_cv;
+  int m_slots_free = 1;
   std::vector<std::future<void>> m_pending;
 };
 
