@@ -30,8 +30,10 @@ std::string option_name(const CLI::Option* o) {
   return name;
 }
 
-void print_command(const CLI::App& cmd) {
-  fmt::print("## kbench {}\n\n{}\n\n", cmd.get_name(), cmd.get_description());
+void print_command(const CLI::App& cmd, const std::string& parents = "") {
+  // A nested command is named with its parent ("kbench slurm merge").
+  const std::string name = parents.empty() ? cmd.get_name() : parents + " " + cmd.get_name();
+  fmt::print("## kbench {}\n\n{}\n\n", name, cmd.get_description());
   std::vector<const CLI::Option*> opts;
   for (const auto* o : cmd.get_options())
     if (o->get_name() != "--help" && o->get_name() != "-h,--help")
@@ -50,7 +52,7 @@ void print_command(const CLI::App& cmd) {
   }
   for (const auto* sub :
        cmd.get_subcommands([](const CLI::App* a) { return !a->get_group().empty(); }))
-    print_command(*sub);
+    print_command(*sub, name);
 }
 
 const kb::cli::CommandRegistrar k_reference(990, [](CLI::App& app,

@@ -218,7 +218,8 @@ void add_suite_options(CLI::App* cmd, Cli& c, bool with_gpus) {
   cmd->add_option("--jobs", c.jobs, "Parallel nvcc processes (default: CPU threads)");
   cmd->add_option("--concurrency", c.concurrency, "Problems searched at once (default: auto)");
   cmd->add_option("--db", c.db, "SQLite database")->capture_default_str();
-  cmd->add_option("--protocol", c.protocol, "kbench | kernelbench-v0.1 | kernelbench")->capture_default_str();
+  cmd->add_option("--protocol", c.protocol, "kbench | kernelbench-v0.1 | kernelbench")
+      ->capture_default_str();
   cmd->add_option("--resume", c.resume, "Continue this interrupted run (its configuration)");
   cmd->add_option("--levels-dir", c.levels_dir, "Root holding level1/, level2/, examples/");
   cmd->add_option("--prompts-dir", c.prompts_dir, "Prompt templates directory");
@@ -528,8 +529,8 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
       kb::store::Store s(ev->db, kb::store::OpenOptions{.create = false});
       const auto id = kb::runner::find_shard_run(s, ev->suite, shard);
       if (!id)
-        throw kb::Error(fmt::format("{}: no run is shard {} of suite {}", ev->db, shard.label(),
-                                    ev->suite));
+        throw kb::Error(
+            fmt::format("{}: no run is shard {} of suite {}", ev->db, shard.label(), ev->suite));
       ev->run = *id;
     }
 #ifdef KB_RUNNER_HAS_EVALUATOR
@@ -582,3 +583,23 @@ const kb::cli::CommandRegistrar k_run(200, [](CLI::App& app, std::function<void(
 });
 
 } // namespace
+
+namespace kb::cli {
+
+kb::runner::RunOptions parse_suite_flags(kb::runner::Mode mode,
+                                         const std::vector<std::string>& args) {
+  CLI::App app{"suite flags"};
+  Cli c;
+  add_suite_options(&app, c, mode == kb::runner::Mode::run);
+  std::vector<std::string> reversed(args.rbegin(), args.rend()); // CLI11 takes them reversed
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    throw kb::InputError("command line", 0,
+                         mode == kb::runner::Mode::run ? "run flags" : "generate flags", e.what());
+  }
+  c.given = given_options(&app);
+  return to_options(c, mode, "");
+}
+
+} // namespace kb::cli

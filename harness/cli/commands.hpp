@@ -9,6 +9,11 @@
 
 #include "core.hpp"
 
+namespace kb::runner {
+struct RunOptions;
+enum class Mode;
+} // namespace kb::runner
+
 namespace kb::cli {
 
 // Called with the top-level app; adds a subcommand and its callback. The callback returns the
@@ -30,5 +35,11 @@ std::vector<std::pair<int, Registration>>& registry();
 // (which must lie in a level<N>/ folder). Load errors of other files do not matter here; the
 // problem's own error is thrown with its place (kb::InputError), an unknown id as kb::Error.
 kb::Problem resolve_problem(const std::string& id_or_path, const std::string& levels_dir);
+
+// The flags of `kbench run` (mode run) or `kbench generate` (mode generate), without the command
+// name, checked as those commands check them (`kbench slurm` takes a suite's flags this way).
+// Throws kb::InputError naming the flag.
+kb::runner::RunOptions parse_suite_flags(kb::runner::Mode mode,
+                                         const std::vector<std::string>& args);
 
 } // namespace kb::cli
