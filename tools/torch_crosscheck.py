@@ -43,6 +43,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import types
 
@@ -547,15 +548,30 @@ def main_cpu(args, chunk_elems):
     except OSError as e:
         print(f"torch_crosscheck: cannot create {workdir}: {e}", file=sys.stderr)
         return 2
-    stage_root = os.path.join(workdir, "staged-levels")
+    # A folder of this run's own, so runs sharing a work folder (parallel tests) never meet.
+    rundir = tempfile.mkdtemp(prefix="cpu-", dir=workdir)
+    try:
+        return run_cpu(torch, args, chunk_elems, rundir)
+    finally:
+        if args.keep:
+            print(f"torch_crosscheck: kept {rundir}", file=sys.stderr)
+        else:
+            shutil.rmtree(rundir, ignore_errors=True)
+            if created:
+                with contextlib.suppress(OSError):
+                    os.rmdir(workdir)  # only when empty
+
+
+def cpu_entries(args, stage_root):
+    """The problems --cpu checks, as {"id", "ref", "source", "level"}: the YAML files of
+    --problems-dir staged under `stage_root`, else the catalog's; then --level and --problem
+    (an id or a file stem) applied. Raises RuntimeError on a usage error."""
     entries = []
     if args.problems_dir:
-        shutil.rmtree(stage_root, ignore_errors=True)
         try:
             staged = stage_problems(args.problems_dir, stage_root)
-        except (RuntimeError, OSError) as e:
-            print(f"torch_crosscheck: {e}", file=sys.stderr)
-            return 2
+        except OSError as e:
+            raise RuntimeError(str(e)) from e
         args.levels_flag = []  # staged paths resolve on their own
         for e in staged:
             entries.append({"id": e["id"], "ref": e["staged"], "source": e["source"],
@@ -567,9 +583,8 @@ def main_cpu(args, chunk_elems):
             print(r.stderr, file=sys.stderr, end="")
         try:
             problems = json.loads(r.stdout)
-        except json.JSONDecodeError:
-            print(f"torch_crosscheck: `{' '.join(listing)}` gave no JSON", file=sys.stderr)
-            return 2
+        except json.JSONDecodeError as e:
+            raise RuntimeError(f"`{' '.join(listing)}` gave no JSON") from e
         for p in problems:
             if args.max_gb and p["min_bytes"] > args.max_gb * 1e9:
                 continue
@@ -582,15 +597,23 @@ def main_cpu(args, chunk_elems):
         entries = [e for e in entries if e["id"] in wanted or e["id"].split("/", 1)[1] in wanted]
         missing = wanted - {e["id"] for e in entries} - {e["id"].split("/", 1)[1] for e in entries}
         if missing:
-            print(f"torch_crosscheck: unknown problems {sorted(missing)}", file=sys.stderr)
-            return 2
+            raise RuntimeError(f"unknown problems {sorted(missing)}")
+    return entries
 
+
+def run_cpu(torch, args, chunk_elems, rundir):
+    """--cpu's sweep inside this run's own folder; returns the exit status."""
+    try:
+        entries = cpu_entries(args, os.path.join(rundir, "staged-levels"))
+    except RuntimeError as e:
+        print(f"torch_crosscheck: {e}", file=sys.stderr)
+        return 2
     reader = SliceReader(torch, chunk_elems, device="cpu", pin=False)
     rows = []
     for e in entries:
         start = time.perf_counter()
         try:
-            row = check_problem_cpu(torch, args, e, workdir, reader)
+            row = check_problem_cpu(torch, args, e, rundir, reader)
         except Exception as ex:  # one failing problem never stops the sweep
             message = f"{type(ex).__name__}: {ex}"
             if e["ref"] != e["source"]:
@@ -598,7 +621,7 @@ def main_cpu(args, chunk_elems):
             row = {"problem": e["id"], "source": e["source"], "error": message}
         finally:
             if not args.keep:
-                shutil.rmtree(problem_dir(workdir, e["id"]), ignore_errors=True)
+                shutil.rmtree(problem_dir(rundir, e["id"]), ignore_errors=True)
         row["seconds"] = round(time.perf_counter() - start, 2)
         row["agrees"] = agrees_cpu(row)
         rows.append(row)
@@ -606,11 +629,6 @@ def main_cpu(args, chunk_elems):
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
-    if not args.keep:
-        shutil.rmtree(stage_root, ignore_errors=True)
-        if created:
-            with contextlib.suppress(OSError):
-                os.rmdir(workdir)  # only when empty
     bad = [r["problem"] for r in rows if not r["agrees"]]
     print(f"torch_crosscheck --cpu: {len(rows)} problems, {len(rows) - len(bad)} agree with "
           f"PyTorch in float64 (rtol {args.cpu_rtol:g}, atol {args.cpu_atol:g})"

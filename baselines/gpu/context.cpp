@@ -265,6 +265,18 @@ const std::unordered_map<std::string_view, OpFn>& op_table() {
     t["gru"] = op_recurrent;
     for (auto n : {"reshape", "permute", "transpose", "slice", "masked_fill_causal"})
       t[n] = op_layout;
+    for (auto n : {"relu6", "sign", "log2", "neg", "reciprocal", "square", "rsqrt"})
+      t[n] = op_unary;
+    for (auto n : {"pow", "minimum", "maximum"})
+      t[n] = op_binary;
+    t["prod"] = op_reduce;
+    t["logsumexp"] = op_logsumexp;
+    t["cumprod"] = op_cumsum;
+    for (auto n : {"pad", "tril", "triu", "flip", "roll", "diag"})
+      t[n] = op_layout;
+    t["concat"] = op_join;
+    t["stack"] = op_join;
+    t["gather"] = op_gather;
     return t;
   }();
   return table;

@@ -1,5 +1,6 @@
-// Element-wise ops: activations, clamp, broadcasting add/sub/mul/div (or with a scalar), and the
-// bias-add kernels used after GEMMs and convolutions.
+// Element-wise ops: activations and other one-input maps, clamp, broadcasting add/sub/mul/div/pow/
+// minimum/maximum (or with a scalar; a bool mask may stand for either operand), and the bias-add
+// kernels used after GEMMs and convolutions.
 #include "kernel_common.cuh"
 
 namespace kb::gpu {
@@ -26,8 +27,28 @@ enum class Unary : int {
   exp,
   log,
   sqrt,
-  clamp
+  clamp,
+  relu6,
+  sign,
+  log2,
+  neg,
+  reciprocal,
+  square,
+  rsqrt
 };
+
+__device__ __forceinline__ float d_log2(float x) {
+  return log2f(x);
+}
+__device__ __forceinline__ double d_log2(double x) {
+  return log2(x);
+}
+__device__ __forceinline__ float d_pow(float a, float b) {
+  return powf(a, b);
+}
+__device__ __forceinline__ double d_pow(double a, double b) {
+  return pow(a, b);
+}
 
 template <class A> __device__ __forceinline__ A sigmoid_of(A x) {
   return A(1) / (A(1) + d_exp(-x));
@@ -88,6 +109,20 @@ template <class A> __device__ __forceinline__ A apply_unary(Unary op, A x, A p0,
       return x;
     return x < p0 ? p0 : (x > p1 ? p1 : x);
   }
+  case Unary::relu6:
+    return x < A(0) ? A(0) : (x > A(6) ? A(6) : x); // NaN fails both tests and stays
+  case Unary::sign:
+    return A((x > A(0)) - (x < A(0))); // NaN gives 0, as PyTorch's sign
+  case Unary::log2:
+    return d_log2(x);
+  case Unary::neg:
+    return -x;
+  case Unary::reciprocal:
+    return A(1) / x;
+  case Unary::square:
+    return x * x;
+  case Unary::rsqrt:
+    return A(1) / d_sqrt(x); // not rsqrtf: its approximation is off by up to 2 ulp
   }
   return x;
 }
@@ -136,7 +171,7 @@ template <class A> struct UnaryFn {
   __device__ __forceinline__ A operator()(A x) const { return apply_unary(op, x, p0, p1); }
 };
 
-enum class Binary : int { add, sub, mul, div };
+enum class Binary : int { add, sub, mul, div, pow, minimum, maximum };
 
 template <class A> __device__ __forceinline__ A apply_binary(Binary op, A a, A b) {
   switch (op) {
@@ -148,6 +183,13 @@ template <class A> __device__ __forceinline__ A apply_binary(Binary op, A a, A b
     return a * b;
   case Binary::div:
     return a / b;
+  case Binary::pow:
+    return d_pow(a, b);
+  // NaN in either operand gives NaN, as torch.minimum / torch.maximum.
+  case Binary::minimum:
+    return a != a ? a : (b != b ? b : (b < a ? b : a));
+  case Binary::maximum:
+    return a != a ? a : (b != b ? b : (b > a ? b : a));
   }
   return a;
 }
@@ -267,6 +309,44 @@ __global__ void binary_bcast_packed_kernel(const T* __restrict__ a, const T* __r
   }
 }
 
+// One operand a bool mask (0/1 bytes), the other of T: y[i] = op(a, b) with the mask first when
+// MaskFirst. Broadcast offsets as in binary_bcast32_kernel (a's offsets index the first operand).
+template <class T, bool MaskFirst>
+__global__ void binary_mask32_kernel(const void* __restrict__ a, const void* __restrict__ b,
+                                     T* __restrict__ y, uint32_t n, Binary op, BroadcastIndex ix) {
+  using A = Acc<T>;
+  const auto* m = static_cast<const uint8_t*>(MaskFirst ? a : b);
+  const auto* x = static_cast<const T*>(MaskFirst ? b : a);
+  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    uint32_t oa, ob;
+    bcast_offsets32(ix, i, oa, ob);
+    const A mv = m[MaskFirst ? oa : ob] ? A(1) : A(0);
+    const A xv = to_acc(x[MaskFirst ? ob : oa]);
+    y[i] = from_acc<T>(MaskFirst ? apply_binary(op, mv, xv) : apply_binary(op, xv, mv));
+  }
+}
+
+template <class T, bool MaskFirst>
+__global__ void binary_mask64_kernel(const void* __restrict__ a, const void* __restrict__ b,
+                                     T* __restrict__ y, int64_t n, Binary op, BroadcastIndex ix) {
+  using A = Acc<T>;
+  const auto* m = static_cast<const uint8_t*>(MaskFirst ? a : b);
+  const auto* x = static_cast<const T*>(MaskFirst ? b : a);
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    int64_t rem = i, oa = 0, ob = 0;
+    for (int d = ix.rank - 1; d >= 0; --d) {
+      const int64_t c = rem % ix.shape[d];
+      rem /= ix.shape[d];
+      oa += c * ix.sa[d];
+      ob += c * ix.sb[d];
+    }
+    const A mv = m[MaskFirst ? oa : ob] ? A(1) : A(0);
+    const A xv = to_acc(x[MaskFirst ? ob : oa]);
+    y[i] = from_acc<T>(MaskFirst ? apply_binary(op, mv, xv) : apply_binary(op, xv, mv));
+  }
+}
+
 // Strides of `in` broadcast against `out` (0 where `in` has size 1 or lacks the dim).
 Shape broadcast_strides_of(const Shape& in, const Shape& out) {
   Shape s(out.size(), 0);
@@ -323,7 +403,14 @@ void op_unary(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in
       {"exp", Unary::exp},
       {"log", Unary::log},
       {"sqrt", Unary::sqrt},
-      {"clamp", Unary::clamp}};
+      {"clamp", Unary::clamp},
+      {"relu6", Unary::relu6},
+      {"sign", Unary::sign},
+      {"log2", Unary::log2},
+      {"neg", Unary::neg},
+      {"reciprocal", Unary::reciprocal},
+      {"square", Unary::square},
+      {"rsqrt", Unary::rsqrt}};
   const auto it = names.find(node.op);
   if (it == names.end())
     op_fail(node, "not an element-wise op");
@@ -378,20 +465,29 @@ void op_unary(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in
 
 void op_binary(Context& ctx, const OpNode& node, std::span<const DeviceTensor> in,
                const DeviceTensor& out) {
-  Binary op = Binary::add;
-  if (node.op == "sub")
-    op = Binary::sub;
-  else if (node.op == "mul")
-    op = Binary::mul;
-  else if (node.op == "div")
-    op = Binary::div;
-  else if (node.op != "add")
+  static const std::map<std::string, Binary, std::less<>> names = {
+      {"add", Binary::add},        {"sub", Binary::sub}, {"mul", Binary::mul},
+      {"div", Binary::div},        {"pow", Binary::pow}, {"minimum", Binary::minimum},
+      {"maximum", Binary::maximum}};
+  const auto found = names.find(node.op);
+  if (found == names.end())
     op_fail(node, "not a binary op");
+  const Binary op = found->second;
   if (in.empty() || in.size() > 2)
     op_fail(node, "expects one or two inputs");
-  for (const auto& t : in) {
-    require_float_dtype(node, t, "input");
-    if (t.dtype != out.dtype)
+  // A bool operand is a mask: 0/1 in the other operand's dtype.
+  int mask = -1;
+  for (std::size_t k = 0; k < in.size(); ++k)
+    if (in[k].dtype == DType::b8 && in.size() == 2) {
+      if (mask >= 0)
+        op_fail(node, "both inputs are bool");
+      mask = static_cast<int>(k);
+    }
+  for (std::size_t k = 0; k < in.size(); ++k) {
+    if (static_cast<int>(k) == mask)
+      continue;
+    require_float_dtype(node, in[k], "input");
+    if (in[k].dtype != out.dtype)
       op_fail(node, "inputs and output must share one dtype");
   }
   const int64_t n = out.numel();
@@ -414,7 +510,7 @@ void op_binary(Context& ctx, const OpNode& node, std::span<const DeviceTensor> i
   const Shape& os = out.shape;
   if (in[0].shape.size() > os.size() || in[1].shape.size() > os.size())
     op_fail(node, "input rank exceeds the output rank");
-  if (in[0].numel() == n && in[1].numel() == n) {
+  if (mask < 0 && in[0].numel() == n && in[1].numel() == n) {
     const bool vec = aligned16(in[0].data) && aligned16(in[1].data) && aligned16(out.data);
     KB_DISPATCH_FLOAT(out.dtype, node, {
       binary_flat_kernel<T><<<grid_for(threads_for(n, k_pack<T>, vec), 256), 256, 0, s>>>(
@@ -454,6 +550,25 @@ void op_binary(Context& ctx, const OpNode& node, std::span<const DeviceTensor> i
   }
   const bool small = n < (int64_t{1} << 31) && in[0].numel() < (int64_t{1} << 31) &&
                      in[1].numel() < (int64_t{1} << 31);
+  if (mask >= 0) {
+    KB_DISPATCH_FLOAT(out.dtype, node, {
+      T* y = static_cast<T*>(out.data);
+      if (small && mask == 0)
+        binary_mask32_kernel<T, true><<<grid_for(n, 256), 256, 0, s>>>(
+            in[0].data, in[1].data, y, static_cast<uint32_t>(n), op, ix);
+      else if (small)
+        binary_mask32_kernel<T, false><<<grid_for(n, 256), 256, 0, s>>>(
+            in[0].data, in[1].data, y, static_cast<uint32_t>(n), op, ix);
+      else if (mask == 0)
+        binary_mask64_kernel<T, true>
+            <<<grid_for(n, 256), 256, 0, s>>>(in[0].data, in[1].data, y, n, op, ix);
+      else
+        binary_mask64_kernel<T, false>
+            <<<grid_for(n, 256), 256, 0, s>>>(in[0].data, in[1].data, y, n, op, ix);
+    });
+    KB_CUDA_CHECK_LAUNCH();
+    return;
+  }
   KB_DISPATCH_FLOAT(out.dtype, node, {
     const T* a = static_cast<const T*>(in[0].data);
     const T* b = static_cast<const T*>(in[1].data);

@@ -77,6 +77,11 @@ void op_cosine_similarity(Context&, const OpNode&, std::span<const DeviceTensor>
                           const DeviceTensor&);
 void op_recurrent(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
 void op_layout(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
+// logsumexp (stable: an online maximum and rescaled sum); concat and stack (any number of
+// inputs); gather. op_cumsum runs cumprod too, op_reduce prod.
+void op_logsumexp(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
+void op_join(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
+void op_gather(Context&, const OpNode&, std::span<const DeviceTensor>, const DeviceTensor&);
 
 // Row-major C[b] (M x N, out_dtype) = alpha * op(A[b]) (M x K) * op(B[b]) (K x N) (+ bias[N]),
 // fp32 accumulation for f32/f16/bf16 (TF32 only when the Context allows), f64 for f64. Strides

@@ -1,6 +1,7 @@
 // Layout ops: reshape, permute, transpose, slice, masked_fill_causal, concat, stack, pad, tril,
 // triu, flip, roll, gather, diag.
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "ops_internal.hpp"
@@ -260,7 +261,10 @@ std::vector<std::pair<int64_t, int64_t>> pad_amounts(const Attrs& at, const Shap
 
 ValueSpec pad_infer(const Attrs& at, std::span<const ValueSpec> in) {
   const auto amounts = pad_amounts(at, in[0].shape);
-  attr_double(at, "value", 0.0);
+  const double value = attr_double(at, "value", 0.0);
+  if (!is_floating(in[0].dtype) && (!std::isfinite(value) || value != std::trunc(value)))
+    fail("value {} is not a whole number, which x of dtype {} needs", value,
+         dtype_name(in[0].dtype));
   Shape out = in[0].shape;
   for (std::size_t d = 0; d < out.size(); ++d) {
     const int64_t size = checked_add(checked_add(out[d], amounts[d].first), amounts[d].second);

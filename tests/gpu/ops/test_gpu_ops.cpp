@@ -242,6 +242,14 @@ std::vector<Case> cases() {
   add("softplus", {{"beta", 2.0}, {"threshold", 3.0}}, {{3, 257}}, {uni(-3, 3)});
   add("log", {}, {{3, 257}}, {uni(0.1, 3)});
   add("sqrt", {}, {{3, 257}}, {uni(0.1, 3)});
+  for (const char* a : {"sign", "neg", "square"})
+    add(a, {}, {{3, 257}}, {uni(-3, 3)});
+  // Away from 0, where 1/x would leave f16's range.
+  add("reciprocal", {}, {{3, 257}}, {uni(0.2, 3)});
+  add("reciprocal", {}, {{3, 257}}, {uni(-3, -0.2)}, "negative");
+  add("relu6", {}, {{3, 257}}, {uni(-8, 8)});
+  add("log2", {}, {{3, 257}}, {uni(0.1, 3)});
+  add("rsqrt", {}, {{3, 257}}, {uni(0.1, 3)});
   // Arithmetic.
   for (const char* a : {"add", "sub", "mul"}) {
     add(a, {}, {{4, 1, 6}, {3, 1}}, {}, "broadcast");
@@ -253,6 +261,14 @@ std::vector<Case> cases() {
   }
   add("div", {}, {{2, 3, 4, 5}, {3, 1, 5}}, {uni(-1, 1), uni(0.5, 2)}, "broadcast");
   add("div", {{"scalar", 3.0}}, {{5, 7}}, {}, "scalar");
+  add("pow", {}, {{4, 1, 6}, {3, 1}}, {uni(0.1, 3), uni(-2, 2)}, "broadcast");
+  add("pow", {{"scalar", 3.0}}, {{5, 7}}, {uni(-2, 2)}, "scalar_cube");
+  add("pow", {{"scalar", 0.5}}, {{5, 7}}, {uni(0, 4)}, "scalar_sqrt");
+  for (const char* a : {"minimum", "maximum"}) {
+    add(a, {}, {{4, 1, 6}, {3, 1}}, {}, "broadcast");
+    add(a, {}, {{5, 7}, {5, 7}}, {}, "same");
+    add(a, {}, {{2, 3, 16}, {16}}, {}, "broadcast_packed_row");
+  }
   add("clamp", {{"min", -0.3}, {"max", 0.4}}, {{4, 50}}, {}, "both");
   add("clamp", {{"min", 0.1}}, {{4, 50}}, {}, "min");
   // Reductions and scans.
@@ -275,6 +291,15 @@ std::vector<Case> cases() {
   add("log_softmax", {{"dim", int64_t{0}}}, {{6, 5}}, {uni(-5, 5)}, "first");
   add("cumsum", {{"dim", int64_t{-1}}}, {{3, 2500}}, {}, "last");
   add("cumsum", {{"dim", int64_t{1}}}, {{3, 5, 7}}, {}, "middle");
+  add("prod", {{"dim", int64_t{1}}}, {{4, 7, 9}}, {uni(0.5, 1.5)}, "middle");
+  add("prod", {{"dim", int64_t{-1}}, {"keepdim", true}}, {{3, 300}}, {uni(0.9, 1.1)}, "last");
+  add("logsumexp", {{"dim", V{-1}}}, {{5, 300}}, {uni(-5, 5)}, "last");
+  add("logsumexp", {{"dim", V{1}}, {"keepdim", true}}, {{3, 45, 37}}, {uni(-5, 5)}, "middle");
+  add("logsumexp", {{"dim", V{0, 2}}}, {{4, 7, 9}}, {uni(-5, 5)}, "non_adjacent");
+  add("logsumexp", {{"dim", V{1, 2}}}, {{3, 4, 5, 6}}, {uni(50, 80)}, "large_values");
+  // Over one scan tile (1024), so the running prefix carries the product between tiles.
+  add("cumprod", {{"dim", int64_t{-1}}}, {{3, 1500}}, {uni(0.9995, 1.0005)}, "last");
+  add("cumprod", {{"dim", int64_t{1}}}, {{3, 5, 7}}, {uni(-1.5, 1.5)}, "middle");
   // Losses.
   add("mse_loss", {}, {{4, 33}, {4, 33}});
   Case* ce = add("cross_entropy", {}, {{8, 10}, {8}}, {uni(-3, 3), {DistKind::randint, 0, 10}});
@@ -306,6 +331,41 @@ std::vector<Case> cases() {
   add("masked_fill_causal", {}, {{2, 5, 7}});
   add("masked_fill_causal", {{"value", -3.0}}, {{4, 6}}, {}, "value");
   add("masked_fill_causal", {}, {{2, 3, 9, 300}}, {}, "long_rows");
+  add("slice",
+      {{"dim", int64_t{1}}, {"start", int64_t{1}}, {"end", int64_t{7}}, {"step", int64_t{2}}},
+      {{3, 8, 4}}, {}, "step");
+  add("slice",
+      {{"dim", int64_t{-1}}, {"start", int64_t{0}}, {"end", int64_t{-1}}, {"step", int64_t{3}}},
+      {{2, 3, 50}}, {}, "step_last");
+  add("concat", {{"dim", int64_t{1}}}, {{2, 3, 5}, {2, 1, 5}, {2, 4, 5}}, {}, "middle");
+  add("concat", {{"dim", int64_t{-1}}}, {{3, 4}, {3, 8}}, {}, "last_packed");
+  add("concat", {{"dim", int64_t{0}}}, {{2, 3}, {1, 3}, {2, 3}, {1, 3}, {3, 3}}, {}, "first");
+  {
+    std::vector<Shape> many;
+    for (int j = 0; j < 40; ++j) // more than one launch's batch of inputs
+      many.push_back({2, 1 + j % 3, 8});
+    add("concat", {{"dim", int64_t{1}}}, many, {}, "forty_inputs");
+  }
+  add("stack", {{"dim", int64_t{0}}}, {{3, 4}, {3, 4}, {3, 4}}, {}, "first");
+  add("stack", {{"dim", int64_t{-1}}}, {{2, 5}, {2, 5}}, {}, "last");
+  add("pad", {{"pad", V{1, 2, 0, 1}}}, {{2, 3, 4}}, {}, "zeros");
+  add("pad", {{"pad", V{-1, 2, 3, 0}}, {"value", -0.5}}, {{2, 3, 40}}, {}, "value_crop");
+  add("tril", {}, {{2, 4, 5}}, {}, "plain");
+  add("tril", {{"diagonal", int64_t{-1}}}, {{5, 300}}, {}, "long_rows");
+  add("triu", {{"diagonal", int64_t{2}}}, {{2, 3, 6}}, {}, "offset");
+  add("flip", {{"dims", V{1}}}, {{2, 5, 3}}, {}, "middle");
+  add("flip", {{"dims", V{0, -1}}}, {{2, 5, 3}}, {}, "two");
+  add("roll", {{"shifts", V{2, -1}}, {"dims", V{1, 2}}}, {{2, 5, 4}}, {}, "two");
+  add("roll", {{"shifts", int64_t{3}}}, {{3, 4}}, {}, "flat");
+  Case* ga = add("gather", {{"dim", int64_t{1}}}, {{3, 5}, {3, 4}},
+                 {uni(-1, 1), {DistKind::randint, 0, 5}});
+  ga->index_inputs = {1};
+  Case* gb = add("gather", {{"dim", int64_t{0}}}, {{4, 3, 2}, {2, 3, 1}},
+                 {uni(-1, 1), {DistKind::randint, 0, 4}}, "dim0");
+  gb->index_inputs = {1};
+  add("diag", {}, {{5}}, {}, "build");
+  add("diag", {{"diagonal", int64_t{2}}}, {{3}}, {}, "build_offset");
+  add("diag", {{"diagonal", int64_t{-1}}}, {{4, 3}}, {}, "take");
   // Recurrent: inputs x, states, then per layer and direction w_ih, w_hh[, b_ih, b_hh]; weights
   // U(-1/sqrt(H), 1/sqrt(H)) as nn.LSTM initialises them, so that f16/bf16 rounding of the hidden
   // state is damped from step to step as in real use.

@@ -83,6 +83,14 @@ TEST(OpsLayout, PadShapesAndErrors) {
               HasSubstr("3 pairs for x [2, 3] of rank 2"));
   EXPECT_THAT(infer_error("pad", {{"pad", ints({-2, -1})}}, {spec({2, 3})}),
               HasSubstr("leaves dim 1 of x [2, 3] with 0 elements"));
+  EXPECT_EQ(infer("pad", {{"pad", ints({1, 1})}, {"value", d(3.0)}}, {spec({2}, DType::i64)}),
+            spec({4}, DType::i64));
+  EXPECT_THAT(
+      infer_error("pad", {{"pad", ints({1, 1})}, {"value", d(0.5)}}, {spec({2}, DType::i64)}),
+      HasSubstr("value 0.5 is not a whole number, which x of dtype i64 needs"));
+  EXPECT_THAT(
+      infer_error("pad", {{"pad", ints({1, 1})}, {"value", d(-k_inf)}}, {spec({2}, DType::b8)}),
+      HasSubstr("not a whole number"));
 }
 
 TEST(OpsLayout, PadValues) {
