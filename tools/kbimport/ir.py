@@ -91,12 +91,13 @@ class Expanded:
 
 
 class Fill:
-    """zeros_like / ones_like / full_like: a constant tensor of a traced value's shape."""
+    """zeros_like / ones_like / full_like: a constant tensor of a traced value's shape; `like` is
+    that value."""
 
-    __slots__ = ("value", "m")
+    __slots__ = ("value", "m", "like")
 
-    def __init__(self, value, m):
-        self.value, self.m = value, m
+    def __init__(self, value, m, like=None):
+        self.value, self.m, self.like = value, m, like
 
 
 class LazyTuple:

@@ -416,6 +416,14 @@ class Lowerer:
                 f"problems hold no constant tensors"
             )
         if isinstance(v, Fill):
+            like = v.like
+            if isinstance(like, (Val, ParamRef)):
+                # x * 0 (+ c): exact for the finite values kbench draws.
+                src = self.T(like, what)
+                if src.m.dtype == v.m.dtype and src.shape == tuple(v.m.shape):
+                    zero = self.scalar_op("mul", src, 0.0 if src.m.is_floating_point() else 0,
+                                          "zeros")
+                    return zero if v.value == 0 else self.scalar_op("add", zero, v.value, "fill")
             raise NotExpressible(f"{what}: a constant-filled tensor (zeros_like/full_like) used "
                                  f"as data")
         if isinstance(v, LazyTuple):
@@ -1133,8 +1141,8 @@ def _cat_fill_to_pad(L, items, dim, m):
         after += items[-1].m.shape[d]
         values.add(items[-1].value)
         items = items[:-1]
-    if not items or any(isinstance(v, Fill) for v in items) or len(values) != 1:
-        raise NotExpressible("cat of constant-filled tensors between data")
+    if not items or len(values) != 1:
+        raise NotExpressible("cat of constant-filled tensors only")
     mid = [L.T(v, "cat") for v in items]
     x = L.concat(mid, d)
     pads = [0, 0] * (rank - 1 - d) + [before, after]
@@ -1152,8 +1160,17 @@ def h_cat(L, canon, a, m):
     if canon == "stack":
         vals = [L.T(v, "stack") for v in items]
         return L.emit("stack", vals, {"dim": dim}, m, "stack")
-    if any(isinstance(v, Fill) for v in items):
-        return _cat_fill_to_pad(L, items, dim, m)
+    ends = [i for i, v in enumerate(items) if isinstance(v, Fill)]
+    inner = [v for v in items if not isinstance(v, Fill)]
+    if ends and inner and len({items[i].value for i in ends}) == 1:
+        k = 0
+        while k < len(items) and isinstance(items[k], Fill):
+            k += 1
+        j = len(items)
+        while j > k and isinstance(items[j - 1], Fill):
+            j -= 1
+        if not any(isinstance(v, Fill) for v in items[k:j]):
+            return _cat_fill_to_pad(L, items, dim, m)
     vals = [L.T(v, "cat") for v in items]
     return L.concat(vals, dim)
 
@@ -1308,7 +1325,7 @@ def h_fill_like(L, canon, a, m):
     value = {"zeros_like": 0.0, "ones_like": 1.0}.get(canon)
     if value is None:
         value = L.scalar_of(a["fill_value"])
-    return Fill(value, m)
+    return Fill(value, m, a["input"])
 
 
 @handles("getitem")
