@@ -445,6 +445,8 @@ void op_logsumexp(Context& ctx, const OpNode& node, std::span<const DeviceTensor
   if (out.dtype != x.dtype)
     op_fail(node, str_cat("output dtype ", dtype_name(out.dtype), " differs from x's"));
   const int64_t rank = static_cast<int64_t>(x.shape.size());
+  if (rank == 0)
+    op_fail(node, "x must have rank >= 1");
   std::vector<bool> reduced(static_cast<std::size_t>(rank), false);
   for (int64_t d : attr_ints(node.attrs, "dim", 0, {}))
     reduced[norm_dim(node, d, rank)] = true;
