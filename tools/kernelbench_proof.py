@@ -11,9 +11,16 @@ softmax, scaling, ...); random tensors forward() draws itself are replaced by th
 stand for them; the rendered module gets the original's weights through load_params(). Outputs
 are compared as |rendering - original| <= atol + rtol * |original| with the problem's tolerance.
 
-With --screen-seeds K (K >= 2) the original's outputs over K seeds also go through the catalog's
-degenerate-output screen (the three tests of screen_outputs(), docs/problems.md): near-constant
-across seeds, mostly within tolerance of zero, equal to an input.
+With --screen-seeds K (K >= 2) the problem as kbench evaluates it (the rendering, with inputs and
+parameters drawn from the YAML's distributions, a new draw per seed) also goes through the
+catalog's degenerate-output screen over K seeds (the three tests of screen_outputs(),
+docs/problems.md): near-constant across seeds, mostly within tolerance of zero, equal to an input.
+
+With --shrink the proof covers the importer's lowering of each file rather than the committed
+YAML: the file's module-level sizes are shrunk (batch sizes to --shrink-batch, other sizes halved
+to at most --shrink-max; lists and tuples of sizes too), the shrunk file is imported into a
+temporary folder and that problem is proven. This is how a CPU proves every file; a file whose
+sizes depend on each other in ways halving breaks reports the error of the shrunk import.
 
 Usage (from the repository root):
   tools/kernelbench_proof.py /path/to/KernelBench/level1 [--device cpu|cuda] [--seed 0]
@@ -197,29 +204,29 @@ def screen(outputs_per_seed, inputs_per_seed, input_names, output_names, atol, r
 SHRINK_MAX = 256
 
 
-def shrink_value(name, v, limit=SHRINK_MAX):
-    """A smaller stand-in for a module-level size: batch sizes to 2, other sizes over `limit`
-    halved until they are at most `limit` (powers of two stay divisors)."""
+def shrink_value(name, v, limit=SHRINK_MAX, batch=2):
+    """A smaller stand-in for a module-level size: batch sizes to `batch`, other sizes over
+    `limit` halved until they are at most `limit` (powers of two stay divisors)."""
     if isinstance(v, bool) or not isinstance(v, int):
         return v
-    if name.lower() in ("batch_size", "batch") and v > 2:
-        return 2
+    if name.lower() in ("batch_size", "batch") and v > batch:
+        return batch
     while v > limit and v % 2 == 0:
         v //= 2
     return v
 
 
-def shrink_module(module, limit=SHRINK_MAX):
+def shrink_module(module, limit=SHRINK_MAX, batch=2):
     """Rewrites the file's module-level integer sizes (and tuples of them) in place."""
     changed = {}
     for name, v in list(vars(module).items()):
         if name.startswith("_"):
             continue
         if isinstance(v, int) and not isinstance(v, bool):
-            nv = shrink_value(name, v, limit)
-        elif isinstance(v, tuple) and v and all(isinstance(x, int) and not isinstance(x, bool)
-                                               for x in v):
-            nv = tuple(shrink_value(name, x, limit) for x in v)
+            nv = shrink_value(name, v, limit, batch)
+        elif isinstance(v, (tuple, list)) and v and all(
+                isinstance(x, int) and not isinstance(x, bool) for x in v):
+            nv = type(v)(shrink_value(name, x, limit, batch) for x in v)
         else:
             continue
         if nv != v:
@@ -228,10 +235,10 @@ def shrink_module(module, limit=SHRINK_MAX):
     return changed
 
 
-def shrunk_problem(path, registry, binary, workdir, limit=SHRINK_MAX):
+def shrunk_problem(path, registry, binary, workdir, limit=SHRINK_MAX, batch=2):
     """The file imported at shrunk sizes: (ImportResult, YAML path, what changed)."""
     module = source.load_module(path)
-    changed = shrink_module(module, limit)
+    changed = shrink_module(module, limit, batch)
     res = importer.import_file(path, registry, module=module)
     level = source.level_of(path)
     stem = source.problem_stem(path)
@@ -272,61 +279,67 @@ def prove(path, yaml_path, binary, registry, args, shrunk=None):
     input_specs = {i["name"]: i for i in pj["inputs"]}
     decl_by_source = {t.source: t.name for t in res.ir.inputs}
     rendered = render_module(binary, yaml_path)
-    outputs_per_seed, inputs_per_seed = [], []
-    seeds = [args.seed + k for k in range(max(1, args.screen_seeds))]
-    for s_i, seed in enumerate(seeds):
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            model = res.module.Model(*res.module.get_init_inputs()).to(device)
-        model.requires_grad_(False)
-        gen = torch.Generator().manual_seed(seed)
-        drawn = {name: draw(spec, gen, device) for name, spec in input_specs.items()}
-        # get_inputs()'s draws, in creation order, then its steps (triu, softmax, ...).
-        prep_draws = []
-        for target in sorted((n.target for n in res.prep.graph.nodes if n.op == "placeholder"),
-                             key=lambda t: int(t[4:])):
-            if target in decl_by_source:
-                prep_draws.append(drawn[decl_by_source[target]])
-            else:
-                prep_draws.append(draw(draw_spec(res.prep_draws[target]), gen, device))
-        with torch.no_grad():
-            prepared = list(res.prep(*prep_draws))
-        fwd_values = []
-        for k in range(len(res.forward_draws)):
-            target = f"fdraw{k}"
-            if target in decl_by_source:
-                fwd_values.append(drawn[decl_by_source[target]])
-            else:
-                fwd_values.append(draw(draw_spec(res.forward_draws[target]), gen, device))
-        args_ = prepared + [v for (_, v) in res.forward_args[len(prepared):]]
-        t0 = time.time()
-        with torch.no_grad(), ForwardDraws(fwd_values):
-            ref = [o for o in flatten(model(*args_))]
-        row["original_s"] = round(time.time() - t0, 3)
-        outputs_per_seed.append([o.detach().cpu() for o in ref])
-        inputs_per_seed.append([drawn[i["name"]].cpu() for i in pj["inputs"]])
-        if s_i > 0:
-            continue
-        rmodel = rendered.Model()
-        tensors = {p.name: tensor_at(model, p.source).detach().cpu().clone() for p in res.ir.params}
-        rendered.load_params(rmodel, tensors)
-        rmodel = rmodel.to(device)
-        with torch.no_grad():
-            got = flatten(rmodel(*[drawn[i["name"]] for i in pj["inputs"]]))
-        if len(got) != len(ref):
-            row["status"] = "FAIL"
-            row["detail"] = f"{len(got)} outputs, the original has {len(ref)}"
-            return row
-        ok_all, worst_abs, worst_rel, worst_bad = True, 0.0, 0.0, 0.0
-        for g, r in zip(got, ref):
-            ok, mabs, mrel, bad = compare(g, r, atol, rtol)
-            ok_all &= ok
-            worst_abs, worst_rel, worst_bad = max(worst_abs, mabs), max(worst_rel, mrel), max(
-                worst_bad, bad)
-        row.update(status="agrees" if ok_all else "FAIL", max_abs=worst_abs, max_rel=worst_rel,
-                   bad_fraction=worst_bad, atol=atol, rtol=rtol)
-        del rmodel
+    seed = args.seed
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        model = res.module.Model(*res.module.get_init_inputs()).to(device)
+    model.requires_grad_(False)
+    gen = torch.Generator().manual_seed(seed)
+    drawn = {name: draw(spec, gen, device) for name, spec in input_specs.items()}
+    # get_inputs()'s draws, in creation order, then its steps (triu, softmax, ...).
+    prep_draws = []
+    for target in sorted((n.target for n in res.prep.graph.nodes if n.op == "placeholder"),
+                         key=lambda t: int(t[4:])):
+        if target in decl_by_source:
+            prep_draws.append(drawn[decl_by_source[target]])
+        else:
+            prep_draws.append(draw(draw_spec(res.prep_draws[target]), gen, device))
+    with torch.no_grad():
+        prepared = list(res.prep(*prep_draws))
+    fwd_values = []
+    for k in range(len(res.forward_draws)):
+        target = f"fdraw{k}"
+        if target in decl_by_source:
+            fwd_values.append(drawn[decl_by_source[target]])
+        else:
+            fwd_values.append(draw(draw_spec(res.forward_draws[target]), gen, device))
+    args_ = prepared + [v for (_, v) in res.forward_args[len(prepared):]]
+    t0 = time.time()
+    with torch.no_grad(), ForwardDraws(fwd_values):
+        ref = flatten(model(*args_))
+    row["original_s"] = round(time.time() - t0, 3)
+    rmodel = rendered.Model()
+    tensors = {p.name: tensor_at(model, p.source).detach().cpu().clone() for p in res.ir.params}
+    rendered.load_params(rmodel, tensors)
+    rmodel = rmodel.to(device)
+    with torch.no_grad():
+        got = flatten(rmodel(*[drawn[i["name"]] for i in pj["inputs"]]))
+    if len(got) != len(ref):
+        row["status"] = "FAIL"
+        row["detail"] = f"{len(got)} outputs, the original has {len(ref)}"
+        return row
+    ok_all, worst_abs, worst_rel, worst_bad = True, 0.0, 0.0, 0.0
+    for g, r in zip(got, ref):
+        ok, mabs, mrel, bad = compare(g, r, atol, rtol)
+        ok_all &= ok
+        worst_abs, worst_rel, worst_bad = max(worst_abs, mabs), max(worst_rel, mrel), max(
+            worst_bad, bad)
+    row.update(status="agrees" if ok_all else "FAIL", max_abs=worst_abs, max_rel=worst_rel,
+               bad_fraction=worst_bad, atol=atol, rtol=rtol)
+    del model, ref, got, prepared, prep_draws
     if args.screen_seeds >= 2:
+        # The problem as kbench evaluates it: inputs and parameters drawn from the YAML's
+        # distributions, one draw per seed, through the rendering.
+        outputs_per_seed, inputs_per_seed = [], []
+        for k in range(args.screen_seeds):
+            g = torch.Generator().manual_seed(args.seed + 1000 + k)
+            ins = [draw(spec, g, device) for spec in pj["inputs"]]
+            ps = {p["name"]: draw(p, g, "cpu") for p in pj["params"]}
+            rendered.load_params(rmodel, {n: t.to(device) for n, t in ps.items()})
+            with torch.no_grad():
+                outs = flatten(rmodel(*ins))
+            outputs_per_seed.append([o.detach().cpu() for o in outs])
+            inputs_per_seed.append([i.cpu() for i in ins])
         row["screen"] = screen(outputs_per_seed, inputs_per_seed,
                                [i["name"] for i in pj["inputs"]], pj["outputs"], atol, rtol)
     return row
@@ -352,6 +365,8 @@ def main():
                     help="prove the importer's lowering of each file at shrunk sizes (batch 2, "
                          "other sizes halved to at most --shrink-max) instead of the committed "
                          "YAML")
+    ap.add_argument("--shrink-batch", type=int, default=2,
+                    help="batch size --shrink sets (default 2)")
     ap.add_argument("--shrink-max", type=int, default=SHRINK_MAX,
                     help=f"largest size --shrink leaves (default {SHRINK_MAX})")
     ap.add_argument("--json", default=None, help="write the rows as JSON here")
@@ -378,7 +393,8 @@ def main():
                 shrunk = None
                 if args.shrink:
                     try:
-                        shrunk = shrunk_problem(f, registry, binary, workdir, args.shrink_max)
+                        shrunk = shrunk_problem(f, registry, binary, workdir, args.shrink_max,
+                                                args.shrink_batch)
                     except NotExpressible as e:
                         rows.append({"file": f, "id": f"l{level}/{stem}",
                                      "status": "not expressible", "detail": str(e)})

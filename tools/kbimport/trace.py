@@ -261,8 +261,9 @@ class ConcreteTracer(torch.fx.Tracer):
             return
         (args, kwargs) = self._arg_vals(node, "val")
         node.meta["val"] = self._run(node, args, kwargs)
-        # Constant folding: every input is a known constant and the result is small.
-        if self._const_ready(node) and all(
+        # Constant folding: every input is a known constant and the result is small (never for a
+        # module call: its parameters are not constants).
+        if node.op != "call_module" and self._const_ready(node) and all(
             _numel(t) <= CONST_FOLD_MAX_ELEMS for t in _all_tensors(node.meta["val"])
         ):
             (cargs, ckwargs) = self._arg_vals(node, "const")
