@@ -22,7 +22,7 @@ namespace kb {
 
 struct EvalOptions {
   Protocol protocol = Protocol::kbench; // docs/evaluation.md
-  int gpu = 0;                          // becomes CUDA_VISIBLE_DEVICES of the workers
+  int gpu = 0;                          // this process's numbering: worker_visible_device
   std::string worker_path;              // empty: see default_worker_path()
   CompileOptions compile;
   bool screen = true; // symbol screening; off only to exercise runtime defences
