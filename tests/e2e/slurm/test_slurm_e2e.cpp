@@ -433,6 +433,70 @@ TEST_F(SlurmE2E, DryRunPrintsTheScriptsAndSubmitsNothing) {
   EXPECT_NE(db.output.find("--db is set by kbench slurm"), std::string::npos) << db.output;
 }
 
+TEST_F(SlurmE2E, ShardsByHandMergeIntoTheUnshardedRun) {
+  kb::test::MockLlmServer mock(std::string(KB_BIN_DIR) + "/kbench-mock-llm", mock_script());
+  write_models(mock.url());
+  const auto flags = suite_flags();
+  auto generate = [&](const std::string& db, std::vector<std::string> extra) {
+    std::vector<std::string> args{kbench(), "generate", "--db", (dir / db).string()};
+    args.insert(args.end(), flags.begin(), flags.end());
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run(args, dir / (db + ".log"));
+  };
+  ASSERT_EQ(generate("whole.db", {}).code, 0);
+  for (const char* k : {"1", "2"}) {
+    const Result r = generate(std::string("s") + k + ".db", {"--shard", std::string(k) + "/2"});
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("shard " + std::string(k) + "/2 of suite fp-"), std::string::npos)
+        << r.output;
+  }
+  // Again: the shard is in its database already, completed; nothing is asked.
+  const int64_t asked = mock.stats().value("requests", int64_t{0});
+  const Result again = generate("s1.db", {"--shard", "1/2"});
+  EXPECT_EQ(again.code, 0) << again.output;
+  EXPECT_NE(again.output.find("already completed"), std::string::npos) << again.output;
+  EXPECT_EQ(mock.stats().value("requests", int64_t{0}), asked);
+
+  const Result m = run({kbench(), "merge", (dir / "s1.db").string(), (dir / "s2.db").string(), "-o",
+                        (dir / "merged.db").string()},
+                       dir / "merge.log");
+  ASSERT_EQ(m.code, 0) << m.output;
+  EXPECT_NE(m.output.find("holds 2 of 2 shards"), std::string::npos) << m.output;
+  EXPECT_EQ(rows_of((dir / "merged.db").string()), rows_of((dir / "whole.db").string()));
+
+  // The run of a shard is found by suite and shard; a shard that is not there is named.
+  kb::store::Store s1((dir / "s1.db").string(), {.read_only = true});
+  const std::string suite =
+      json::parse(s1.runs().at(0).info.config_json)["suite"]["id"].get<std::string>();
+  const Result none = run(
+      {kbench(), "evaluate", "--db", (dir / "s1.db").string(), "--suite", suite, "--shard", "2/2"},
+      dir / "evaluate.log");
+  EXPECT_EQ(none.code, 2);
+  EXPECT_NE(none.output.find("no run is shard 2/2 of suite " + suite), std::string::npos)
+      << none.output;
+}
+
+TEST_F(SlurmE2E, ShardFlagsAreCheckedBeforeAnythingIsWritten) {
+  const std::string db = (dir / "never.db").string();
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+      {{"generate", "--suite", "x", "--db", db}, "give --shard K/N too"},
+      {{"generate", "--shard", "3/2", "--db", db}, "--shard"},
+      {{"generate", "--shard", "1/2", "--suite", "a b", "--db", db}, "is not a suite id"},
+      {{"run", "--resume", "1", "--shard", "1/2", "--db", db}, "--shard"},
+      {{"evaluate", "--suite", "x", "--db", db}, "give either --run ID, or --suite ID"},
+      {{"evaluate", "--run", "1", "--slice", "0/2", "--db", db}, "--slice"},
+      {{"slurm", "--dry-run", "--", "--level", "1"}, "--shards"},
+  };
+  for (const auto& [args, expected] : cases) {
+    std::vector<std::string> all{kbench()};
+    all.insert(all.end(), args.begin(), args.end());
+    const Result r = run(all, dir / "flags.log");
+    EXPECT_EQ(r.code, 2) << args[0] << " " << args[1] << ": " << r.output;
+    EXPECT_NE(r.output.find(expected), std::string::npos) << r.output;
+  }
+  EXPECT_FALSE(fs::exists(db));
+}
+
 TEST_F(SlurmE2E, ArrayOfShardsAndTheMergeJobEqualTheUnshardedRun) {
   cluster = std::make_unique<Cluster>();
   if (const std::string why = cluster->start(dir / "cluster"); !why.empty())
