@@ -206,13 +206,14 @@ SHRINK_MAX = 256
 
 def shrink_value(name, v, limit=SHRINK_MAX, batch=2):
     """A smaller stand-in for a module-level size: batch sizes to `batch`, other sizes over
-    `limit` halved until they are at most `limit` (powers of two stay divisors)."""
+    `limit` halved until they are at most `limit` (powers of two stay divisors, odd sizes stay
+    odd)."""
     if isinstance(v, bool) or not isinstance(v, int):
         return v
     if name.lower() in ("batch_size", "batch") and v > batch:
         return batch
-    while v > limit and v % 2 == 0:
-        v //= 2
+    while v > limit:
+        v = v // 2 if v % 2 == 0 else (v // 2) | 1  # odd sizes stay odd
     return v
 
 

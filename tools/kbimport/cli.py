@@ -9,7 +9,7 @@ import tempfile
 import traceback
 import warnings
 
-from . import kbench, source, yamlout
+from . import exclusions, kbench, source, yamlout
 from .errors import NotExpressible
 from .importer import import_file
 
@@ -97,7 +97,7 @@ def main(argv=None):
               "requires a version for KernelBench problems)", file=sys.stderr)
         return 2
     version = commit if src == "kernelbench" else ""
-    results, failures, changed, produced = [], [], [], {}
+    results, failures, changed, produced, excluded = [], [], [], {}, []
     staging = tempfile.mkdtemp(prefix="kbimport-")
     try:
         for f in files:
@@ -113,6 +113,11 @@ def main(argv=None):
             number, rest = source.parse_name(f)
             ref = f"L{level}/{number} {os.path.splitext(os.path.basename(f))[0]}" \
                 if number is not None else os.path.splitext(os.path.basename(f))[0]
+            why = exclusions.excluded(level, os.path.basename(f)) if src == "kernelbench" else None
+            if why:
+                excluded.append({"file": f, "ref": ref, "reason": why})
+                print(f"EXCLUDED {rel}: {why}", file=sys.stderr)
+                continue
             try:
                 res = import_file(f, registry, rel)
                 origin = f"KernelBench {rel}" + (f" (commit {version[:12]})" if version else "")
@@ -181,11 +186,13 @@ def main(argv=None):
     if args.report:
         with open(args.report, "w", encoding="utf-8") as fh:
             json.dump({"kernelbench_commit": version, "imported": results, "not_expressible":
-                       failures, "changed": changed, "stale": stale}, fh, indent=1)
+                       failures, "excluded": excluded, "changed": changed, "stale": stale}, fh,
+                      indent=1)
             fh.write("\n")
     n_ok = len(results)
     print(f"{n_ok} imported ({len(changed)} {'would change' if args.check else 'written'}), "
-          f"{len(failures)} not expressible" + (f", {len(stale)} stale" if stale else ""),
+          f"{len(failures)} not expressible" + (f", {len(excluded)} excluded" if excluded else "")
+          + (f", {len(stale)} stale" if stale else ""),
           file=sys.stderr)
     if args.check and (changed or (args.prune and stale)):
         return 1
