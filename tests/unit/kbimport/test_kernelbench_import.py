@@ -190,6 +190,24 @@ def main():
                   os.path.join(FIXTURES, "level1", "1_Gelu.py"), "--level", "2"])
         f.check(r6.returncode == 0, "--level applies to files outside a level folder too")
 
+        # A KernelBench file on the exclusion list (degenerate) is named and not written; the same
+        # file as a user's own (source kbench) is imported.
+        kb_dir = os.path.join(work, "kb", "level2")
+        os.makedirs(kb_dir)
+        degenerate = os.path.join(kb_dir, "80_Gemm_Max_Subtract_GELU.py")
+        with open(os.path.join(FIXTURES, "level1", "1_Gelu.py")) as src, open(degenerate, "w") as dst:
+            dst.write(src.read())
+        excl = os.path.join(work, "excl")
+        r7 = run([py, IMPORT, "--kbench", kbench, "--out-dir", excl, "--kernelbench-commit",
+                  COMMIT, degenerate])
+        f.check(r7.returncode == 0 and "EXCLUDED level2/80_Gemm_Max_Subtract_GELU.py: degenerate"
+                in r7.stderr and not os.path.exists(excl),
+                f"an excluded KernelBench file is named and not written: {r7.stderr}")
+        r8 = run([py, IMPORT, "--kbench", kbench, "--out-dir", excl, degenerate])
+        f.check(r8.returncode == 0 and os.path.exists(
+            os.path.join(excl, "level2", "kb080_gemm_max_subtract_gelu.yaml")),
+                f"the exclusion list applies to KernelBench's files only: {r8.stderr}")
+
         # The renderings agree with the original models (the fixtures are small).
         with open(target, "w") as fh:
             pass
