@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from . import params as init_rules
 from .errors import NotExpressible
-from .ir import Const, Expanded, Fill, LazyTuple, Node, ParamRef, Val, kb_dtype, meta_like
+from .ir import Const, Expanded, Fill, LazyTuple, Node, ParamRef, Val, kb_dtype
 from .trace import OPERATOR_NAMES
 
 _REQUIRED = object()
@@ -207,9 +207,6 @@ SIG_OF.update({
     "getitem": "getitem", "getattr": "getattr", "pixel_shuffle": "pixel_shuffle", "copy": "copy",
     "unfold": "unfold",
 })
-
-_FUNCTION_ALIASES = {"_VariableFunctionsClass": None}
-
 
 def canonical_function(target):
     """The canonical name of a call_function target (operator.add -> 'add', F.relu -> 'relu')."""
@@ -1498,7 +1495,6 @@ def h_conv_transpose(L, canon, a, m):
 
 def pool(L, op, x, m, kernel_size, stride, padding, dilation=1, ceil_mode=False,
          count_include_pad=True, divisor_override=None):
-    nd = int(op[-2])
     k = _int_or_list(kernel_size)
     attrs = {"kernel_size": k}
     if stride is not None and stride != [] and _int_or_list(stride) != k:

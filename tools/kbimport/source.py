@@ -5,7 +5,6 @@ import itertools
 import math
 import os
 import re
-import sys
 
 import torch
 

@@ -381,8 +381,6 @@ class DrawPatches:
         return self.tracer.create_proxy("placeholder", name, (), {})
 
     def __enter__(self):
-        t = self.tracer
-
         def dtype_of(kwargs, default=torch.float32):
             d = kwargs.get("dtype")
             return d if d is not None else default
@@ -490,14 +488,6 @@ def trace_get_inputs(module):
         return list(out)
 
     graph = tracer.trace(get_inputs_root)
-    return graph, tracer
-
-
-def trace_forward(model, forward_inputs):
-    """Traces `model.forward` on `forward_inputs` ([(name, meta tensor or Python value)])."""
-    tracer = ConcreteTracer()
-    tracer.forward_inputs = forward_inputs
-    graph = tracer.trace(model)
     return graph, tracer
 
 
