@@ -13,39 +13,18 @@
 
 #include <gtest/gtest.h>
 
+#include "kbench_cli.hpp"
+
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
+using Result = kb::test::CliResult;
 
-// Runs kbench with `args`, behind `prefix` (e.g. a command that changes the user).
 Result kbench_via(const std::string& prefix, const std::string& args) {
-  Result r;
-  // One file per test process: ctest runs these tests in parallel processes.
-  const std::string err_file =
-      ::testing::TempDir() + "kbench-cli-stderr-" + std::to_string(::getpid()) + ".txt";
-  const std::string cmd = prefix + std::string(KB_BIN_DIR) + "/kbench " + args + " 2>" + err_file;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p)
-    return r;
-  std::array<char, 4096> buf{};
-  std::size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
-    r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream e(err_file);
-  std::stringstream ss;
-  ss << e.rdbuf();
-  r.err = ss.str();
-  std::filesystem::remove(err_file);
-  return r;
+  return kb::test::run_kbench_via(prefix, args);
 }
 
 Result kbench(const std::string& args) {
-  return kbench_via("", args);
+  return kb::test::run_kbench(args);
 }
 
 TEST(CliContract, UnknownCommandIsBadInputAndSuggestsTheNearestOne) {

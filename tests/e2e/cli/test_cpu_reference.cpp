@@ -14,6 +14,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "kbench_cli.hpp"
+
 #include "op.hpp"
 
 namespace kb {
@@ -21,31 +23,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
+using Result = kb::test::CliResult;
 
 Result kbench(const std::string& args) {
-  Result r;
-  const std::string err_file =
-      ::testing::TempDir() + "kbench-cpu-ref-stderr-" + std::to_string(::getpid()) + ".txt";
-  const std::string cmd = std::string(KB_BIN_DIR) + "/kbench " + args + " 2>" + err_file;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p)
-    return r;
-  std::array<char, 4096> buf{};
-  std::size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
-    r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream e(err_file);
-  std::stringstream ss;
-  ss << e.rdbuf();
-  r.err = ss.str();
-  fs::remove(err_file);
-  return r;
+  return kb::test::run_kbench(args);
 }
 
 std::string read_bytes(const fs::path& p) {
