@@ -16,6 +16,7 @@
 #include <random>
 #include <set>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -49,9 +50,11 @@ std::string read_text(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// Starts argv[0] (searched on PATH) with `env` added, stdout and stderr into `log`.
+// Starts argv[0] (searched on PATH) with `env` added, stdout and stderr into `log`. A daemon
+// (`tied`) is killed by the kernel when this process dies, even by SIGKILL (a test that runs out
+// of time), so no daemon outlives the test.
 pid_t spawn(const std::vector<std::string>& args, const std::string& log,
-            const std::vector<std::pair<std::string, std::string>>& env = {}) {
+            const std::vector<std::pair<std::string, std::string>>& env = {}, bool tied = false) {
   std::vector<std::string> env_strings;
   std::set<std::string> overridden;
   for (const auto& [k, v] : env) {
@@ -72,6 +75,26 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log,
   for (auto& a : all)
     argv.push_back(a.data());
   argv.push_back(nullptr);
+  if (tied) {
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      // Only async-signal-safe calls from here to exec.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent)
+        ::_exit(127);
+      const int in = ::open("/dev/null", O_RDONLY);
+      const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (in < 0 || out < 0)
+        ::_exit(127);
+      ::dup2(in, 0);
+      ::dup2(out, 1);
+      ::dup2(out, 2);
+      ::execve(argv[0], argv.data(), envp.data());
+      ::_exit(127);
+    }
+    return pid;
+  }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -209,12 +232,13 @@ public:
     m_munged = spawn({m_bin["munged"], "-F", "--force", "--socket=" + d + "/munge.sock",
                       "--key-file=" + d + "/munge.key", "--pid-file=" + d + "/munged.pid",
                       "--log-file=" + d + "/log/munged.log", "--seed-file=" + d + "/munged.seed"},
-                     d + "/log/munged.out");
+                     d + "/log/munged.out", {}, true);
     if (!wait_until([&] { return fs::exists(dir / "munge.sock"); }, std::chrono::seconds(10)))
       return "munged did not start: " + read_text(dir / "log/munged.out");
-    m_ctld = spawn({m_bin["slurmctld"], "-D", "-i", "-f", m_conf}, d + "/log/slurmctld.out", m_env);
-    m_slurmd =
-        spawn({m_bin["slurmd"], "-D", "-f", m_conf, "-N", "kbnode"}, d + "/log/slurmd.out", m_env);
+    m_ctld = spawn({m_bin["slurmctld"], "-D", "-i", "-f", m_conf}, d + "/log/slurmctld.out", m_env,
+                   true);
+    m_slurmd = spawn({m_bin["slurmd"], "-D", "-f", m_conf, "-N", "kbnode"}, d + "/log/slurmd.out",
+                     m_env, true);
     if (m_ctld <= 0 || m_slurmd <= 0)
       return "cannot start slurmctld or slurmd";
     const bool idle = wait_until(
@@ -359,8 +383,16 @@ protected:
             "--levels-dir",  std::string(KB_SOURCE_DIR) + "/levels"};
   }
   std::string kbench() const { return std::string(KB_BIN_DIR) + "/kbench"; }
+  // At most `cap`, and never past the test's own deadline (well inside CTest's 300 s), so a
+  // stuck cluster fails the test and its cleanup still runs.
+  std::chrono::seconds left(int cap) const {
+    const auto rest =
+        std::chrono::duration_cast<std::chrono::seconds>(m_deadline - Clock::now()).count();
+    return std::chrono::seconds(std::clamp<long>(rest, 1, cap));
+  }
 
   fs::path dir;
+  Clock::time_point m_deadline = Clock::now() + std::chrono::seconds(220);
   std::unique_ptr<Cluster> cluster;
 };
 
@@ -534,13 +566,12 @@ TEST_F(SlurmE2E, ArrayOfShardsAndTheMergeJobEqualTheUnshardedRun) {
   const Result s = run(submit, dir / "submit.log", env);
   ASSERT_EQ(s.code, 0) << s.output;
   EXPECT_NE(s.output.find("submitted"), std::string::npos) << s.output;
-  const bool done =
-      Cluster::wait_until([&] { return cluster->jobs_left() == 0; }, std::chrono::seconds(150));
+  const bool done = Cluster::wait_until([&] { return cluster->jobs_left() == 0; }, left(120));
   std::string logs;
   if (fs::exists(results / "slurm/logs"))
     for (const auto& e : fs::directory_iterator(results / "slurm/logs"))
       logs += "--- " + e.path().filename().string() + "\n" + read_text(e.path());
-  ASSERT_TRUE(done) << "jobs still queued after 150 s\n" << logs;
+  ASSERT_TRUE(done) << "jobs still queued after 120 s\n" << logs;
   ASSERT_TRUE(fs::exists(results / "suite.db")) << logs;
   EXPECT_NE(logs.find("every shard is in"), std::string::npos) << logs;
   for (int k = 1; k <= 4; ++k)
@@ -572,7 +603,7 @@ TEST_F(SlurmE2E, ArrayOfShardsAndTheMergeJobEqualTheUnshardedRun) {
   const int64_t asked_before = mock.stats().value("requests", int64_t{0});
   const Result again = run(
       {cluster->bin("sbatch"), "--wait", "--array=2", (results / "slurm/generate.sbatch").string()},
-      dir / "again.log", env, std::chrono::seconds(90));
+      dir / "again.log", env, left(60));
   ASSERT_EQ(again.code, 0) << again.output << logs;
   EXPECT_EQ(mock.stats().value("requests", int64_t{0}), asked_before);
   fs::remove(results / "shards/shard-3.db");
@@ -583,11 +614,11 @@ TEST_F(SlurmE2E, ArrayOfShardsAndTheMergeJobEqualTheUnshardedRun) {
   EXPECT_NE(partial.output.find("sbatch --array=3"), std::string::npos) << partial.output;
   const Result redo = run(
       {cluster->bin("sbatch"), "--wait", "--array=3", (results / "slurm/generate.sbatch").string()},
-      dir / "redo.log", env, std::chrono::seconds(90));
+      dir / "redo.log", env, left(60));
   ASSERT_EQ(redo.code, 0) << redo.output;
   const Result merged =
       run({cluster->bin("sbatch"), "--wait", (results / "slurm/merge.sbatch").string()},
-          dir / "merge.log", env, std::chrono::seconds(90));
+          dir / "merge.log", env, left(60));
   EXPECT_EQ(merged.code, 0) << merged.output;
   EXPECT_EQ(rows_of((results / "suite.db").string()), rows);
 }
