@@ -94,7 +94,8 @@ struct Plan {
   int shards = 0;
   std::string suite, results, kbench, cwd, local_dir;
   SlurmCli cli;
-  std::vector<std::string> flags; // the suite's flags (for run or generate)
+  std::vector<std::string> flags;            // the suite's flags (for run or generate)
+  std::vector<std::string> evaluate_options; // split: the flags of kbench evaluate
 };
 
 std::string header(const Plan& p, const std::string& step, bool array, bool gpus,
@@ -197,8 +198,8 @@ std::vector<Script> make_scripts(const Plan& p) {
     Script e{"evaluate.sbatch", "evaluate", {"--kill-on-invalid-dep=yes"}, ""};
     std::string body = task_body(
         p, fmt::format("\"$kbench\" evaluate {}{}--suite {} --shard \"$k/{}\" --db \"$db\"",
-                       join_quoted(p.cli.evaluate_options),
-                       p.cli.evaluate_options.empty() ? "" : " ", p.suite, p.shards));
+                       join_quoted(p.evaluate_options), p.evaluate_options.empty() ? "" : " ",
+                       p.suite, p.shards));
     // Nothing to evaluate without the generated database.
     const std::string check =
         "if [ ! -f \"$db\" ]; then\n"
@@ -278,12 +279,18 @@ void slurm_submit(const SlurmCli& c, std::function<void(int)> set_exit) {
   refuse_flags(c.evaluate_options, {"--db", "--run", "--suite", "--shard", "--slice"},
                "--evaluate-option");
   p.flags = c.flags;
+  p.evaluate_options = c.evaluate_options;
   // The suite's flags, checked as `kbench run` / `kbench generate` check them; the plan says
   // how many searches the shards share.
   const auto mode = p.mode == SlurmMode::run ? kb::runner::Mode::run : kb::runner::Mode::generate;
   kb::runner::RunOptions o = kb::cli::parse_suite_flags(mode, c.flags);
   o.suite = p.suite;
   const kb::runner::SuitePlan plan = kb::runner::plan_suite(o);
+  // Evaluation reads the problems where generation did (levels the suite names, not the build's).
+  if (p.mode == SlurmMode::split && !o.levels_dir.empty() &&
+      std::none_of(c.evaluate_options.begin(), c.evaluate_options.end(),
+                   [](const std::string& f) { return flag_name(f) == "--levels-dir"; }))
+    p.evaluate_options.push_back("--levels-dir=" + absolute(o.levels_dir));
   const int tasks = static_cast<int>(plan.tasks.size());
   if (c.shards > tasks)
     refuse("--shards", fmt::format("{} shards for {} (problem, model) searches would leave {} "

@@ -442,9 +442,10 @@ TEST_F(SlurmE2E, DryRunPrintsTheScriptsAndSubmitsNothing) {
         "slurm/evaluate.sbatch =====", "slurm/merge.sbatch =====", "#SBATCH --array=1-4",
         "#SBATCH --partition=cpu", "#SBATCH --partition=gpu", "#SBATCH --gres=gpu:2",
         "#SBATCH --account=abc", "#SBATCH --signal=B:TERM@120", "--shard \"$k/4\" --suite dry",
-        "evaluate --timeout=60 --suite dry --shard \"$k/4\"", "slurm copy \"$db\" \"$shared\"",
-        "slurm merge --results", "--dependency=aftercorr:<generate job>",
-        "--kill-on-invalid-dep=yes", "--dependency=afterany:<evaluate job>"})
+        "evaluate --timeout=60 --levels-dir=", "/levels --suite dry --shard \"$k/4\"",
+        "slurm copy \"$db\" \"$shared\"", "slurm merge --results",
+        "--dependency=aftercorr:<generate job>", "--kill-on-invalid-dep=yes",
+        "--dependency=afterany:<evaluate job>"})
     EXPECT_NE(o.find(expected), std::string::npos) << "missing '" << expected << "' in\n" << o;
   // The generate tasks ask for no GPU: the only --gres line is the evaluate script's.
   EXPECT_EQ(o.find("#SBATCH --gres"), o.rfind("#SBATCH --gres"));
