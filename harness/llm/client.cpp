@@ -46,7 +46,7 @@ struct Client::Impl {
   Impl(ModelConfig c, ClientOptions o)
       : cfg(std::move(c)), opts(std::move(o)), policy(retry_policy_of(cfg)),
         limiter(cfg.requests_per_minute, cfg.tokens_per_minute), rng(opts.jitter_seed) {
-    provider = opts.provider ? std::move(opts.provider) : make_provider(cfg);
+    provider = opts.provider ? std::move(opts.provider) : make_provider(cfg, opts.replay_generator);
     if (!cfg.api_key_env.empty())
       if (const char* key = std::getenv(cfg.api_key_env.c_str()))
         redactor.add_secret(key);

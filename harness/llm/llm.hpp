@@ -276,13 +276,26 @@ public:
   virtual ChatResponse complete(const ChatRequest& request) = 0;
 };
 
+// A kernel made for a problem without replay files (the caller's generator, which knows the
+// problems): the source, or the reason there is none.
+struct GeneratedKernel {
+  std::optional<std::string> source;
+  std::string label;  // what made it, for the answer ("generated naive kernel")
+  std::string reason; // why there is no source
+};
+// Called with a request's problem_id from client worker threads: must be thread-safe.
+using KernelGenerator = std::function<GeneratedKernel(const std::string& problem_id)>;
+
 // Creates the provider of cfg.provider. HTTP providers read the key from the environment
 // variable cfg.api_key_env now; throws kb::Error naming the variable (never its value) when it is
 // set in the config but absent from the environment, and for an invalid config.
 // Replay answers the request's problem (stem of problem_id) with file number
 // sample_index mod n of <replay_dir>/<stem>/*.cu (sorted by name), wrapped in a ```cuda fence;
-// tokens estimated from text length. A missing directory gives http_error "replay_not_found".
-std::unique_ptr<Provider> make_provider(const ModelConfig& cfg);
+// tokens estimated from text length. A problem without files is answered by `generator` when
+// given: with its source in a ```cuda fence, or, when it has none, with a one-line answer
+// without code that gives its reason (the attempt is then no_code, not a provider failure).
+// Without a generator a missing directory gives http_error "replay_not_found".
+std::unique_ptr<Provider> make_provider(const ModelConfig& cfg, KernelGenerator generator = {});
 
 // Counters of a client since construction.
 struct ClientStats {
@@ -301,8 +314,10 @@ struct ClientOptions {
   // Receives one line per attempt failure and retry, already redacted. Called from worker
   // threads; must be thread-safe. Null = silent.
   std::function<void(const std::string&)> log;
-  // Replaces the provider (tests); null = make_provider(cfg).
+  // Replaces the provider (tests); null = make_provider(cfg, replay_generator).
   std::unique_ptr<Provider> provider;
+  // Replay models: answers problems without kernel files (see make_provider). Null: none.
+  KernelGenerator replay_generator;
 };
 
 // A model's client: rate limits, retries with backoff, the answer cap, and a pool of worker

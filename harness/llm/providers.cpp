@@ -247,7 +247,8 @@ private:
 
 class ReplayProvider final : public Provider {
 public:
-  explicit ReplayProvider(ModelConfig cfg) : m_cfg(std::move(cfg)) {
+  ReplayProvider(ModelConfig cfg, KernelGenerator generator)
+      : m_cfg(std::move(cfg)), m_generator(std::move(generator)) {
     if (m_cfg.replay_dir.empty())
       m_cfg.replay_dir = "levels/examples";
   }
@@ -271,14 +272,35 @@ public:
     }
     std::sort(files.begin(), files.end());
     AttemptRecord attempt;
-    if (files.empty()) {
+    const std::string missing = fmt::format("no kernel files {}/*.cu (or {}.cu)", dir.string(),
+                                            (fs::path(m_cfg.replay_dir) / stem).string());
+    if (files.empty() && !stem.empty() && m_generator) {
+      GeneratedKernel g;
+      try {
+        g = m_generator(req.problem_id);
+      } catch (const std::exception& e) {
+        g.reason = e.what();
+      }
+      if (g.source) {
+        std::string code = *g.source;
+        if (!code.empty() && code.back() != '\n')
+          code += '\n';
+        answer(out, req,
+               fmt::format("Replayed {} for problem '{}' ({}):\n\n```cuda\n{}```\n",
+                           g.label.empty() ? "generated kernel" : g.label, req.problem_id, missing,
+                           code));
+      } else {
+        // An answer without code: the attempt is the model's no_code, with this reason.
+        answer(out, req,
+               fmt::format("No kernel for problem '{}': {}, and none could be generated: {}",
+                           req.problem_id, missing, g.reason));
+      }
+    } else if (files.empty()) {
       out.status = ChatStatus::http_error;
       out.error_class = "replay_not_found";
-      out.error_message =
-          stem.empty()
-              ? "replay needs the request's problem_id"
-              : fmt::format("no kernel files {}/*.cu (or {}.cu) for problem '{}'", dir.string(),
-                            (fs::path(m_cfg.replay_dir) / stem).string(), req.problem_id);
+      out.error_message = stem.empty()
+                              ? "replay needs the request's problem_id"
+                              : fmt::format("{} for problem '{}'", missing, req.problem_id);
     } else {
       const auto n = static_cast<int64_t>(files.size());
       const auto& file = files[static_cast<size_t>(((req.sample_index % n) + n) % n)];
@@ -293,16 +315,9 @@ public:
       if (out.error_class.empty()) {
         if (!code.empty() && code.back() != '\n')
           code += '\n';
-        out.text =
-            fmt::format("Replayed kernel {}:\n\n```cuda\n{}```\n", file.filename().string(), code);
-        out.finish_reason = "stop";
-        int64_t in = 0;
-        for (const auto& m : req.messages)
-          in += estimate_tokens(m.content) + 4;
-        out.tokens_in = in;
-        out.tokens_out = estimate_tokens(out.text);
-        out.tokens_estimated = true;
-        out.cost_usd = cost_usd(m_cfg, out.tokens_in, out.tokens_out);
+        answer(
+            out, req,
+            fmt::format("Replayed kernel {}:\n\n```cuda\n{}```\n", file.filename().string(), code));
       }
     }
     out.latency_s = seconds_since(t0);
@@ -314,17 +329,31 @@ public:
   }
 
 private:
+  // A successful answer with `text`, tokens estimated from its length.
+  void answer(ChatResponse& out, const ChatRequest& req, std::string text) const {
+    out.text = std::move(text);
+    out.finish_reason = "stop";
+    int64_t in = 0;
+    for (const auto& m : req.messages)
+      in += estimate_tokens(m.content) + 4;
+    out.tokens_in = in;
+    out.tokens_out = estimate_tokens(out.text);
+    out.tokens_estimated = true;
+    out.cost_usd = cost_usd(m_cfg, out.tokens_in, out.tokens_out);
+  }
+
   ModelConfig m_cfg;
+  KernelGenerator m_generator;
 };
 
 } // namespace
 
-std::unique_ptr<Provider> make_provider(const ModelConfig& cfg) {
+std::unique_ptr<Provider> make_provider(const ModelConfig& cfg, KernelGenerator generator) {
   if (cfg.name.empty())
     throw Error("model config without a name");
   switch (cfg.provider) {
   case ProviderKind::replay:
-    return std::make_unique<ReplayProvider>(cfg);
+    return std::make_unique<ReplayProvider>(cfg, std::move(generator));
   case ProviderKind::openai:
   case ProviderKind::anthropic:
     if (cfg.base_url.rfind("http://", 0) != 0 && cfg.base_url.rfind("https://", 0) != 0)

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "codegen.hpp"
 #include "pipeline.hpp"
 #include "shard.hpp"
 
@@ -27,6 +28,24 @@ std::string host_name() {
   if (gethostname(buf, sizeof buf - 1) != 0)
     return "";
   return buf;
+}
+
+// What the replay model answers for a problem without kernel files: its naive candidate
+// (docs/abi.md, "Naive candidates"), or why there is none.
+llm::GeneratedKernel naive_kernel(const Catalog& catalog, const std::string& problem_id) {
+  llm::GeneratedKernel g;
+  g.label = "generated naive kernel";
+  const Problem* p = catalog.find(problem_id);
+  if (p == nullptr) {
+    g.reason = fmt::format("problem '{}' is not in the catalog", problem_id);
+    return g;
+  }
+  try {
+    g.source = naive_candidate(*p).source;
+  } catch (const Error& e) {
+    g.reason = e.what();
+  }
+  return g;
 }
 
 std::string stem_of(const std::string& id) {
@@ -477,6 +496,8 @@ bool Suite::prepare(RunSummary& summary) {
   for (const auto& m : m_models) {
     llm::ClientOptions co;
     co.log = [this](const std::string& line) { log(line); };
+    if (m.provider == llm::ProviderKind::replay)
+      co.replay_generator = [this](const std::string& id) { return naive_kernel(m_catalog, id); };
     m_clients.push_back(std::make_unique<llm::Client>(m, std::move(co)));
   }
 

@@ -187,10 +187,15 @@ protected:
         d.no_code_reason += fmt::format(" after {} retries", r.retries);
     } else {
       const llm::ExtractedCode code = llm::extract_code(r.text);
-      if (code.found)
+      if (code.found) {
         d.source = code.code;
-      else
+      } else {
         d.no_code_reason = fmt::format("no code in the answer: {}", code.reason);
+        // A short one-line answer says why better than any summary of it (a replay model
+        // without a kernel for the problem answers so).
+        if (!r.text.empty() && r.text.size() <= 600 && r.text.find('\n') == std::string::npos)
+          d.no_code_reason += ": " + sanitize_utf8(r.text);
+      }
     }
     d.answer = std::move(a);
     return d;

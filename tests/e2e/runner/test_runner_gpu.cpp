@@ -55,7 +55,8 @@ TEST_F(RunnerGpu, ReplayOverTheExampleProblemsEvaluatesEveryKernel) {
   ASSERT_EQ(att.size(), 6u);
   for (const auto& [id, a] : att)
     EXPECT_TRUE(a.evaluated) << id;
-  EXPECT_EQ(att["l1/kb_gelu"].eval.outcome, kb::Outcome::no_code);
+  // kb_gelu has no example kernel: the replay model answers with its generated naive kernel.
+  EXPECT_EQ(att["l1/kb_gelu"].eval.outcome, kb::Outcome::correct) << att["l1/kb_gelu"].eval.message;
   EXPECT_EQ(att["l1/relu_4096x393216"].eval.outcome, kb::Outcome::correct)
       << att["l1/relu_4096x393216"].eval.message;
   EXPECT_GT(att["l1/relu_4096x393216"].eval.speedup, 0.0);

@@ -4,6 +4,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
 #include <gtest/gtest.h>
 
@@ -230,6 +231,60 @@ TEST(Replay, CyclesThroughFilesPerSampleIndex) {
   EXPECT_EQ(miss.status, ChatStatus::http_error);
   EXPECT_EQ(miss.error_class, "replay_not_found");
   EXPECT_EQ(miss.retries, 0);
+  fs::remove_all(dir);
+}
+
+// A problem without files is answered by the generator: with its kernel, or with a one-line
+// answer without code that says why there is none (an answer, never a provider failure). Files,
+// where they exist, still win.
+TEST(Replay, ProblemsWithoutFilesGetTheGeneratedKernelOrTheReason) {
+  namespace fs = std::filesystem;
+  const auto dir = fs::temp_directory_path() / "kb_llm_replay_generator_test";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "relu.cu") << "// file relu\n";
+  auto m = *known_model_defaults("replay");
+  m.replay_dir = dir.string();
+  ClientOptions o;
+  std::vector<std::string> asked;
+  std::mutex mu;
+  o.replay_generator = [&](const std::string& id) {
+    std::lock_guard lock(mu);
+    asked.push_back(id);
+    GeneratedKernel g;
+    g.label = "generated naive kernel";
+    if (id == "l1/gelu")
+      g.source = "// generated gelu\nextern \"C\" int kb_forward();";
+    else if (id == "l1/throws")
+      throw Error("generator failed on purpose");
+    else
+      g.reason = "op 'fancy' has no naive kernel yet";
+    return g;
+  };
+  Client c(m, std::move(o));
+  auto q = ask("write it");
+  q.problem_id = "l1/relu";
+  EXPECT_EQ(extract_code(c.chat(q).text).code, "// file relu\n");
+  q.problem_id = "l1/gelu";
+  const ChatResponse gen = c.chat(q);
+  ASSERT_TRUE(gen.ok()) << gen.error_message;
+  EXPECT_NE(gen.text.find("generated naive kernel"), std::string::npos) << gen.text;
+  EXPECT_EQ(extract_code(gen.text).code, "// generated gelu\nextern \"C\" int kb_forward();\n");
+  EXPECT_TRUE(gen.tokens_estimated);
+  EXPECT_GT(gen.tokens_out, 0);
+  q.problem_id = "l1/fancy";
+  const ChatResponse none = c.chat(q);
+  ASSERT_TRUE(none.ok()) << none.error_message;
+  EXPECT_EQ(none.error_class, "");
+  EXPECT_FALSE(extract_code(none.text).found);
+  EXPECT_NE(none.text.find("op 'fancy' has no naive kernel yet"), std::string::npos) << none.text;
+  EXPECT_NE(none.text.find("l1/fancy"), std::string::npos) << none.text;
+  EXPECT_EQ(none.text.find('\n'), std::string::npos) << none.text;
+  q.problem_id = "l1/throws";
+  const ChatResponse thrown = c.chat(q);
+  ASSERT_TRUE(thrown.ok());
+  EXPECT_NE(thrown.text.find("generator failed on purpose"), std::string::npos) << thrown.text;
+  EXPECT_EQ(asked, (std::vector<std::string>{"l1/gelu", "l1/fancy", "l1/throws"}));
   fs::remove_all(dir);
 }
 

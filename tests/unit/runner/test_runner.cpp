@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "codegen.hpp"
 #include "fake_backend.hpp"
 #include "runner.hpp"
 #include "store.hpp"
@@ -125,7 +126,7 @@ TEST(Options, UnknownModelNamesTheFile) {
   EXPECT_TRUE(fs::is_directory(m[0].replay_dir)) << m[0].replay_dir;
 }
 
-TEST_F(RunnerTest, ReplayRunEvaluatesExamplesAndRecordsNoCodeForTheRest) {
+TEST_F(RunnerTest, ReplayRunEvaluatesExamplesAndGeneratedNaiveKernels) {
   FakeBackend backend;
   std::vector<std::string> lines;
   RunHooks hooks;
@@ -133,7 +134,8 @@ TEST_F(RunnerTest, ReplayRunEvaluatesExamplesAndRecordsNoCodeForTheRest) {
   const RunSummary s = run_suite(opts, &backend, nullptr, hooks);
   EXPECT_EQ(s.status, RunStatus::completed);
   EXPECT_EQ(s.tasks.size(), 3u);
-  EXPECT_EQ(backend.evaluations.load(), 2); // relu and softmax have example kernels
+  // relu and softmax have example kernels; kb_gelu gets its generated naive kernel.
+  EXPECT_EQ(backend.evaluations.load(), 3);
   store::Store st(opts.db, {.read_only = true});
   const auto run = st.run(s.run_id);
   ASSERT_TRUE(run);
@@ -142,14 +144,56 @@ TEST_F(RunnerTest, ReplayRunEvaluatesExamplesAndRecordsNoCodeForTheRest) {
   EXPECT_FALSE(run->info.kbench_version.empty());
   EXPECT_EQ(run->info.protocol, kb::Protocol::kbench);
   std::map<std::string, store::AttemptRow> att;
-  for (auto& a : st.attempts({.run_ids = {s.run_id}}))
+  for (auto& a : st.attempts({.run_ids = {s.run_id}, .with_source = true}))
     att[a.problem_id] = a;
   ASSERT_EQ(att.size(), 3u);
   EXPECT_EQ(att["l1/relu_4096x393216"].eval.outcome, Outcome::correct);
-  EXPECT_EQ(att["l1/kb_gelu"].eval.outcome, Outcome::no_code);
-  EXPECT_NE(att["l1/kb_gelu"].eval.message.find("replay_not_found"), std::string::npos);
-  EXPECT_EQ(st.baseline_timings({s.run_id}).size(), 2u);
-  EXPECT_EQ(s.progress.correct, 2);
+  EXPECT_EQ(att["l1/kb_gelu"].eval.outcome, Outcome::correct);
+  EXPECT_EQ(att["l1/kb_gelu"].source,
+            naive_candidate(*load_catalog(opts.levels_dir).find("l1/kb_gelu")).source);
+  EXPECT_EQ(att["l1/relu_4096x393216"].source.find("Naive candidate"), std::string::npos);
+  int generated = 0;
+  for (const auto& c : st.llm_calls(s.run_id)) {
+    EXPECT_EQ(c.call.status, "ok") << c.call.problem_id;
+    generated += c.call.problem_id == "l1/kb_gelu";
+  }
+  EXPECT_EQ(generated, 1);
+  EXPECT_EQ(st.baseline_timings({s.run_id}).size(), 3u);
+  EXPECT_EQ(s.progress.correct, 3);
+}
+
+// A problem the naive generator cannot express (its attention scores need more workspace than
+// the ABI allows) is the replay model's no_code attempt with the reason: an answer, not a
+// provider failure.
+TEST_F(RunnerTest, ReplayWithoutAKernelOrAGeneratedOneRecordsNoCodeWithTheReason) {
+  const fs::path levels = dir / "levels";
+  fs::create_directories(levels / "level1");
+  fs::create_directories(levels / "examples");
+  std::ofstream(levels / "level1" / "huge_attention.yaml")
+      << "name: huge attention\ndescription: scores beyond the workspace limit\n"
+         "provenance: {source: kbench, version: \"\", ref: test}\ninputs:\n"
+         "  - {name: q, shape: [100000, 8], dtype: f32, dist: {kind: uniform, low: 0, high: 1}}\n"
+         "  - {name: k, shape: [100000, 8], dtype: f32, dist: {kind: uniform, low: 0, high: 1}}\n"
+         "  - {name: v, shape: [100000, 8], dtype: f32, dist: {kind: uniform, low: 0, high: 1}}\n"
+         "graph:\n  - {out: y, op: scaled_dot_product_attention, in: [q, k, v]}\noutputs: [y]\n";
+  opts.levels_dir = levels.string();
+  opts.problems = {"huge_attention"};
+  FakeBackend backend;
+  const RunSummary s = run_suite(opts, &backend, nullptr, {});
+  EXPECT_EQ(s.status, RunStatus::completed);
+  EXPECT_EQ(backend.evaluations.load(), 0);
+  store::Store st(opts.db, {.read_only = true});
+  const auto att = st.attempts({.run_ids = {s.run_id}});
+  ASSERT_EQ(att.size(), 1u);
+  EXPECT_EQ(att[0].eval.outcome, Outcome::no_code);
+  const std::string& msg = att[0].eval.message;
+  EXPECT_NE(msg.find("no code in the answer"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("none could be generated"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("workspace"), std::string::npos) << msg;
+  const auto calls = st.llm_calls(s.run_id);
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].call.status, "ok");
+  EXPECT_EQ(calls[0].call.error_class, "");
 }
 
 TEST_F(RunnerTest, RefineRunChainsParentsAndResumeAddsNothing) {
@@ -189,7 +233,7 @@ TEST_F(RunnerTest, GenerateNeedsNoBackendAndRefusesVerdictStrategies) {
   int unevaluated = 0;
   for (const auto& a : att)
     unevaluated += !a.evaluated;
-  EXPECT_EQ(unevaluated, 2);
+  EXPECT_EQ(unevaluated, 3); // two example kernels and one generated naive kernel
   opts.strategy.kind = search::StrategyKind::refine;
   EXPECT_THROW(run_suite(opts, nullptr, nullptr, {}), Error);
 }
@@ -287,24 +331,24 @@ TEST_F(RunnerTest, EvaluateStoredJudgesEachGeneratedCandidateOnce) {
   RunHooks hooks;
   hooks.progress = [&](const Progress& p) { progress.push_back(p); };
   const EvaluateSummary s = evaluate_stored(e, backend, nullptr, hooks);
-  EXPECT_EQ(s.candidates, 2);
-  EXPECT_EQ(s.outcomes.at("correct"), 2);
-  EXPECT_EQ(backend.evaluations.load(), 2);
-  EXPECT_EQ(backend.compiles.load(), 2);
+  EXPECT_EQ(s.candidates, 3);
+  EXPECT_EQ(s.outcomes.at("correct"), 3);
+  EXPECT_EQ(backend.evaluations.load(), 3);
+  EXPECT_EQ(backend.compiles.load(), 3);
   ASSERT_EQ(s.ceilings.size(), 1u);
   store::Store st(opts.db);
   EXPECT_EQ(st.run(g.run_id)->status, "completed");
   int evaluated = 0;
   for (const auto& a : st.attempts({.run_ids = {g.run_id}}))
     evaluated += a.evaluated;
-  EXPECT_EQ(evaluated, 3); // two kernels and the no_code attempt
-  EXPECT_EQ(st.baseline_timings({g.run_id}).size(), 2u);
+  EXPECT_EQ(evaluated, 3); // two example kernels and one generated naive kernel
+  EXPECT_EQ(st.baseline_timings({g.run_id}).size(), 3u);
 
   // Nothing left: a second pass evaluates nothing; a live writer of the run refuses it.
   EXPECT_EQ(evaluate_stored(e, backend, nullptr, {}).candidates, 0);
   ASSERT_FALSE(st.acquire_run_lease(g.run_id, "a-live-process"));
   EXPECT_THROW(evaluate_stored(e, backend, nullptr, {}), Error);
-  EXPECT_EQ(backend.evaluations.load(), 2);
+  EXPECT_EQ(backend.evaluations.load(), 3);
 }
 
 TEST_F(RunnerTest, ReplayReadsTheExamplesOfTheLevelsDirGiven) {

@@ -159,6 +159,26 @@ TEST_F(SearchTest, AnswersWithoutCodeAreNoCodeDraftsAndProviderFailuresAreNot) {
   EXPECT_EQ(provider_failure_class(malformed), "malformed");
 }
 
+// A short one-line answer without code is its own reason (a replay model without a kernel says
+// why); a long one is not copied into the reason.
+TEST_F(SearchTest, ShortAnswersWithoutCodeGiveTheirReason) {
+  const std::string why = "No kernel for problem 'l1/x': none could be generated: op 'y' has no "
+                          "naive kernel yet";
+  port.answer = [&](const llm::ChatRequest& r) {
+    return ok(r.sample_index == 0 ? why : "Long prose.\n" + std::string(800, 'x'));
+  };
+  StrategyOptions o;
+  o.kind = StrategyKind::best_of_n;
+  o.samples = 2;
+  make_strategy(o)->run(ctx);
+  ASSERT_EQ(eval.drafts.size(), 2u);
+  std::sort(eval.drafts.begin(), eval.drafts.end(), [](const auto& a, const auto& b) {
+    return a.answer->response.text.size() < b.answer->response.text.size();
+  });
+  EXPECT_EQ(eval.drafts[0].no_code_reason, "no code in the answer: no code block: " + why);
+  EXPECT_EQ(eval.drafts[1].no_code_reason, "no code in the answer: no code block");
+}
+
 TEST_F(SearchTest, BestOfNSamplesIndependentlyAndKeepsTheFastest) {
   port.answer = [](const llm::ChatRequest& r) {
     return ok(fenced(std::string(k_kernel) + "// " + std::to_string(r.sample_index) + "\n"));
