@@ -1,6 +1,7 @@
-// GPU check of shards: level 1 with the replay model run whole, and as shards 1/2 and 2/2 merged,
-// give the same candidates with the same verdicts, one baseline per problem, and a placement
-// record naming every GPU used. Skipped without a CUDA device (KB_REQUIRE_GPU=1 fails instead):
+// GPU check of shards: the problems with shipped example kernels (levels 1 and 2) and two without,
+// with the replay model, run whole and as shards 1/2 and 2/2 merged, give the same candidates
+// with the same verdicts, one baseline per problem, and a placement record naming every GPU used.
+// Skipped without a CUDA device (KB_REQUIRE_GPU=1 fails instead):
 //   KB_REQUIRE_GPU=1 ctest --test-dir build -R ShardGpu --output-on-failure
 #include <cstdlib>
 #include <filesystem>
@@ -67,8 +68,12 @@ Verdicts verdicts_of(const std::string& path, int64_t* unevaluated) {
   return out;
 }
 
-TEST_F(ShardGpu, ShardsOneAndTwoMergedJudgeLevelOneAsTheWholeRunDoes) {
-  const std::string common = "--level 1 --models replay --gpus all";
+TEST_F(ShardGpu, ShardsOneAndTwoMergedJudgeTheExamplesAsTheWholeRunDoes) {
+  const std::string common =
+      "--level 1,2 --models replay --gpus all --problems "
+      "relu_4096x393216,softmax_4096x65536,sum_dim1_128x4096x4095,layer_norm_16x64x256x256,"
+      "matmul_fp32_4096,matmul_fp16_4096,conv2d_alexnet1_b100,kb_conv2d_relu_biasadd,kb_gelu,"
+      "kb012_gemm_multiply_leakyrelu";
   ASSERT_EQ(kbench("run " + common + " --db " + db("whole.db")), 0) << output;
   for (int k = 1; k <= 2; ++k)
     ASSERT_EQ(kbench("run " + common + " --shard " + std::to_string(k) + "/2 --suite gpu-check" +
