@@ -576,6 +576,27 @@ void Store::snapshot_to(const std::string& to) {
     v.bind(1, tmp.string());
     v.run();
   }
+  // A copy has no writer: the leases of the original's writers stay with the original, so a
+  // process resuming from the copy (a resubmitted Slurm task) is never refused by one.
+  {
+    sqlite3* copy = nullptr;
+    if (sqlite3_open_v2(tmp.c_str(), &copy, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+      const std::string why = copy ? sqlite3_errmsg(copy) : "out of memory";
+      sqlite3_close(copy);
+      throw Error(fmt::format("{}: cannot open the copy of {}: {}", tmp.string(), from, why));
+    }
+    struct Close {
+      sqlite3* db;
+      ~Close() { sqlite3_close(db); }
+    } close_copy{copy};
+    Stmt has(copy, tmp.string(),
+             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'run_leases'");
+    has.step();
+    const bool leases = has.int64(0) > 0;
+    has.reset();
+    if (leases)
+      detail::exec(copy, tmp.string(), "DELETE FROM run_leases");
+  }
   const int fd = ::open(tmp.c_str(), O_RDONLY);
   if (fd < 0 || ::fsync(fd) != 0) {
     const int err = errno;

@@ -442,6 +442,40 @@ TEST_F(ShardRun, EvaluationSlicesOfCopiesMergeIntoOneEvaluatedRun) {
   EXPECT_EQ(rows_of(db("merged.db")), rows_of(db("whole.db")));
 }
 
+TEST_F(ShardRun, ASnapshotIsOneWholeFileWithoutTheOriginalsLease) {
+  const RunSummary r = run("live.db");
+  ASSERT_EQ(r.status, RunStatus::completed);
+  store::Store live(db("live.db"));
+  // A writer holds the run (as a task killed mid-run left it): the copy must not carry that.
+  ASSERT_FALSE(live.acquire_run_lease(r.run_id, "writer-on-another-node"));
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    store::Store w(db("live.db"));
+    store::LlmCall c;
+    c.run_id = r.run_id;
+    c.model_id = w.models().front().id;
+    c.status = "budget";
+    for (int i = 0; i < 200 && !stop; ++i)
+      w.record_llm_call(c);
+  });
+  for (int i = 0; i < 5; ++i) {
+    store::Store(db("live.db"), {.read_only = true}).snapshot_to(db("copy.db"));
+    EXPECT_FALSE(fs::exists(db("copy.db") + "-wal"));
+    store::Store copy(db("copy.db"), {.read_only = true});
+    EXPECT_EQ(copy.integrity_check(), "ok");
+    EXPECT_EQ(copy.runs().size(), 1u);
+  }
+  stop = true;
+  writer.join();
+  store::Store copy(db("copy.db"));
+  EXPECT_FALSE(copy.acquire_run_lease(r.run_id, "a-resumed-task")) << "the copy kept a lease";
+  EXPECT_TRUE(live.acquire_run_lease(r.run_id, "a-resumed-task")) << "the original lost its lease";
+  EXPECT_EQ(rows_of(db("copy.db")), rows_of(db("live.db")));
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_NE(e.path().extension(), ".tmp") << "a temporary copy was left: " << e.path();
+  EXPECT_THROW(store::Store(db("live.db"), {.read_only = true}).snapshot_to(db("live.db")), Error);
+}
+
 // A back end with several GPUs whose evaluators check that no GPU ever judges two candidates at
 // once.
 class CountingBackend final : public EvalBackend {
