@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <set>
 
 #include "codegen.hpp"
 #include "emit.hpp"
@@ -19,6 +20,10 @@ constexpr int64_t k_max_grid = int64_t{1} << 16;
 constexpr int64_t k_max_workspace = int64_t{64} << 30;
 // Workspace buffers start on this alignment.
 constexpr int64_t k_align = 256;
+
+int64_t aligned(int64_t bytes) {
+  return checked_mul(checked_add(bytes, k_align - 1) / k_align, k_align);
+}
 
 // Whether `text` holds `name` as a whole identifier.
 bool mentions(std::string_view text, std::string_view name) {
@@ -253,12 +258,60 @@ void Emitter::host(const std::string& code) {
   m_forward += code;
 }
 
+// The smallest free block that fits (the lowest offset among equals), else new space at the end.
 int64_t Emitter::take_workspace(int64_t bytes) {
-  const int64_t off = m_ws_bytes;
-  m_ws_bytes = checked_add(m_ws_bytes, (checked_add(bytes, k_align - 1) / k_align) * k_align);
+  auto best = m_free.end();
+  for (auto it = m_free.begin(); it != m_free.end(); ++it)
+    if (it->second >= bytes && (best == m_free.end() || it->second < best->second))
+      best = it;
+  if (best != m_free.end()) {
+    const int64_t off = best->first, left = best->second - bytes;
+    m_free.erase(best);
+    if (left > 0)
+      m_free[off + bytes] = left;
+    return off;
+  }
+  // A free block at the end grows instead of leaving a hole.
+  int64_t off = m_ws_bytes;
+  if (!m_free.empty()) {
+    auto last = std::prev(m_free.end());
+    if (last->first + last->second == m_ws_bytes) {
+      off = last->first;
+      m_free.erase(last);
+    }
+  }
+  m_ws_bytes = checked_add(off, bytes);
   if (m_ws_bytes > k_max_workspace)
     fail("needs more than the ABI's {} bytes of workspace", k_max_workspace);
   return off;
+}
+
+void Emitter::release(const Val& v) {
+  if (v.ws_offset < 0)
+    return;
+  auto [it, inserted] = m_free.emplace(v.ws_offset, v.ws_bytes);
+  if (!inserted)
+    fail("workspace block at {} released twice", v.ws_offset);
+  // Merge with the neighbours.
+  if (auto next = std::next(it); next != m_free.end() && it->first + it->second == next->first) {
+    it->second += next->second;
+    m_free.erase(next);
+  }
+  if (it != m_free.begin())
+    if (auto prev = std::prev(it); prev->first + prev->second == it->first) {
+      prev->second += it->second;
+      m_free.erase(it);
+    }
+}
+
+void Emitter::begin_node() {
+  m_node_scratch.clear();
+}
+
+void Emitter::end_node() {
+  for (const Val& v : m_node_scratch)
+    release(v);
+  m_node_scratch.clear();
 }
 
 Val Emitter::scratch(int64_t count) {
@@ -267,8 +320,10 @@ Val Emitter::scratch(int64_t count) {
   v.ctype = "double";
   v.shape = {count};
   v.dtype = DType::f64;
-  const int64_t off = take_workspace(checked_mul(std::max<int64_t>(count, 1), 8));
-  m_decls += fmt::format("  double* {} = (double*)(ws + {});\n", v.var, lit(off));
+  v.ws_bytes = aligned(checked_mul(std::max<int64_t>(count, 1), 8));
+  v.ws_offset = take_workspace(v.ws_bytes);
+  m_decls += fmt::format("  double* {} = (double*)(ws + {});\n", v.var, lit(v.ws_offset));
+  m_node_scratch.push_back(v);
   return v;
 }
 
@@ -278,10 +333,10 @@ Val Emitter::workspace_value(DType dtype, const Shape& shape) {
   v.ctype = ctype_of(dtype);
   v.shape = shape;
   v.dtype = dtype;
-  const int64_t bytes =
-      checked_mul(std::max<int64_t>(numel(shape), 1), static_cast<int64_t>(dtype_size(dtype)));
-  const int64_t off = take_workspace(bytes);
-  m_decls += fmt::format("  {}* {} = ({}*)(ws + {});\n", v.ctype, v.var, v.ctype, lit(off));
+  v.ws_bytes = aligned(
+      checked_mul(std::max<int64_t>(numel(shape), 1), static_cast<int64_t>(dtype_size(dtype))));
+  v.ws_offset = take_workspace(v.ws_bytes);
+  m_decls += fmt::format("  {}* {} = ({}*)(ws + {});\n", v.ctype, v.var, v.ctype, lit(v.ws_offset));
   return v;
 }
 
@@ -363,12 +418,14 @@ Val reduce(Emitter& e, const Reduction& r) {
   std::vector<Arg> args = r.args;
   args.push_back(out_arg("part", part));
   // Thread i reduces chunk i / rows of row i % rows: neighbouring threads take neighbouring rows.
+  const bool uses_row = mentions(r.setup, "r") || mentions(r.element, "r");
   e.map(e.name(r.name + "_part"), r.rows * chunks, args,
-        fmt::format("const int64_t r = i % {0}, c = i / {0};\n{1}"
+        fmt::format("{5}const int64_t c = i / {0};\n{1}"
                     "const int64_t k0 = c * {2};\n"
                     "const int64_t k1 = k0 + {2} < {3} ? k0 + {2} : {3};\n{4}"
                     "part[i] = acc;\n",
-                    lit(r.rows), r.setup, lit(chunk), lit(r.len), loop));
+                    lit(r.rows), r.setup, lit(chunk), lit(r.len), loop,
+                    uses_row ? fmt::format("const int64_t r = i % {};\n", lit(r.rows)) : ""));
   std::vector<Arg> fargs = r.args;
   fargs.push_back(in_arg("part", part));
   fargs.push_back(out_arg("red", dst));
@@ -473,9 +530,16 @@ NaiveCandidate naive_candidate(const Problem& p) {
     if (!out_index.emplace(p.outputs[j], static_cast<int>(j)).second)
       fail("problem {}: output '{}' is listed twice", p.id, p.outputs[j]);
 
+  // The last node reading each value: its workspace is reused after that node.
+  std::map<std::string, std::size_t, std::less<>> last_use;
+  for (std::size_t k = 0; k < p.graph.size(); ++k)
+    for (const auto& name : p.graph[k].inputs)
+      last_use[name] = k;
+
   for (std::size_t k = 0; k < p.graph.size(); ++k) {
     const OpNode& node = p.graph[k];
     const std::string where = fmt::format("problem {}: node {} ({})", p.id, k, node.op);
+    e.begin_node();
     auto it = op_emitters().find(node.op);
     if (it == op_emitters().end())
       fail("{}: op '{}' has no naive kernel yet", where, node.op);
@@ -526,7 +590,13 @@ NaiveCandidate naive_candidate(const Problem& p) {
     } catch (const Error& err) {
       fail("{}: {}", where, err.what());
     }
+    e.end_node();
     vals.emplace(node.output, ctx.out);
+    // A value no later node reads gives its block back (a value read twice by this node once).
+    std::set<std::string, std::less<>> done;
+    for (const auto& name : node.inputs)
+      if (last_use.at(name) == k && done.insert(name).second)
+        e.release(vals.at(name));
   }
   for (const auto& o : p.outputs)
     if (!vals.contains(o))

@@ -28,6 +28,8 @@ struct Val {
   std::string ctype; // float, __half, __nv_bfloat16, int64_t, int32_t, uint8_t, double
   Shape shape;
   DType dtype = DType::f32;
+  int64_t ws_offset = -1; // its block of workspace (offset, bytes); -1 outside the workspace
+  int64_t ws_bytes = 0;
   int64_t numel() const { return kb::numel(shape); }
 };
 
@@ -74,10 +76,17 @@ public:
   std::string map_def(const std::string& name, int64_t n, const std::vector<Arg>& args,
                       const std::string& body);
   // `count` doubles of workspace for the generator's own intermediates (statistics, partial sums,
-  // recurrent state); returns the variable (double*).
+  // recurrent state) of the node being emitted; returns the variable (double*). Released when the
+  // node ends.
   Val scratch(int64_t count);
   // A workspace buffer holding a graph value of `dtype` and `shape`; returns its variable.
   Val workspace_value(DType dtype, const Shape& shape);
+  // Returns a value's workspace block for reuse by later nodes: launches are ordered on the one
+  // stream, so a kernel launched after the block's last reader may overwrite it.
+  void release(const Val& v);
+  // Brackets one node: its scratch is released at its end.
+  void begin_node();
+  void end_node();
   // Raw code in kb_forward, in launch order.
   void host(const std::string& code);
   // A fresh kernel name from a readable stem ("n3_softmax_max").
@@ -97,6 +106,8 @@ private:
 
   std::string m_kernels, m_forward, m_decls;
   int64_t m_ws_bytes = 0;
+  std::map<int64_t, int64_t> m_free; // free blocks below m_ws_bytes: offset -> bytes
+  std::vector<Val> m_node_scratch;
   int m_kernel_count = 0;
   int m_scratch_count = 0;
   int m_value_count = 0;

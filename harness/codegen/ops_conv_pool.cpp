@@ -174,8 +174,9 @@ void avg_pool(NodeCtx& c) {
                         "const int64_t hi_{0} = hi_{0}0 < {6} ? hi_{0}0 : {6};\n",
                         dn[q], o[q], lit(g.s[q]), lit(g.p[q]), lit(g.k[q]), lit(g.in[q] + g.p[q]),
                         lit(g.in[q]));
-  body += "const int64_t padded = (hi_d0 - lo_d0) * (hi_h0 - lo_h0) * (hi_w0 - lo_w0);\n"
-          "const int64_t count = (hi_d > lo_d ? hi_d - lo_d : 0) * (hi_h > lo_h ? hi_h - lo_h : 0) "
+  if (divisor == 0 && include_pad)
+    body += "const int64_t padded = (hi_d0 - lo_d0) * (hi_h0 - lo_h0) * (hi_w0 - lo_w0);\n";
+  body += "const int64_t count = (hi_d > lo_d ? hi_d - lo_d : 0) * (hi_h > lo_h ? hi_h - lo_h : 0) "
           "* (hi_w > lo_w ? hi_w - lo_w : 0);\n"
           "double sum = 0.0;\n";
   body += fmt::format("for (int64_t id = lo_d; id < hi_d; ++id)\n"

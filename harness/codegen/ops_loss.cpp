@@ -30,7 +30,12 @@ void mse(NodeCtx& c) {
 
 // 0.5 d^2 / beta below beta, |d| - 0.5 beta above (beta = 0 is the L1 loss).
 void smooth_l1(NodeCtx& c) {
-  const std::string beta = dlit(attr_double(c.node.attrs, "beta", 1.0));
+  const double b = attr_double(c.node.attrs, "beta", 1.0);
+  if (b == 0.0) { // the L1 loss
+    mean_of_pairs(c, "fabs(a - b)", mean_finish(c));
+    return;
+  }
+  const std::string beta = dlit(b);
   mean_of_pairs(
       c,
       fmt::format("fabs(a - b) < {0} ? 0.5 * (a - b) * (a - b) / {0} : fabs(a - b) - 0.5 * {0}",
