@@ -12,6 +12,8 @@
 #include <map>
 #include <sstream>
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <fmt/format.h>
 
 #include "codegen.hpp"
@@ -260,6 +262,38 @@ INSTANTIATE_TEST_SUITE_P(Problems, NaiveOnHost,
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return kb::test::problem_test_name(info.param);
                          });
+
+// The stores of a naive candidate round with cuda_fp16.h's and cuda_bf16.h's conversions (their
+// host versions here): to nearest, ties to even, as the harness rounds its inputs and references.
+TEST(NaiveOnHost, HalfAndBfloat16StoresRoundAsTheHarnessDoes) {
+  std::vector<double> values = {0.0,
+                                -0.0,
+                                1.0,
+                                1.0 + 1.0 / 2048,
+                                1.0 + 3.0 / 2048,
+                                65504.0,
+                                65520.0,
+                                1e-8,
+                                -2.5e-5,
+                                3.14159265358979,
+                                1.0 / 3,
+                                1.0 + 1.0 / 256,
+                                1.0 + 3.0 / 256,
+                                1e30,
+                                -7.75e-39};
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (int i = 0; i < 20000; ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    const double mant = static_cast<double>(x >> 11) / 9007199254740992.0;
+    values.push_back((x & 1 ? -1.0 : 1.0) * std::ldexp(1.0 + mant, static_cast<int>(x % 60) - 30));
+  }
+  for (double v : values) {
+    const __half h = __double2half(v);
+    const __nv_bfloat16 b = __double2bfloat16(v);
+    EXPECT_EQ(static_cast<double>(__half2float(h)), kb::round_to_dtype(v, DType::f16)) << v;
+    EXPECT_EQ(static_cast<double>(__bfloat162float(b)), kb::round_to_dtype(v, DType::bf16)) << v;
+  }
+}
 
 TEST(NaiveOnHost, EverySmallProblemLoads) {
   for (const auto& e : kb::test::codegen_problems().errors)
