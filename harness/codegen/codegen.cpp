@@ -18,6 +18,10 @@ constexpr int64_t k_block = 256;
 constexpr int64_t k_max_grid = int64_t{1} << 16;
 // The ABI's workspace limit (docs/abi.md).
 constexpr int64_t k_max_workspace = int64_t{64} << 30;
+// Wraps every integer constant lit() writes, so that kernels can take their constants as
+// arguments (Emitter::map_def); removed from everything else.
+constexpr char k_mark = '\x1e';
+
 // Workspace buffers start on this alignment.
 constexpr int64_t k_align = 256;
 
@@ -142,9 +146,18 @@ KB_HD double kb_sigmoid(double v) { return 1.0 / (1.0 + exp(-v)); }
 // ----- literals and index expressions ---------------------------------------------------------
 
 std::string lit(int64_t v) {
-  if (v > std::numeric_limits<int32_t>::max() || v < std::numeric_limits<int32_t>::min() + 1)
-    return fmt::format("{}LL", v);
-  return fmt::format("{}", v);
+  const bool wide =
+      v > std::numeric_limits<int32_t>::max() || v < std::numeric_limits<int32_t>::min() + 1;
+  return fmt::format("{0}{1}{2}{0}", k_mark, v, wide ? "LL" : "");
+}
+
+std::string unmarked(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s)
+    if (c != k_mark)
+      out += c;
+  return out;
 }
 
 std::string dlit(double v) {
@@ -220,30 +233,55 @@ std::string Emitter::map_def(const std::string& name, int64_t n, const std::vect
                              const std::string& body) {
   if (n <= 0)
     return "";
-  std::string params, values;
+  std::string params = "int64_t n", values = fmt::format(", {}", unmarked(lit(n)));
   for (const Arg& a : args) {
     if (!mentions(body, a.name))
       continue; // a parameter the body never reads would only draw warnings
-    params += fmt::format("{}{} {}", params.empty() ? "" : ", ", a.type, a.name);
-    values += fmt::format(", {}", a.value);
+    params += fmt::format(", {} {}", a.type, a.name);
+    values += fmt::format(", {}", unmarked(a.value));
   }
+  // The constants of the body (sizes, strides, offsets: every lit()) become arguments q0, q1,
+  // ... and the element count n one more, so kernels that differ only in them, the same op on
+  // other shapes, are one kernel: a deep network compiles a few dozen kernels, not thousands.
+  std::string code;
+  int constants = 0;
+  for (std::size_t pos = 0; pos < body.size();) {
+    const std::size_t open = body.find(k_mark, pos);
+    if (open == std::string::npos) {
+      code += body.substr(pos);
+      break;
+    }
+    const std::size_t close = body.find(k_mark, open + 1);
+    if (close == std::string::npos)
+      fail("kernel {}: unbalanced constant marker", name);
+    code += body.substr(pos, open - pos) + fmt::format("q{}", constants);
+    params += fmt::format(", int64_t q{}", constants++);
+    values += fmt::format(", {}", body.substr(open + 1, close - open - 1));
+    pos = close + 1;
+  }
+  const int64_t grid = std::min((n + k_block - 1) / k_block, k_max_grid);
+  // A kernel identical to one already defined (a network repeats its blocks) is launched again
+  // instead of being defined twice: fewer kernels compile faster.
+  const std::string key = fmt::format("{}\n{}", params, code);
+  if (auto it = m_defined.find(key); it != m_defined.end())
+    return fmt::format("KB_LAUNCH({}, {}, {}, stream{});\n", it->second, grid, k_block, values);
+  m_defined.emplace(key, name);
   m_kernels += fmt::format("__global__ void {}({}) {{\n"
                            "  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; "
-                           "i < {}; i += (int64_t)gridDim.x * blockDim.x) {{\n",
-                           name, params, lit(n));
+                           "i < n; i += (int64_t)gridDim.x * blockDim.x) {{\n",
+                           name, params);
   // Indent the body by four spaces.
   std::size_t pos = 0;
-  while (pos < body.size()) {
-    const std::size_t nl = body.find('\n', pos);
+  while (pos < code.size()) {
+    const std::size_t nl = code.find('\n', pos);
     const std::string line =
-        body.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+        code.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
     if (!line.empty())
       m_kernels += "    " + line + "\n";
-    pos = nl == std::string::npos ? body.size() : nl + 1;
+    pos = nl == std::string::npos ? code.size() : nl + 1;
   }
   m_kernels += "  }\n}\n\n";
   ++m_kernel_count;
-  const int64_t grid = std::min((n + k_block - 1) / k_block, k_max_grid);
   return fmt::format("KB_LAUNCH({}, {}, {}, stream{});\n", name, grid, k_block, values);
 }
 
@@ -628,7 +666,9 @@ NaiveCandidate naive_candidate(const Problem& p) {
   src += e.declarations();
   src += e.forward();
   src += "  return cudaGetLastError() != cudaSuccess ? 1 : 0;\n}\n";
-  return {std::move(src), ws, e.kernel_count()};
+  // Constants outside kernels (sizes checked by kb_forward, workspace offsets, host loops) stay
+  // literals.
+  return {unmarked(src), ws, e.kernel_count()};
 }
 
 } // namespace kb

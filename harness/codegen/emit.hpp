@@ -46,9 +46,13 @@ Arg in_arg(const std::string& name, const Val& v);
 Arg out_arg(const std::string& name, const Val& v);
 
 // Literals: integers (with LL beyond 32 bits) and doubles that read back exactly (infinities as
-// HUGE_VAL).
+// HUGE_VAL). An integer from lit() inside a kernel body becomes an argument of the kernel (see
+// Emitter::map): use it for sizes, strides and offsets, never where C++ needs a constant (an
+// array size).
 std::string lit(int64_t v);
 std::string dlit(double v);
+// `s` without lit()'s markers: the plain literals.
+std::string unmarked(std::string_view s);
 
 // Products, quotients and remainders of an index expression by a constant, simplified where the
 // constant is 0 or 1 ("k * 1" is "k", "r % 1" is "0").
@@ -68,7 +72,8 @@ Shape broadcast_strides_of(const Shape& in, const Shape& out);
 class Emitter {
 public:
   // A kernel with one thread per element of [0, n) (grid-stride loop over `i`) and its launch on
-  // `stream`, appended to kb_forward. `body` is the loop body.
+  // `stream`, appended to kb_forward. `body` is the loop body. A kernel equal to one defined
+  // before (parameters, size and body) is not defined again: the earlier one is launched.
   void map(const std::string& name, int64_t n, const std::vector<Arg>& args,
            const std::string& body);
   // The same kernel definition, returning its launch statement instead of appending it (for
@@ -112,6 +117,7 @@ private:
   int m_scratch_count = 0;
   int m_value_count = 0;
   std::map<std::string, int, std::less<>> m_names;
+  std::map<std::string, std::string, std::less<>> m_defined; // parameters, size, body -> kernel
 };
 
 // ----- reductions -----------------------------------------------------------------------------

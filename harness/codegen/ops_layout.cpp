@@ -72,17 +72,22 @@ void joined(NodeCtx& c, bool stack) {
   const std::size_t rank = c.in[0].shape.size();
   const auto d =
       static_cast<std::size_t>(dim_of(attr_int(c.node.attrs, "dim"), stack ? rank + 1 : rank));
+  // Input j fills blocks of `blk` elements (its extent along d times the dims after d), one per
+  // index of the dims before d, `out_blk` apart in the output, starting `off` into each. The copy
+  // kernel takes these as arguments, so one kernel serves every input of every join.
+  const int64_t inner = ost[d];
+  const int64_t out_blk = os[d] * inner;
   int64_t offset = 0;
   for (std::size_t j = 0; j < c.in.size(); ++j) {
-    Shape to = ost;
-    if (stack)
-      to.erase(to.begin() + static_cast<std::ptrdiff_t>(d));
-    const int64_t base = (stack ? static_cast<int64_t>(j) : offset) * ost[d];
+    const int64_t len = stack ? 1 : c.in[j].shape[d];
     c.e.map(c.kname(fmt::format("in{}", j)), c.in[j].numel(),
-            {in_arg("x", c.in[j]), out_arg("y", c.out)},
-            fmt::format("y[{} + {}] = x[i];\n", lit(base), remap("i", c.in[j].shape, to)));
-    if (!stack)
-      offset += c.in[j].shape[d];
+            {in_arg("x", c.in[j]),
+             out_arg("y", c.out),
+             {"int64_t", "blk", lit(len * inner)},
+             {"int64_t", "out_blk", lit(out_blk)},
+             {"int64_t", "off", lit(offset * inner)}},
+            "y[(i / blk) * out_blk + off + i % blk] = x[i];\n");
+    offset += len;
   }
 }
 
