@@ -181,6 +181,31 @@ TEST(NaiveCandidate, HalfAndBfloat16AreStoredRoundedAndInt64IndicesRead) {
   EXPECT_NE(src.find("in[2].dtype != KB_I64"), std::string::npos) << src;
 }
 
+// Nodes that differ only in their sizes launch one kernel: a network's repeated blocks compile
+// once.
+TEST(NaiveCandidate, OneKernelServesEveryNodeOfTheSameCode) {
+  const kb::Problem p = make_problem(
+      {tensor("x", {4, 5}), tensor("z", {3, 7})},
+      {node("relu", {"x"}, "a"), node("relu", {"z"}, "b"), node("relu", {"a"}, "y")}, {"y", "b"});
+  const kb::NaiveCandidate c = kb::naive_candidate(p);
+  EXPECT_EQ(c.kernels, 1);
+  std::size_t launches = 0;
+  for (std::size_t pos = c.source.find("KB_LAUNCH(n0_relu,"); pos != std::string::npos;
+       pos = c.source.find("KB_LAUNCH(n0_relu,", pos + 1))
+    ++launches;
+  EXPECT_EQ(launches, 3u);
+}
+
+// A value's workspace is reused once its last reader has been launched: a chain of four
+// element-wise ops needs two buffers of intermediates, not three.
+TEST(NaiveCandidate, WorkspaceIsReusedAfterTheLastReader) {
+  const kb::Problem p = make_problem({tensor("x", {1000})},
+                                     {node("relu", {"x"}, "a"), node("exp", {"a"}, "b"),
+                                      node("tanh", {"b"}, "c"), node("neg", {"c"}, "y")},
+                                     {"y"});
+  EXPECT_EQ(kb::naive_candidate(p).workspace_bytes, 2 * 4096);
+}
+
 TEST(NaiveCandidate, EveryShippedProblemGenerates) {
   const kb::Catalog c = kb::load_catalog(kb::default_levels_dir());
   ASSERT_FALSE(c.problems.empty());
