@@ -160,6 +160,10 @@ std::string unmarked(std::string_view s) {
   return out;
 }
 
+std::string clit(int64_t v) {
+  return unmarked(lit(v));
+}
+
 std::string dlit(double v) {
   if (std::isnan(v))
     return "kb_nan()";
@@ -233,7 +237,7 @@ std::string Emitter::map_def(const std::string& name, int64_t n, const std::vect
                              const std::string& body) {
   if (n <= 0)
     return "";
-  std::string params = "int64_t n", values = fmt::format(", {}", unmarked(lit(n)));
+  std::string params = "int64_t kb_n", values = fmt::format(", {}", unmarked(lit(n)));
   for (const Arg& a : args) {
     if (!mentions(body, a.name))
       continue; // a parameter the body never reads would only draw warnings
@@ -241,7 +245,7 @@ std::string Emitter::map_def(const std::string& name, int64_t n, const std::vect
     values += fmt::format(", {}", unmarked(a.value));
   }
   // The constants of the body (sizes, strides, offsets: every lit()) become arguments q0, q1,
-  // ... and the element count n one more, so kernels that differ only in them, the same op on
+  // ... and the element count kb_n one more, so kernels that differ only in them, the same op on
   // other shapes, are one kernel: a deep network compiles a few dozen kernels, not thousands.
   std::string code;
   int constants = 0;
@@ -268,7 +272,7 @@ std::string Emitter::map_def(const std::string& name, int64_t n, const std::vect
   m_defined.emplace(key, name);
   m_kernels += fmt::format("__global__ void {}({}) {{\n"
                            "  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; "
-                           "i < n; i += (int64_t)gridDim.x * blockDim.x) {{\n",
+                           "i < kb_n; i += (int64_t)gridDim.x * blockDim.x) {{\n",
                            name, params);
   // Indent the body by four spaces.
   std::size_t pos = 0;

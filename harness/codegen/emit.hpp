@@ -51,6 +51,10 @@ Arg out_arg(const std::string& name, const Val& v);
 // array size).
 std::string lit(int64_t v);
 std::string dlit(double v);
+// A literal that stays in the kernel: for the few values that shape its loops and that networks
+// repeat (kernel sizes, strides, paddings, dilations), so the compiler folds them (a division by
+// a constant stride is a multiplication).
+std::string clit(int64_t v);
 // `s` without lit()'s markers: the plain literals.
 std::string unmarked(std::string_view s);
 

@@ -57,7 +57,7 @@ void conv(NodeCtx& c, bool transposed) {
                         "  const int64_t xc = (n * {} + g * {} + ic) * {};\n"
                         "  const int64_t wc = (ch * {} + ic) * {};\n",
                         lit(cout_g), lit(cin_g), lit(cin), lit(cin_g), lit(in_sp), lit(cin_g),
-                        lit(k_sp));
+                        clit(k_sp));
     const char* const o[3] = {"od", "oh", "ow"};
     const char* const kk[3] = {"kd", "kh", "kw"};
     const char* const ii[3] = {"id", "ih", "iw"};
@@ -66,13 +66,13 @@ void conv(NodeCtx& c, bool transposed) {
       body += fmt::format("{0}for (int64_t {1} = 0; {1} < {2}; ++{1}) {{\n"
                           "{0}  const int64_t {3} = {4} * {5} - {6} + {1} * {7};\n"
                           "{0}  if ({3} < 0 || {3} >= {8}) continue;\n",
-                          indent, kk[q], lit(k[q]), ii[q], o[q], lit(s[q]), lit(p[q]), lit(d[q]),
-                          lit(in[q]));
+                          indent, kk[q], clit(k[q]), ii[q], o[q], clit(s[q]), clit(p[q]),
+                          clit(d[q]), lit(in[q]));
       indent += "  ";
     }
     body += fmt::format("{}acc += kb_ld(x, xc + (id * {} + ih) * {} + iw) * "
                         "kb_ld(w, wc + (kd * {} + kh) * {} + kw);\n",
-                        indent, lit(in[1]), lit(in[2]), lit(k[1]), lit(k[2]));
+                        indent, lit(in[1]), lit(in[2]), clit(k[1]), clit(k[2]));
   } else {
     // Output o receives input i through tap k when o = i * stride - padding + k * dilation.
     body += fmt::format("const int64_t g = ch / {0}, ocg = ch % {0};\n"
@@ -80,7 +80,7 @@ void conv(NodeCtx& c, bool transposed) {
                         "  const int64_t ic = g * {1} + icg;\n"
                         "  const int64_t xc = (n * {2} + ic) * {3};\n"
                         "  const int64_t wc = (ic * {0} + ocg) * {4};\n",
-                        lit(cout_g), lit(cin_g), lit(cin), lit(in_sp), lit(k_sp));
+                        lit(cout_g), lit(cin_g), lit(cin), lit(in_sp), clit(k_sp));
     const char* const o[3] = {"od", "oh", "ow"};
     const char* const kk[3] = {"kd", "kh", "kw"};
     const char* const ii[3] = {"id", "ih", "iw"};
@@ -92,13 +92,13 @@ void conv(NodeCtx& c, bool transposed) {
                           "{0}  if ({3} < 0 || {3} % {7} != 0) continue;\n"
                           "{0}  const int64_t {8} = {3} / {7};\n"
                           "{0}  if ({8} >= {9}) continue;\n",
-                          indent, kk[q], lit(k[q]), tt[q], o[q], lit(p[q]), lit(d[q]), lit(s[q]),
-                          ii[q], lit(in[q]));
+                          indent, kk[q], clit(k[q]), tt[q], o[q], clit(p[q]), clit(d[q]),
+                          clit(s[q]), ii[q], lit(in[q]));
       indent += "  ";
     }
     body += fmt::format("{}acc += kb_ld(x, xc + (id * {} + ih) * {} + iw) * "
                         "kb_ld(w, wc + (kd * {} + kh) * {} + kw);\n",
-                        indent, lit(in[1]), lit(in[2]), lit(k[1]), lit(k[2]));
+                        indent, lit(in[1]), lit(in[2]), clit(k[1]), clit(k[2]));
   }
   for (int q = 3; q >= 0; --q)
     body += std::string(static_cast<std::size_t>(q) * 2, ' ') + "}\n";
@@ -142,8 +142,8 @@ void max_pool(NodeCtx& c) {
     body += fmt::format("{0}for (int64_t {1} = 0; {1} < {2}; ++{1}) {{\n"
                         "{0}  const int64_t {3} = {4} * {5} - {6} + {1} * {7};\n"
                         "{0}  if ({3} < 0 || {3} >= {8}) continue;\n",
-                        indent, kk[q], lit(g.k[q]), ii[q], o[q], lit(g.s[q]), lit(g.p[q]),
-                        lit(g.d[q]), lit(g.in[q]));
+                        indent, kk[q], clit(g.k[q]), ii[q], o[q], clit(g.s[q]), clit(g.p[q]),
+                        clit(g.d[q]), lit(g.in[q]));
     indent += "  ";
   }
   body += fmt::format("{}const double v = kb_ld(x, xb + (id * {} + ih) * {} + iw);\n"
@@ -172,8 +172,8 @@ void avg_pool(NodeCtx& c) {
                         "const int64_t hi_{0}0 = lo_{0}0 + {4} < {5} ? lo_{0}0 + {4} : {5};\n"
                         "const int64_t lo_{0} = lo_{0}0 < 0 ? 0 : lo_{0}0;\n"
                         "const int64_t hi_{0} = hi_{0}0 < {6} ? hi_{0}0 : {6};\n",
-                        dn[q], o[q], lit(g.s[q]), lit(g.p[q]), lit(g.k[q]), lit(g.in[q] + g.p[q]),
-                        lit(g.in[q]));
+                        dn[q], o[q], clit(g.s[q]), clit(g.p[q]), clit(g.k[q]),
+                        lit(g.in[q] + g.p[q]), lit(g.in[q]));
   if (divisor == 0 && include_pad)
     body += "const int64_t padded = (hi_d0 - lo_d0) * (hi_h0 - lo_h0) * (hi_w0 - lo_w0);\n";
   body += "const int64_t count = (hi_d > lo_d ? hi_d - lo_d : 0) * (hi_h > lo_h ? hi_h - lo_h : 0) "
