@@ -1,11 +1,52 @@
 // `kbench cli-reference` (hidden): the reference of every command, its flags and exit codes as
 // Markdown, generated from the CLI's own definitions; docs/cli.md is its output, and a test keeps
 // the two equal.
+#include <map>
+
 #include <fmt/format.h>
 
 #include "commands.hpp"
 
 namespace {
+
+// What exit status 1 means for each command ("" where a command never exits 1); 0, 2 and 3 mean
+// the same for all. Every documented command must be named here: the reference refuses to be
+// generated otherwise, so a new command cannot go without its exit codes.
+const std::map<std::string, std::string> k_exit_one = {
+    {"eval", ""},
+    {"doctor", "no usable GPU was found"},
+    {"list", "a problem file did not load (each is named on standard error; the problems that "
+             "loaded are listed)"},
+    {"render", ""},
+    {"problem", ""},
+    {"naive-candidate", ""},
+    {"run", "the run was interrupted, or no call to any model succeeded"},
+    {"generate", "the run was interrupted, or no call to any model succeeded"},
+    {"evaluate", "the evaluation was interrupted"},
+    {"slurm", ""},
+    {"slurm merge", "a shard is missing or unfinished, or (--mode split) candidates are not "
+                    "evaluated yet"},
+    {"slurm copy", ""},
+    {"runs", ""},
+    {"show", ""},
+    {"merge", ""},
+    {"import-baselines", ""},
+    {"export", ""},
+    {"report", ""},
+    {"compare", "it found a significant regression beyond the threshold"},
+    {"version", ""},
+};
+
+std::string exit_codes(const std::string& name) {
+  const auto it = k_exit_one.find(name);
+  if (it == k_exit_one.end())
+    throw kb::Error(fmt::format("cli-reference: command '{}' has no documented exit codes (add it "
+                                "to k_exit_one in harness/cli/cmd_reference.cpp)",
+                                name));
+  if (it->second.empty())
+    return "Exit codes: 0 done; 2 bad input; 3 internal error (never 1).";
+  return fmt::format("Exit codes: 0 done; 1 when {}; 2 bad input; 3 internal error.", it->second);
+}
 
 std::string escape_cell(std::string s) {
   std::string out;
@@ -33,7 +74,7 @@ std::string option_name(const CLI::Option* o) {
 void print_command(const CLI::App& cmd, const std::string& parents = "") {
   // A nested command is named with its parent ("kbench slurm merge").
   const std::string name = parents.empty() ? cmd.get_name() : parents + " " + cmd.get_name();
-  fmt::print("## kbench {}\n\n{}\n\n", name, cmd.get_description());
+  fmt::print("## kbench {}\n\n{}\n\n{}\n\n", name, cmd.get_description(), exit_codes(name));
   std::vector<const CLI::Option*> opts;
   for (const auto* o : cmd.get_options())
     if (o->get_name() != "--help" && o->get_name() != "-h,--help")
@@ -69,8 +110,9 @@ const kb::cli::CommandRegistrar k_reference(990, [](CLI::App& app,
                "Every command follows one contract:\n\n"
                "| code | meaning |\n|---|---|\n"
                "| 0 | done |\n"
-               "| 1 | the documented failure of that command: `compare` found a regression, `run` "
-               "or `generate` got no answer from any model, a run was interrupted |\n"
+               "| 1 | the documented failure of that command, named in its section below "
+               "(`compare` found a regression, a run was interrupted, ...); a command without "
+               "one never exits 1 |\n"
                "| 2 | bad input: an unknown command or flag, a malformed value, a file that cannot "
                "be read or is not what it should be, a GPU that cannot be used |\n"
                "| 3 | internal error (a defect of kbench: please report it) |\n\n");

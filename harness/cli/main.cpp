@@ -84,9 +84,11 @@ std::string describe_parse_error(const CLI::App& app, const CLI::ParseError& e, 
   // The subcommand the user named, if any.
   const CLI::App* sub = nullptr;
   std::string first;
+  int first_at = argc;
   for (int i = 1; i < argc; ++i)
     if (argv[i][0] != '-') {
       first = argv[i];
+      first_at = i;
       break;
     }
   const auto names = subcommand_names(app);
@@ -105,7 +107,19 @@ std::string describe_parse_error(const CLI::App& app, const CLI::ParseError& e, 
   }
   if (!sub)
     return fmt::format("a command is required: {} (kbench --help)", fmt::join(names, ", "));
-  std::string msg = fmt::format("{}: {}", sub->get_name(), e.what());
+  // A nested command ("slurm merge") is named in full.
+  std::string name = sub->get_name();
+  for (int i = first_at + 1; i < argc; ++i) {
+    if (argv[i][0] == '-')
+      continue;
+    const auto nested = sub->get_subcommands(
+        [&](const CLI::App* a) { return !a->get_group().empty() && a->get_name() == argv[i]; });
+    if (nested.empty())
+      break;
+    sub = nested.front();
+    name += " " + sub->get_name();
+  }
+  std::string msg = fmt::format("{}: {}", name, e.what());
   // Unknown flags: suggest the closest flag of that command.
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -118,7 +132,7 @@ std::string describe_parse_error(const CLI::App& app, const CLI::ParseError& e, 
     if (auto c = closest(a, flags); !c.empty())
       msg += fmt::format(" (did you mean {}?)", c);
   }
-  return msg + fmt::format(" (kbench {} --help)", sub->get_name());
+  return msg + fmt::format(" (kbench {} --help)", name);
 }
 
 } // namespace
