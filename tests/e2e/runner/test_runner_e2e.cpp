@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -255,6 +256,35 @@ TEST_F(RunnerE2E, RunBudgetIsHitExactlyAndRecorded) {
   EXPECT_NE(r.output.find(" stopped, "), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("no correct candidate"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("not evaluated"), std::string::npos) << r.output;
+}
+
+// One Ctrl-C: in-flight work finishes, the run is recorded as interrupted, the summary counts
+// the searches it cut short as stopped (never "6 of 6 done"), and the command exits 1 as
+// docs/cli.md says.
+TEST_F(RunnerE2E, InterruptedRunCountsStoppedSearchesAndExitsOne) {
+  const json script{{"fallback", {{"delay_ms", 300}}}};
+  kb::test::MockLlmServer mock(std::string(KB_BIN_DIR) + "/kbench-mock-llm", script);
+  write_models(mock.url());
+  auto args = base_args();
+  for (std::string a : {"--strategy", "best-of-n", "--samples", "3", "--concurrency", "1"})
+    args.push_back(a);
+  const std::string log = (dir / "interrupted.log").string();
+  const pid_t pid = spawn(args, log);
+  ASSERT_GT(pid, 0);
+  EXPECT_GE(wait_for_attempts(2), 2);
+  ::kill(pid, SIGINT);
+  const Result r = finish(pid, log);
+  EXPECT_EQ(r.code, 1) << r.output;
+  kb::store::Store s(db, {.read_only = true});
+  EXPECT_EQ(s.runs().at(0).status, "interrupted");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      r.output, m, std::regex("([0-9]+) of 6 problem searches finished, ([0-9]+) stopped")))
+      << r.output;
+  EXPECT_LT(std::stoi(m[1].str()), 6) << r.output;
+  EXPECT_EQ(std::stoi(m[1].str()) + std::stoi(m[2].str()), 6) << r.output;
+  EXPECT_NE(r.output.find("searches stopped: interrupted"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("no correct candidate"), std::string::npos) << r.output;
 }
 
 TEST_F(RunnerE2E, ResumeAfterKillNineMakesNoDuplicateCallsOrRows) {

@@ -753,6 +753,45 @@ TEST(ReportCsv, FormulaCellsAreNeutralised) {
   EXPECT_NE(texts[0].find(",'=1+1/m,"), std::string::npos) << texts[0];
 }
 
+// Text the store got from models and LLM answers is untrusted bytes: ill-formed UTF-8 in a model
+// name, a problem id, an idea or the code is replaced in every JSON output (report, compare,
+// export) instead of ending in an internal error, and no other format fails on it.
+TEST(ReportText, IllFormedUtf8InStoredTextIsReplacedNotAnError) {
+  TempDir d;
+  {
+    store::Store s(d.file("u.db"));
+    int64_t run = s.begin_run({});
+    int64_t m = s.upsert_model("openai", "gpt-\xff", "{\"base_url\":\"http://x/\xfe\"}");
+    store::Attempt a;
+    a.candidate = store::Candidate{run,          "l1/a\xc0\xaf",      m,          "oneshot", 0,
+                                   std::nullopt, "idea \xed\xa0\x80", "// k \xff"};
+    EvalResult r;
+    r.outcome = Outcome::correct;
+    r.candidate_time = kb::test::fixture_timing(1.0);
+    r.baseline_time = kb::test::fixture_timing(2.0);
+    r.speedup = 2.0;
+    a.evaluation = r;
+    s.record_attempt(a);
+  }
+  store::Store s(d.file("u.db"));
+  Report rep;
+  ASSERT_NO_THROW(rep = build_report(s));
+  for (auto f : {Format::terminal, Format::markdown, Format::html, Format::csv})
+    EXPECT_NO_THROW((void)render(rep, f)) << static_cast<int>(f);
+  std::vector<std::string> jsons;
+  ASSERT_NO_THROW(jsons.push_back(render(rep, Format::json)));
+  ASSERT_NO_THROW(jsons.push_back(render_compare(compare(s, s), Format::json)));
+  ASSERT_NO_THROW(jsons.push_back(export_results(s, ExportFormat::json, {})));
+  ASSERT_NO_THROW(jsons.push_back(export_results(s, ExportFormat::gbench, {})));
+  EXPECT_NO_THROW((void)export_results(s, ExportFormat::csv, {}));
+  for (const auto& j : jsons) {
+    EXPECT_EQ(invalid_utf8_at(j), std::nullopt) << j;
+    EXPECT_FALSE(nlohmann::json::parse(j, nullptr, false).is_discarded()) << j;
+  }
+  EXPECT_NE(jsons[0].find("gpt-\xef\xbf\xbd"), std::string::npos) << jsons[0]; // U+FFFD
+  EXPECT_NE(jsons[2].find("idea \xef\xbf\xbd"), std::string::npos) << jsons[2];
+}
+
 TEST_F(ReportFixture, UnmatchedExternalBaselines) {
   // The fixture's matmul entries match the problem through its KernelBench provenance.
   EXPECT_TRUE(unmatched_external_baselines(*m_store, "pytorch-eager").empty());
