@@ -124,9 +124,12 @@ CeilingsPlan plan_ceilings(const std::vector<int>& gpus, const DoctorReport& doc
 void record_ceilings(store::Store& s, int64_t run_id, const CeilingsPlan& plan,
                      const std::function<void(const std::string&)>& log);
 // The GPUs of `kbench run` and `kbench evaluate`: those asked for, else every GPU the doctor
-// sees; throws kb::Error (with `hint` appended) when there is none.
+// sees; throws kb::Error when the doctor sees none (with `hint` appended) or an asked GPU is not
+// among them.
 std::vector<int> gpus_to_use(const std::vector<int>& asked, const DoctorReport& doctor,
                              const std::string& hint);
+// Tells `backend` the doctor's entries of `gpus` (EvalBackend::target), before the first compile.
+void target_gpus(EvalBackend& backend, const std::vector<int>& gpus, const DoctorReport& doctor);
 // Parallel compiles: `jobs` when positive, else the hardware threads.
 int default_jobs(int jobs);
 

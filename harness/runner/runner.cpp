@@ -504,10 +504,12 @@ bool Suite::prepare(RunSummary& summary) {
   DoctorReport doctor;
   if (m_backend)
     doctor = m_backend->doctor();
-  if (m_o.mode == Mode::run)
+  if (m_o.mode == Mode::run) {
     m_o.gpus = detail::gpus_to_use(m_o.gpus, doctor,
                                    "; `kbench generate` stores candidates without a GPU, `kbench "
                                    "evaluate` judges them later");
+    detail::target_gpus(*m_backend, m_o.gpus, doctor);
+  }
   // Roofline ceilings of every GPU used (one resolution per GPU model), and the target GPU of
   // the prompts: the first GPU used. Generate mode has no GPU: the prompts say "unknown".
   detail::CeilingsPlan ceilings;
@@ -863,15 +865,31 @@ void record_ceilings(store::Store& s, int64_t run_id, const detail::CeilingsPlan
 
 std::vector<int> gpus_to_use(const std::vector<int>& asked, const DoctorReport& doctor,
                              const std::string& hint) {
-  if (!asked.empty())
-    return asked;
-  std::vector<int> out;
+  std::vector<int> seen;
   for (const auto& g : doctor.gpus)
-    out.push_back(g.index);
-  if (out.empty())
+    seen.push_back(g.index);
+  // Checked before anything is compiled or recorded, also for GPUs named with --gpus: without
+  // this, a machine without a GPU would compile and record a run whose every evaluation fails.
+  if (seen.empty())
     throw Error(fmt::format("no GPU to evaluate on{}{}",
                             doctor.error.empty() ? "" : ": " + doctor.error, hint));
-  return out;
+  if (asked.empty())
+    return seen;
+  for (int g : asked)
+    if (std::find(seen.begin(), seen.end(), g) == seen.end())
+      throw Error(fmt::format("GPU {} is not one of the GPUs kbench sees ({}; `kbench doctor` "
+                              "lists them)",
+                              g, fmt::join(seen, ", ")));
+  return asked;
+}
+
+void target_gpus(EvalBackend& backend, const std::vector<int>& gpus, const DoctorReport& doctor) {
+  std::vector<GpuInfo> used;
+  for (int index : gpus)
+    for (const auto& g : doctor.gpus)
+      if (g.index == index)
+        used.push_back(g);
+  backend.target(used);
 }
 
 int default_jobs(int jobs) {
