@@ -125,7 +125,7 @@ struct EvalArgs {
   std::string levels_dir;
   std::string cache_dir;
   bool no_cache = false;
-  std::string arch = "sm_90a";
+  std::string arch; // empty: the GPU's
   double timeout_s = 180.0;
   double timeout_floor_s = 5.0;
   double timeout_factor = 500.0;
@@ -155,7 +155,9 @@ const kb::cli::CommandRegistrar k_eval(20, [](CLI::App& app, std::function<void(
   cmd->add_option("--levels-dir", args->levels_dir, "Problem root (default: $KB_LEVELS_DIR)");
   cmd->add_option("--cache-dir", args->cache_dir, "Compile cache (default ~/.cache/kbench)");
   cmd->add_flag("--no-cache", args->no_cache, "Compile without the cache");
-  cmd->add_option("--arch", args->arch, "nvcc -arch for the candidate (default sm_90a)");
+  cmd->add_option("--arch", args->arch,
+                  "nvcc architecture(s) for the candidate, e.g. sm_89 or sm_80,sm_90a (default: "
+                  "the GPU's)");
   cmd->add_option("--timeout", args->timeout_s,
                   "Watchdog ceiling: no candidate command waits longer, seconds")
       ->capture_default_str();
@@ -206,10 +208,16 @@ const kb::cli::CommandRegistrar k_eval(20, [](CLI::App& app, std::function<void(
     opts.seeds = args->seeds;
     opts.timing.time_cap_s = args->time_cap_s;
     opts.timing.hold_launch = args->hold_launch;
-    const EvalCeilings ceilings = load_ceilings(args->calibration, args->db, args->gpu);
+    EvalCeilings ceilings = load_ceilings(args->calibration, args->db, args->gpu);
     opts.ceilings = ceilings.ceilings;
     kb::Evaluator evaluator(opts);
     const kb::EvalResult r = evaluator.evaluate(problem, source);
+    if (ceilings.ceilings.gpu_name.empty() && !evaluator.ceilings().gpu_name.empty()) {
+      // The evaluator chose once it knew the GPU: say which figures it used.
+      ceilings.ceilings = evaluator.ceilings();
+      ceilings.source =
+          "chosen by the evaluator for the GPU that ran it: " + ceilings.ceilings.gpu_name;
+    }
     if (args->json) {
       nlohmann::json j = r;
       j["problem"] = problem.id;

@@ -191,16 +191,37 @@ NvccVersion nvcc_version(const std::string& nvcc) {
   return v;
 }
 
+std::string default_arch() {
+  return KB_BUILD_ARCHS;
+}
+
 std::vector<std::string> nvcc_flags(const CompileOptions& opts) {
   // -cudart shared: the object imports the runtime's entry points instead of carrying a static
   // runtime, which is what lets screening see every CUDA call it makes.
   // -gencode with machine code only: the object runs on the GPU it was compiled for, so no PTX is
   // embedded for later JIT; that takes about a quarter off the compile of a small kernel.
-  const std::string virt =
-      opts.arch.rfind("sm_", 0) == 0 ? "compute_" + opts.arch.substr(3) : opts.arch;
-  std::vector<std::string> f = {"-shared", "-Xcompiler", "-fPIC",
-                                "-O3",     "-gencode",   "arch=" + virt + ",code=" + opts.arch,
-                                "-cudart", "shared",     "-I" + resolve_include_dir(opts)};
+  const std::string archs = opts.arch.empty() ? default_arch() : opts.arch;
+  std::vector<std::string> f = {"-shared", "-Xcompiler", "-fPIC", "-O3"};
+  std::string_view rest = archs;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    const std::string arch(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    if (arch.empty())
+      continue;
+    const std::string virt = arch.rfind("sm_", 0) == 0 ? "compute_" + arch.substr(3) : arch;
+    f.push_back("-gencode");
+    f.push_back("arch=" + virt + ",code=" + arch);
+  }
+  if (f.size() == 4)
+    throw Error(opts.arch.empty()
+                    ? std::string("no GPU architecture to compile candidates for: this build's "
+                                  "KB_CUDA_ARCHITECTURES names none by number; name one (kbench "
+                                  "eval --arch sm_89)")
+                    : fmt::format("no GPU architecture in '{}'", opts.arch));
+  f.push_back("-cudart");
+  f.push_back("shared");
+  f.push_back("-I" + resolve_include_dir(opts));
   for (const auto& x : opts.extra_flags)
     f.push_back(x);
   if (opts.allow_library_calls) {

@@ -21,7 +21,9 @@ namespace kb {
 
 struct CompileOptions {
   std::string nvcc; // empty: $KB_NVCC, else nvcc on PATH, else /usr/local/cuda/bin/nvcc
-  std::string arch = "sm_90a";
+  // GPU architectures to compile for: one ("sm_89") or several ("sm_80,sm_90a", one -gencode
+  // each). Empty: default_arch(). Callers that know the GPU name its architecture (gpu_arch).
+  std::string arch;
   std::vector<std::string> extra_flags;
   std::string include_dir; // holds kbench/kb_abi.h; empty: $KB_INCLUDE_DIR, else as built
   std::string cache_dir;   // empty: $KB_CACHE_DIR, else $XDG_CACHE_HOME/kbench, ~/.cache/kbench
@@ -67,6 +69,10 @@ std::string resolve_nvcc(const CompileOptions& opts);
 std::string resolve_cache_dir(const CompileOptions& opts);
 // Resolves the directory that holds kbench/kb_abi.h.
 std::string resolve_include_dir(const CompileOptions& opts);
+// The architectures this build of kbench runs its own kernels on (KB_CUDA_ARCHITECTURES, as
+// "sm_90a" or "sm_80,sm_90a"): what a candidate compiles for when nobody named its GPU's. Empty
+// when the build names none by number ("native", "all").
+std::string default_arch();
 
 // ---------------------------------------------------------------------------------------------
 // Symbol screening

@@ -71,7 +71,9 @@ public:
 
   // Source to verdict: compile, screen, run, judge, time. A failing candidate is an outcome;
   // throws kb::Error only when the harness cannot run (no worker binary, no GPU, the reference
-  // process failing).
+  // process failing). With EvalOptions::compile.arch empty the candidate compiles for the GPU's
+  // architecture, as the reference process reports it (nvcc starts on default_arch() while the
+  // reference starts CUDA, and compiles again only for a GPU of another architecture).
   EvalResult evaluate(const Problem& problem, std::string_view source);
   // As evaluate() for an object compiled already (compile.ok must hold); fills compile fields
   // from `compile`.
@@ -103,8 +105,12 @@ struct GpuInfo {
   int sm_clock_mhz = 0;
   int memory_clock_mhz = 0;
   int memory_bus_bits = 0;
-  std::string arch() const; // "sm_90a" for 9.0, "sm_80" otherwise
+  std::string arch() const; // gpu_arch(cc_major, cc_minor)
 };
+
+// The nvcc architecture of a GPU of compute capability major.minor: "sm_90a" for 9.0 (Hopper's
+// arch-specific instructions), "sm_<major><minor>" otherwise; "" when major is 0 (not known).
+std::string gpu_arch(int cc_major, int cc_minor);
 
 struct DoctorReport {
   bool worker_ran = false;

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <random>
 
@@ -371,6 +372,33 @@ struct Evaluator::Impl {
                       std::max(opts.timeout_s, opts.timeout_floor_s));
   }
 
+  // Compiles for the architecture options name, else for the GPU's (see Evaluator::evaluate).
+  CompileResult compile_for_gpu(std::string_view source) {
+    CompileOptions co = opts.compile;
+    if (!co.arch.empty())
+      return compile_candidate(source, co);
+    if (ref_ready) {
+      co.arch = gpu_arch(device.cc_major, device.cc_minor);
+      return compile_candidate(source, co);
+    }
+    // Until the reference process names the GPU, nvcc works on this build's architectures.
+    CompileOptions early_opts = co;
+    early_opts.arch = default_arch();
+    std::future<CompileResult> early;
+    if (!early_opts.arch.empty())
+      early = std::async(std::launch::async,
+                         [&early_opts, source] { return compile_candidate(source, early_opts); });
+    await_reference(); // on failure, early's destructor waits for nvcc
+    co.arch = gpu_arch(device.cc_major, device.cc_minor);
+    if (early.valid()) {
+      CompileResult r = early.get();
+      const std::string list = "," + early_opts.arch + ",";
+      if (co.arch.empty() || list.find("," + co.arch + ",") != std::string::npos)
+        return r;
+    }
+    return compile_candidate(source, co);
+  }
+
   const BaselineRecord& baseline(const Problem& problem, uint64_t timing_seed);
   bool preflight(const CompileResult& cr, EvalResult& r) const;
   EvalResult run(const Problem& problem, const CompileResult& cr);
@@ -511,7 +539,7 @@ EvalResult Evaluator::evaluate(const Problem& problem, std::string_view source) 
   m_impl->start_reference();
   if (!m_impl->spare)
     m_impl->spare = m_impl->spawn_candidate();
-  const CompileResult cr = compile_candidate(source, m_opts.compile);
+  const CompileResult cr = m_impl->compile_for_gpu(source);
   return evaluate_compiled(problem, cr);
 }
 
@@ -1017,10 +1045,16 @@ EvalResult Evaluator::Impl::run(const Problem& problem, const CompileResult& cr)
 // Doctor and calibration
 // ---------------------------------------------------------------------------------------------
 
-std::string GpuInfo::arch() const {
+std::string gpu_arch(int cc_major, int cc_minor) {
+  if (cc_major <= 0)
+    return "";
   if (cc_major == 9 && cc_minor == 0)
     return "sm_90a";
   return fmt::format("sm_{}{}", cc_major, cc_minor);
+}
+
+std::string GpuInfo::arch() const {
+  return gpu_arch(cc_major, cc_minor);
 }
 
 void to_json(json& j, const GpuInfo& g) {

@@ -1,4 +1,8 @@
 // The real evaluation back end: kb_compile for nvcc, kb::Evaluator per GPU, run_doctor.
+#include <algorithm>
+
+#include <fmt/format.h>
+
 #include "runner.hpp"
 
 namespace kb::runner {
@@ -18,7 +22,8 @@ private:
 
 class RealBackend final : public EvalBackend {
 public:
-  explicit RealBackend(EvalOptions o) : m_opts(std::move(o)) {}
+  explicit RealBackend(EvalOptions o)
+      : m_opts(std::move(o)), m_arch_chosen(!m_opts.compile.arch.empty()) {}
   CompileResult compile(std::string_view source) override {
     return compile_candidate(source, m_opts.compile);
   }
@@ -37,6 +42,17 @@ public:
       return d;
     }
   }
+  void target(const std::vector<GpuInfo>& gpus) override {
+    if (m_arch_chosen)
+      return;
+    // Every architecture among the GPUs (usually one): an object runs on any GPU of the run.
+    std::vector<std::string> archs;
+    for (const auto& g : gpus)
+      if (const std::string a = g.arch();
+          !a.empty() && std::find(archs.begin(), archs.end(), a) == archs.end())
+        archs.push_back(a);
+    m_opts.compile.arch = fmt::format("{}", fmt::join(archs, ","));
+  }
   GpuCeilings calibrate(int gpu) override {
     // A calibration on an idle GPU takes seconds; the watchdog only stops a hung worker.
     return run_calibrate(worker(), gpu, 120.0);
@@ -47,6 +63,7 @@ private:
     return m_opts.worker_path.empty() ? default_worker_path() : m_opts.worker_path;
   }
   EvalOptions m_opts;
+  bool m_arch_chosen = false; // the options name the architecture: target() leaves it
 };
 
 } // namespace

@@ -31,6 +31,7 @@ EvaluateSummary evaluate_stored(const EvaluateOptions& opts, EvalBackend& backen
     stored_hash[p.id] = p.content_hash;
   const DoctorReport doctor = backend.doctor();
   const std::vector<int> gpus = detail::gpus_to_use(opts.gpus, doctor, "");
+  detail::target_gpus(backend, gpus, doctor);
   std::vector<store::AttemptRow> todo;
   std::map<std::string, int64_t> skipped;
   auto attempts = s.attempts(store::AttemptFilter{.run_ids = {opts.run_id}, .with_source = true});

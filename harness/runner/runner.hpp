@@ -50,6 +50,9 @@ public:
   virtual std::unique_ptr<GpuEvaluator> open_gpu(int gpu, const GpuCeilings& ceilings) = 0;
   // Facts about the machine for the run record; never throws (error says why).
   virtual DoctorReport doctor() = 0;
+  // The GPUs candidates will run on, named before the first compile: compiles target their
+  // architectures (GpuInfo::arch) unless the options name one. The default ignores them.
+  virtual void target(const std::vector<GpuInfo>& gpus) { (void)gpus; }
   // Measures one GPU's ceilings (copy bandwidth, GEMM rates); throws kb::Error when it cannot.
   // The default cannot.
   virtual GpuCeilings calibrate(int gpu);

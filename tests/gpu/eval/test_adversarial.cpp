@@ -212,6 +212,10 @@ TEST_F(EvalGpuTest, WritingPastTheOutputIsOutOfBounds) {
   expect_mismatch(eval("relu_small", "adversarial/write_past_end.cu"), "out_of_bounds");
 }
 
+TEST_F(EvalGpuTest, WritingPastTheWorkspaceIsOutOfBounds) {
+  expect_mismatch(eval("relu_small", "adversarial/write_past_workspace.cu"), "out_of_bounds");
+}
+
 TEST_F(EvalGpuTest, TheWorkspaceIsGarbageAtEveryCall) {
   const auto r = eval("relu_small", "adversarial/workspace_memory.cu");
   EXPECT_EQ(r.outcome, kb::Outcome::correct) << why(r);

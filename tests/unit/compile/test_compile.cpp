@@ -158,8 +158,34 @@ TEST_F(CompileTest, FlagsUseTheSharedRuntime) {
     return s;
   }();
   EXPECT_NE(all.find("-cudart shared"), std::string::npos);
-  EXPECT_NE(all.find("arch=compute_90a,code=sm_90a"), std::string::npos);
   EXPECT_NE(all.find("-shared"), std::string::npos);
+}
+
+TEST_F(CompileTest, ArchitecturesAreTheBuildsUnlessNamedOneGencodeEach) {
+  auto joined = [](const std::vector<std::string>& f) {
+    std::string s;
+    for (const auto& x : f)
+      s += x + " ";
+    return s;
+  };
+  // Unnamed: the architectures of this build's own kernels (KB_CUDA_ARCHITECTURES).
+  const std::string build = kb::default_arch();
+  ASSERT_FALSE(build.empty());
+  const std::string first = build.substr(0, build.find(','));
+  m_opts.arch.clear();
+  EXPECT_NE(joined(kb::nvcc_flags(m_opts))
+                .find("-gencode arch=compute_" + first.substr(3) + ",code=" + first + " "),
+            std::string::npos);
+  m_opts.arch = "sm_89";
+  EXPECT_NE(joined(kb::nvcc_flags(m_opts)).find("-O3 -gencode arch=compute_89,code=sm_89 -cudart"),
+            std::string::npos);
+  m_opts.arch = "sm_80,sm_90a";
+  EXPECT_NE(joined(kb::nvcc_flags(m_opts))
+                .find("-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a "
+                      "-cudart"),
+            std::string::npos);
+  m_opts.arch = ",";
+  EXPECT_THROW(kb::nvcc_flags(m_opts), kb::Error);
 }
 
 TEST_F(CompileTest, MissingNvccIsAHarnessError) {

@@ -49,6 +49,15 @@ bool next(eval::Envelope& e) {
   return true;
 }
 
+// The GPU both modes report: compute capability from KB_FAKE_CC ("8.9"), else 9.0.
+eval::DeviceInfo fake_device() {
+  eval::DeviceInfo d{"Fake GPU", 1, 1 << 20, 9, 0};
+  if (const char* cc = std::getenv("KB_FAKE_CC"))
+    if (std::sscanf(cc, "%d.%d", &d.cc_major, &d.cc_minor) != 2)
+      std::exit(8);
+  return d;
+}
+
 double env_ms(const char* name, double fallback) {
   const char* v = std::getenv(name);
   return v ? std::atof(v) : fallback;
@@ -96,7 +105,7 @@ int reference() {
     reply(f);
     return 1;
   }
-  reply(eval::Started{{"Fake GPU", 1, 1 << 20, 9, 0}});
+  reply(eval::Started{fake_device()});
   eval::Envelope e;
   std::size_t outputs = 1;
   const double base_ms = env_ms("KB_FAKE_BASE_MS", 1.0);
@@ -151,7 +160,7 @@ int candidate() {
     raw("this is not json\n");
     ::sleep(1000);
   }
-  reply(eval::Started{{"Fake GPU", 1, 1 << 20, 9, 0}});
+  reply(eval::Started{fake_device()});
   eval::Envelope e;
   std::size_t inputs = 1;
   int round_no = 0;

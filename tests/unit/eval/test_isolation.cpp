@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "catalog.hpp"
@@ -33,6 +35,7 @@ protected:
     ::unsetenv("KB_FAKE_REF_BEHAVIOUR");
     ::unsetenv("KB_FAKE_CAND_MS");
     ::unsetenv("KB_FAKE_BASE_MS");
+    ::unsetenv("KB_FAKE_CC");
   }
   static kb::EvalOptions options() {
     kb::EvalOptions o;
@@ -281,6 +284,82 @@ TEST_F(IsolationTest, CompileErrorsNeverReachAWorker) {
   const auto r = ev.evaluate_compiled(p, bad);
   EXPECT_EQ(r.outcome, kb::Outcome::compile_error);
   EXPECT_EQ(r.message, bad.message);
+}
+
+// An nvcc stand-in in `dir`: answers --version like nvcc 13.0, appends every other command line
+// to dir/nvcc.log and fails the compile.
+std::string fake_nvcc(const fs::path& dir) {
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path script = dir / "nvcc";
+  std::ofstream(script) << "#!/bin/sh\n"
+                           "if [ \"$1\" = --version ]; then\n"
+                           "  echo 'Cuda compilation tools, release 13.0, V13.0.0'\n"
+                           "  echo 'Build cuda_13.0.stand-in'\n"
+                           "  exit 0\n"
+                           "fi\n"
+                           "echo \"$*\" >> '" +
+                               (dir / "nvcc.log").string() +
+                               "'\n"
+                               "exit 2\n";
+  fs::permissions(script, fs::perms::owner_all);
+  return script.string();
+}
+
+std::vector<std::string> lines_of(const fs::path& p) {
+  std::vector<std::string> lines;
+  std::ifstream in(p);
+  for (std::string l; std::getline(in, l);)
+    lines.push_back(l);
+  return lines;
+}
+
+TEST_F(IsolationTest, TheCandidateCompilesForTheGpuTheReferenceReports) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("kbench-arch-test-" + std::to_string(::getpid()));
+  kb::EvalOptions o = options();
+  o.gpu_probe = false;
+  o.compile.nvcc = fake_nvcc(dir);
+  o.compile.use_cache = false;
+  o.compile.arch.clear();
+  const kb::Problem p = kb::load_problem(k_levels + "/level1/relu_small.yaml", k_levels);
+  ::setenv("KB_FAKE_CC", "8.9", 1);
+  kb::Evaluator ev(o);
+  // First evaluation: nvcc starts on this build's architectures while the reference starts,
+  // then compiles again for the GPU it reports.
+  EXPECT_EQ(ev.evaluate(p, "extern \"C\" int kb_forward();").outcome, kb::Outcome::compile_error);
+  auto calls = lines_of(dir / "nvcc.log");
+  ASSERT_EQ(calls.size(), kb::default_arch().empty() ? 1u : 2u);
+  EXPECT_NE(calls.back().find("-gencode arch=compute_89,code=sm_89 "), std::string::npos)
+      << calls.back();
+  EXPECT_EQ(calls.back().find("sm_90"), std::string::npos) << calls.back();
+  // Later evaluations know the GPU: one compile, for it.
+  EXPECT_EQ(ev.evaluate(p, "extern \"C\" int kb_forward(); // 2").outcome,
+            kb::Outcome::compile_error);
+  calls = lines_of(dir / "nvcc.log");
+  ASSERT_EQ(calls.size(), kb::default_arch().empty() ? 2u : 3u);
+  EXPECT_NE(calls.back().find("code=sm_89 "), std::string::npos) << calls.back();
+  fs::remove_all(dir);
+}
+
+TEST_F(IsolationTest, AGpuOfTheBuildsArchitectureCompilesOnce) {
+  if (kb::default_arch() != "sm_90a")
+    GTEST_SKIP() << "this build's architectures are " << kb::default_arch();
+  const fs::path dir =
+      fs::temp_directory_path() / ("kbench-arch-once-test-" + std::to_string(::getpid()));
+  kb::EvalOptions o = options();
+  o.gpu_probe = false;
+  o.compile.nvcc = fake_nvcc(dir);
+  o.compile.use_cache = false;
+  o.compile.arch.clear();
+  ::setenv("KB_FAKE_CC", "9.0", 1);
+  kb::Evaluator ev(o);
+  const kb::Problem p = kb::load_problem(k_levels + "/level1/relu_small.yaml", k_levels);
+  EXPECT_EQ(ev.evaluate(p, "extern \"C\" int kb_forward();").outcome, kb::Outcome::compile_error);
+  const auto calls = lines_of(dir / "nvcc.log");
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_NE(calls[0].find("code=sm_90a "), std::string::npos) << calls[0];
+  fs::remove_all(dir);
 }
 
 } // namespace

@@ -78,6 +78,18 @@ public:
     d.driver_version = 13000;
     return d;
   }
+  void target(const std::vector<GpuInfo>& gpus) override {
+    std::lock_guard lock(m_mutex);
+    std::vector<int> indices;
+    for (const auto& g : gpus)
+      indices.push_back(g.index);
+    m_targets.push_back(indices);
+  }
+  // The GPU indices of every target() call, in order.
+  std::vector<std::vector<int>> targets() const {
+    std::lock_guard lock(m_mutex);
+    return m_targets;
+  }
   GpuCeilings calibrate(int gpu) override {
     ++calibrations;
     if (!measured)
@@ -97,6 +109,7 @@ private:
   std::vector<std::string> m_names;
   mutable std::mutex m_mutex;
   std::vector<std::pair<int, GpuCeilings>> m_opened;
+  std::vector<std::vector<int>> m_targets;
 };
 
 } // namespace kb::runner::fakes
