@@ -108,6 +108,7 @@ Context::Context(cudaStream_t stream, bool allow_tf32) : m_impl(std::make_unique
   c.allow_tf32_conv = allow_tf32;
   KB_CUDA_CHECK(cudaGetDevice(&c.device));
   KB_CUDA_CHECK(cudaDeviceGetAttribute(&c.sm_count, cudaDevAttrMultiProcessorCount, c.device));
+  KB_CUDA_CHECK(cudaDeviceGetAttribute(&c.l2_bytes, cudaDevAttrL2CacheSize, c.device));
   KB_CUBLAS_CHECK(cublasCreate(&c.cublas));
   KB_CUBLAS_CHECK(cublasSetStream(c.cublas, stream));
   // Strict FP32 unless the contract allows TF32; the math mode only matters for cublas<t>gemm,

@@ -36,9 +36,10 @@ struct Context::Impl {
   cudaStream_t stream = nullptr;
   bool allow_tf32 = false;
   bool allow_tf32_conv = false; // cuDNN convolutions only (PyTorch's default lets them use TF32)
-  bool prefer_cudnn = false; // pooling, softmax, layer/RMS norm through cuDNN where supported
+  bool prefer_cudnn = false;    // pooling, softmax, layer/RMS norm through cuDNN where supported
   int device = 0;
   int sm_count = 0;
+  int l2_bytes = 0;
   cublasHandle_t cublas = nullptr;
   cublasLtHandle_t lt = nullptr;
   cudnnHandle_t cudnn_handle = nullptr; // created on first use: loading cuDNN is slow

@@ -1,6 +1,8 @@
 // softmax / log_softmax: one warp per contiguous row of up to 1024 values (held in registers), one
-// block per longer row (online max/sum, then one write pass), or one thread per column when the
-// softmax dim is not the last; also the attention softmax.
+// block per longer row (online max/sum, then one write pass; float rows of whole 16-byte packs
+// read and write packs, with as many rows in flight as the L2 cache can hold, so the second read
+// of a row is served by L2), or one thread per column when the softmax dim is not the last; also
+// the attention softmax.
 #include "kernel_common.cuh"
 
 namespace kb::gpu {
@@ -96,6 +98,75 @@ __global__ void softmax_rows_kernel(const Tin* __restrict__ x, Tout* __restrict_
         r = log ? v - m - log_s : d_exp(v - m) * inv_s;
       }
       yr[c] = from_acc<Tout>(r);
+    }
+  }
+}
+
+// Merges the per-thread states of a block; every thread returns the row's (max, sum).
+template <class A> __device__ MaxSum<A> block_merge(MaxSum<A> st, A* sm, A* ss) {
+  st.warp_merge();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads(); // the previous row's readers of sm/ss are done
+  if (lane == 0) {
+    sm[warp] = st.m;
+    ss[warp] = st.s;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    const int warps = blockDim.x >> 5;
+    MaxSum<A> t{lane < warps ? sm[lane] : neg_inf<A>(), lane < warps ? ss[lane] : A(0)};
+    t.warp_merge();
+    if (lane == 0) {
+      sm[0] = t.m;
+      ss[0] = t.s;
+    }
+  }
+  __syncthreads();
+  return MaxSum<A>{sm[0], ss[0]};
+}
+
+// Float rows of cols4 16-byte packs, no mask: one block per row. The statistics pass reads with
+// normal caching (the row stays in L2 when the grid keeps few enough rows in flight); the write
+// pass reads the row for the last time and streams the output past L2 (evict-first), so the
+// output does not push the rows still to be reread out of the cache. NaN and -inf follow
+// MaxSum: a NaN makes the row NaN; -inf values add nothing.
+__global__ void __launch_bounds__(1024)
+    softmax_rows_f32x4_kernel(const float4* __restrict__ x, float4* __restrict__ y, int64_t rows,
+                              int64_t cols4, bool log) {
+  __shared__ float sm[32], ss[32];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const float4* xr = x + row * cols4;
+    float4* yr = y + row * cols4;
+    float m = neg_inf<float>(), s = 0.0f;
+    bool nan = false;
+#pragma unroll 4
+    for (int64_t c = threadIdx.x; c < cols4; c += blockDim.x) {
+      const float4 v = xr[c];
+      nan |= (v.x != v.x) | (v.y != v.y) | (v.z != v.z) | (v.w != v.w);
+      const float mx = fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w));
+      if (mx > m) {
+        s *= d_exp(m - mx); // 0 while m is -inf (s is 0 then too)
+        m = mx;
+      }
+      if (m != neg_inf<float>())
+        s += (d_exp(v.x - m) + d_exp(v.y - m)) + (d_exp(v.z - m) + d_exp(v.w - m));
+    }
+    MaxSum<float> st{m, s};
+    if (nan)
+      st.m = st.s = NAN;
+    st = block_merge(st, sm, ss);
+    const float mm = st.m, log_s = d_log(st.s), inv_s = 1.0f / st.s;
+#pragma unroll 4
+    for (int64_t c = threadIdx.x; c < cols4; c += blockDim.x) {
+      const float4 v = __ldcs(xr + c);
+      float4 r;
+      if (log) {
+        r = make_float4(v.x - mm - log_s, v.y - mm - log_s, v.z - mm - log_s, v.w - mm - log_s);
+      } else {
+        r = make_float4(d_exp(v.x - mm) * inv_s, d_exp(v.y - mm) * inv_s, d_exp(v.z - mm) * inv_s,
+                        d_exp(v.w - mm) * inv_s);
+      }
+      __stcs(yr + c, r);
     }
   }
 }
@@ -198,6 +269,31 @@ void launch_rows(const void* in, void* out, int64_t rows, int64_t cols, bool log
   KB_CUDA_CHECK_LAUNCH();
 }
 
+bool aligned16(const void* p) {
+  return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
+}
+
+// 1024 threads a block for long rows. The grid keeps every SM busy; when the rows in flight at
+// once would not fit in three quarters of the L2 cache, it keeps one block per SM, and if even
+// those do not fit, as many as the device holds (the second read then comes from memory either
+// way).
+void launch_rows_f32x4(Context& ctx, const void* in, void* out, int64_t rows, int64_t cols4,
+                       bool log) {
+  const Context::Impl& c = ctx.impl();
+  const int block = cols4 >= 4096 ? 1024 : (cols4 >= 1024 ? 512 : 256);
+  const int64_t per_sm = 2048 / block;
+  const int64_t sms = std::max(1, c.sm_count);
+  const int64_t row_bytes = cols4 * 16;
+  int64_t grid = sms * per_sm;
+  const int64_t l2_share = int64_t{c.l2_bytes} / 4 * 3;
+  if (grid * row_bytes > l2_share && sms * row_bytes <= l2_share)
+    grid = sms;
+  grid = std::min<int64_t>(grid, rows);
+  softmax_rows_f32x4_kernel<<<static_cast<int>(grid), block, 0, c.stream>>>(
+      static_cast<const float4*>(in), static_cast<float4*>(out), rows, cols4, log);
+  KB_CUDA_CHECK_LAUNCH();
+}
+
 } // namespace
 
 void launch_softmax_rows(const OpNode& node, const void* in, DType in_dtype, void* out,
@@ -243,6 +339,11 @@ void op_softmax(Context& ctx, const OpNode& node, std::span<const DeviceTensor> 
   if (ctx.impl().prefer_cudnn && cudnn_softmax(ctx, node, x, out, outer, R, inner, log))
     return;
   if (inner == 1) {
+    if (x.dtype == DType::f32 && R >= 2048 && R % 4 == 0 && aligned16(x.data) &&
+        aligned16(out.data)) {
+      launch_rows_f32x4(ctx, x.data, out.data, outer, R / 4, log);
+      return;
+    }
     launch_softmax_rows(node, x.data, x.dtype, out.data, out.dtype, outer, R, log, 0, ctx.stream());
     return;
   }

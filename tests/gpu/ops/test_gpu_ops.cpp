@@ -289,6 +289,10 @@ std::vector<Case> cases() {
   add("softmax", {{"dim", int64_t{-1}}}, {{70, 700}}, {uni(-5, 5)}, "warp_rows_32");
   add("log_softmax", {{"dim", int64_t{-1}}}, {{9, 200}}, {uni(-5, 5)}, "warp_rows_8");
   add("log_softmax", {{"dim", int64_t{0}}}, {{6, 5}}, {uni(-5, 5)}, "first");
+  // Float rows of whole 16-byte packs (f32 takes the packed long-row kernel): more rows than
+  // the grid has blocks, and a long row in log form.
+  add("softmax", {{"dim", int64_t{-1}}}, {{300, 2048}}, {uni(-8, 8)}, "packed_rows");
+  add("log_softmax", {{"dim", int64_t{-1}}}, {{3, 16384}}, {uni(-8, 8)}, "packed_long_rows");
   add("cumsum", {{"dim", int64_t{-1}}}, {{3, 2500}}, {}, "last");
   add("cumsum", {{"dim", int64_t{1}}}, {{3, 5, 7}}, {}, "middle");
   add("prod", {{"dim", int64_t{1}}}, {{4, 7, 9}}, {uni(0.5, 1.5)}, "middle");
