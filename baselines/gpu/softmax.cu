@@ -54,54 +54,6 @@ template <class A> struct MaxSum {
   }
 };
 
-template <class Tin, class Tout>
-__global__ void softmax_rows_kernel(const Tin* __restrict__ x, Tout* __restrict__ y, int64_t rows,
-                                    int64_t cols, bool log, int64_t causal_rows) {
-  using A = Acc<Tin>;
-  __shared__ A sm[32], ss[32];
-  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-    const Tin* xr = x + row * cols;
-    Tout* yr = y + row * cols;
-    // Columns past `limit` are masked (causal); limit = cols without a mask.
-    const int64_t limit = causal_rows > 0 ? std::min<int64_t>(cols, row % causal_rows + 1) : cols;
-    MaxSum<A> st{neg_inf<A>(), A(0)};
-    for (int64_t c = threadIdx.x; c < limit; c += blockDim.x) {
-      st.push(to_acc(xr[c]));
-    }
-    st.warp_merge();
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads();
-    if (lane == 0) {
-      sm[warp] = st.m;
-      ss[warp] = st.s;
-    }
-    __syncthreads();
-    if (warp == 0) {
-      const int warps = blockDim.x >> 5;
-      MaxSum<A> t{lane < warps ? sm[lane] : neg_inf<A>(), lane < warps ? ss[lane] : A(0)};
-      t.warp_merge();
-      if (lane == 0) {
-        sm[0] = t.m;
-        ss[0] = t.s;
-      }
-    }
-    __syncthreads();
-    const A m = sm[0], s = ss[0];
-    const A log_s = d_log(s);
-    const A inv_s = A(1) / s;
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-      A r;
-      if (c >= limit)
-        r = log ? neg_inf<A>() : A(0);
-      else {
-        const A v = to_acc(xr[c]);
-        r = log ? v - m - log_s : d_exp(v - m) * inv_s;
-      }
-      yr[c] = from_acc<Tout>(r);
-    }
-  }
-}
-
 // Merges the per-thread states of a block; every thread returns the row's (max, sum).
 template <class A> __device__ MaxSum<A> block_merge(MaxSum<A> st, A* sm, A* ss) {
   st.warp_merge();
@@ -123,6 +75,37 @@ template <class A> __device__ MaxSum<A> block_merge(MaxSum<A> st, A* sm, A* ss) 
   }
   __syncthreads();
   return MaxSum<A>{sm[0], ss[0]};
+}
+
+template <class Tin, class Tout>
+__global__ void softmax_rows_kernel(const Tin* __restrict__ x, Tout* __restrict__ y, int64_t rows,
+                                    int64_t cols, bool log, int64_t causal_rows) {
+  using A = Acc<Tin>;
+  __shared__ A sm[32], ss[32];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const Tin* xr = x + row * cols;
+    Tout* yr = y + row * cols;
+    // Columns past `limit` are masked (causal); limit = cols without a mask.
+    const int64_t limit = causal_rows > 0 ? std::min<int64_t>(cols, row % causal_rows + 1) : cols;
+    MaxSum<A> st{neg_inf<A>(), A(0)};
+    for (int64_t c = threadIdx.x; c < limit; c += blockDim.x) {
+      st.push(to_acc(xr[c]));
+    }
+    st = block_merge(st, sm, ss);
+    const A m = st.m, s = st.s;
+    const A log_s = d_log(s);
+    const A inv_s = A(1) / s;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+      A r;
+      if (c >= limit)
+        r = log ? neg_inf<A>() : A(0);
+      else {
+        const A v = to_acc(xr[c]);
+        r = log ? v - m - log_s : d_exp(v - m) * inv_s;
+      }
+      yr[c] = from_acc<Tout>(r);
+    }
+  }
 }
 
 // Float rows of cols4 16-byte packs, no mask: one block per row. The statistics pass reads with
